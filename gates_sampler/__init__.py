@@ -1,0 +1,38 @@
+"""gates-sampler: predictor-based neural architecture search (GATES++) with an ask/tell interface.
+
+The core (:class:`GatesPredictorSearcher`) imports torch, numpy and scipy only. The framework
+adapters load lazily: ``GatesSampler`` (Optuna, ``pip install 'gates-sampler[optuna]'``) and
+``GatesSearcher`` (Ray Tune, ``pip install 'gates-sampler[ray]'``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gates_sampler.searcher import GatesPredictorSearcher
+
+__version__ = "0.1.0"
+__all__ = ["GatesPredictorSearcher", "GatesSampler", "GatesSearcher", "__version__"]
+
+logging.getLogger("gates_sampler").addHandler(logging.NullHandler())
+
+_LAZY = {
+    "GatesSampler": ("gates_sampler.integrations.optuna", "optuna", "optuna"),
+    "GatesSearcher": ("gates_sampler.integrations.ray_tune", "ray", "ray"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, dist, extra = _LAZY[name]
+        import importlib
+
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.split(".")[0] == dist:
+                raise ImportError(f"{name} needs {dist}: pip install 'gates-sampler[{extra}]'") from exc
+            raise
+        return getattr(mod, name)
+    raise AttributeError(f"module 'gates_sampler' has no attribute {name!r}")

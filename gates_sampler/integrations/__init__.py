@@ -1,0 +1,1 @@
+"""Framework adapters (Optuna, Ray Tune); each imports its framework lazily."""

@@ -1,0 +1,7 @@
+"""GATES / GATES++ performance predictors, ranking losses and fitting."""
+
+from gates_sampler.predictor.encoder import GatesEncoder, GatesLayer, MLPEncoder
+from gates_sampler.predictor.losses import LOSSES
+from gates_sampler.predictor.model import ENCODERS, Predictor
+
+__all__ = ["ENCODERS", "GatesEncoder", "GatesLayer", "LOSSES", "MLPEncoder", "Predictor"]

@@ -1,0 +1,301 @@
+"""The performance predictor: encoder + score head, trained with a ranking loss."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from gates_sampler.predictor import losses as L
+from gates_sampler.predictor.encoder import GatesEncoder, MLPEncoder, mlp_head
+from gates_sampler.spaces.base import Arch, GraphBatch, SearchSpace
+from gates_sampler.utils import resolve_device
+
+logger = logging.getLogger("gates_sampler")
+
+ENCODERS = ("gates", "mlp")
+OpFeatures = Sequence[torch.Tensor]  # one tensor per cell, batched like CellBatch.op_features
+
+
+class _Net(nn.Module):
+    def __init__(self, encoder: nn.Module, head_hidden: tuple[int, ...], comparator: bool, aux_dim: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        d = encoder.out_dim
+        self.comparator = comparator
+        self.head = mlp_head(2 * d if comparator else d, head_hidden, 1)
+        self.aux_head = mlp_head(d, head_hidden, aux_dim) if aux_dim else None
+
+    def score_emb(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.head(emb).squeeze(-1)
+
+    def compare(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([a, b], dim=-1)).squeeze(-1)
+
+
+class Predictor:
+    """A GATES (or MLP-baseline) performance predictor with ``fit`` / ``score``.
+
+    Args:
+        space: the search space whose architectures are scored.
+        encoder: ``"gates"`` (default) or ``"mlp"`` (one-hot baseline).
+        loss: ``"hinge"`` (default, margin 0.1), ``"bce"``, ``"comparator"``, ``"listmle"`` or ``"mse"``.
+        margin: hinge margin.
+        epochs: training epochs per :meth:`fit` from scratch.
+        lr, weight_decay, batch_size: Adam settings and minibatch size.
+        op_dim, hidden, n_layers, self_loop: GATES sizes (defaults: the paper's NB101/NB201 setting).
+        head_hidden: hidden sizes of the score MLP.
+        op_feature_dim: size of per-op zero-shot features (GATES++ EES); 0 disables them.
+        aux_dim: size of the architecture-level auxiliary regression target (GATES++ ETS); 0 disables it.
+        aux_weight: weight of the auxiliary loss.
+        seed: fixes initialisation and minibatch order.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        encoder: str = "gates",
+        loss: str = "hinge",
+        margin: float = 0.1,
+        epochs: int = 200,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        batch_size: int = 512,
+        op_dim: int = 48,
+        hidden: int = 128,
+        n_layers: int = 5,
+        self_loop: bool = True,
+        head_hidden: tuple[int, ...] = (200,),
+        op_feature_dim: int = 0,
+        aux_dim: int = 0,
+        aux_weight: float = 0.5,
+        seed: int | None = None,
+        device: str | torch.device = "auto",
+    ) -> None:
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+        if loss not in L.LOSSES:
+            raise ValueError(f"loss must be one of {L.LOSSES}, got {loss!r}")
+        if encoder == "mlp" and (op_feature_dim or aux_dim):
+            raise ValueError("zero-shot features (op_feature_dim / aux_dim) need the gates encoder")
+        if epochs < 1 or batch_size < 2:
+            raise ValueError(f"epochs must be >= 1 and batch_size >= 2, got {epochs} and {batch_size}")
+        self.space = space
+        self.config: dict[str, Any] = dict(
+            encoder=encoder, loss=loss, margin=margin, epochs=epochs, lr=lr, weight_decay=weight_decay,
+            batch_size=batch_size, op_dim=op_dim, hidden=hidden, n_layers=n_layers, self_loop=self_loop,
+            head_hidden=tuple(head_hidden), op_feature_dim=op_feature_dim, aux_dim=aux_dim, aux_weight=aux_weight,
+        )
+        self.seed = seed
+        self.device = resolve_device(device)
+        self._rng = np.random.default_rng(seed)
+        self.net: _Net | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.aux_mean: torch.Tensor | None = None
+        self.aux_std: torch.Tensor | None = None
+        self.last_fit_seconds = 0.0
+        self.reset()
+
+    # ----- construction -----------------------------------------------------------------------
+    def reset(self) -> None:
+        """Re-initialise the weights (a fresh, untrained predictor)."""
+        c = self.config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self._rng.integers(2**31)))
+            if c["encoder"] == "gates":
+                enc: nn.Module = GatesEncoder(
+                    self.space.kind, len(self.space.op_names), n_cells=len(self.space.cell_names),
+                    n_inputs=self.space.n_inputs, op_dim=c["op_dim"], hidden=c["hidden"], n_layers=c["n_layers"],
+                    self_loop=c["self_loop"], op_feature_dim=c["op_feature_dim"],
+                )
+            else:
+                width = sum(len(v) for v in self.space.distributions().values())
+                enc = MLPEncoder(width)
+            self.net = _Net(enc, c["head_hidden"], c["loss"] == "comparator", c["aux_dim"]).to(self.device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
+        self.trained = False
+
+    # ----- inputs -----------------------------------------------------------------------------
+    def _inputs(self, archs: Sequence[Arch], zs_op: OpFeatures | None) -> GraphBatch | torch.Tensor:
+        if self.config["encoder"] == "mlp":
+            return self.space.one_hot(archs).to(self.device)
+        batch = self.space.encode(archs)
+        if self.config["op_feature_dim"]:
+            if zs_op is None:
+                raise ValueError("this predictor uses per-op zero-shot features (op_feature_dim > 0); pass zs_op")
+            if len(zs_op) != len(batch.cells):
+                raise ValueError(f"zs_op must hold one tensor per cell ({len(batch.cells)}), got {len(zs_op)}")
+            for cell, f in zip(batch.cells, zs_op):
+                cell.op_features = torch.as_tensor(f, dtype=torch.float32)
+        return batch.to(self.device)
+
+    @staticmethod
+    def _take(inputs: GraphBatch | torch.Tensor, idx: torch.Tensor) -> GraphBatch | torch.Tensor:
+        if isinstance(inputs, torch.Tensor):
+            return inputs[idx]
+        from gates_sampler.spaces.base import CellBatch
+
+        cells = [
+            CellBatch(
+                ops=c.ops[idx], readout=c.readout[idx], adj=None if c.adj is None else c.adj[idx],
+                op_features=None if c.op_features is None else c.op_features[idx],
+            )
+            for c in inputs.cells
+        ]
+        return GraphBatch(inputs.kind, cells, inputs.n_inputs, len(idx))
+
+    # ----- training ---------------------------------------------------------------------------
+    def fit(
+        self,
+        archs: Sequence[Arch],
+        values: Sequence[float] | np.ndarray,
+        zs_op: OpFeatures | None = None,
+        zs_arch: np.ndarray | torch.Tensor | None = None,
+        *,
+        epochs: int | None = None,
+        warm_start: bool = False,
+    ) -> "Predictor":
+        """Train on ``archs`` with true ``values`` (higher is better).
+
+        Args:
+            zs_op: per-op zero-shot features, one tensor per cell (needed when ``op_feature_dim > 0``).
+            zs_arch: ``[N, aux_dim]`` architecture-level zero-shot targets (used when ``aux_dim > 0``).
+            epochs: overrides the configured number of epochs for this call.
+            warm_start: continue from the current weights and optimizer state instead of re-initialising.
+        """
+        y = torch.as_tensor(np.asarray(values, dtype=np.float64), dtype=torch.float32)
+        if len(archs) != len(y):
+            raise ValueError(f"got {len(archs)} architectures but {len(y)} values")
+        if not torch.isfinite(y).all():
+            raise ValueError("values must be finite; drop failed evaluations before fitting")
+        if len(archs) < 2:
+            raise ValueError("need at least 2 evaluated architectures to fit a ranking predictor")
+        c = self.config
+        if not warm_start or not self.trained:
+            self.reset()
+        assert self.net is not None and self.optimizer is not None
+        inputs = self._inputs(archs, zs_op)
+        y = y.to(self.device)
+        if c["loss"] == "mse":
+            y = (y - y.mean()) / (y.std() + 1e-8)
+        aux = None
+        if c["aux_dim"]:
+            if zs_arch is None:
+                raise ValueError("this predictor has an auxiliary head (aux_dim > 0); pass zs_arch")
+            aux = torch.as_tensor(np.asarray(zs_arch), dtype=torch.float32, device=self.device)
+            if aux.shape != (len(archs), c["aux_dim"]):
+                raise ValueError(f"zs_arch must have shape ({len(archs)}, {c['aux_dim']}), got {tuple(aux.shape)}")
+            if not warm_start or self.aux_mean is None:
+                self.aux_mean, self.aux_std = aux.mean(0), aux.std(0) + 1e-6
+            aux = (aux - self.aux_mean) / self.aux_std
+        n = len(archs)
+        bs = min(c["batch_size"], n)
+        n_epochs = epochs if epochs is not None else c["epochs"]
+        start = time.perf_counter()
+        self.net.train()
+        gen_seed = int(self._rng.integers(2**31))
+        perm_rng = np.random.default_rng(gen_seed)
+        for _ in range(n_epochs):
+            order = torch.as_tensor(perm_rng.permutation(n), device=self.device)
+            for s in range(0, n, bs):
+                idx = order[s : s + bs]
+                if len(idx) < 2:
+                    continue
+                loss = self._loss(self._take(inputs, idx), y[idx], None if aux is None else aux[idx])
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+        self.net.eval()
+        self.trained = True
+        self.last_fit_seconds = time.perf_counter() - start
+        logger.debug("fitted predictor on %d architectures, %d epochs in %.2fs", n, n_epochs, self.last_fit_seconds)
+        return self
+
+    def _loss(self, inputs: GraphBatch | torch.Tensor, y: torch.Tensor, aux: torch.Tensor | None) -> torch.Tensor:
+        assert self.net is not None
+        c = self.config
+        emb = self.net.encoder(inputs)
+        kind = c["loss"]
+        if kind == "comparator":
+            loss = L.comparator_loss(self.net.compare, emb, y, c["margin"])
+        else:
+            s = self.net.score_emb(emb)
+            if kind == "hinge":
+                loss = L.pairwise_hinge(s, y, c["margin"])
+            elif kind == "bce":
+                loss = L.pairwise_bce(s, y)
+            elif kind == "listmle":
+                loss = L.listmle(s, y)
+            else:
+                loss = L.mse(s, y)
+        if aux is not None and self.net.aux_head is not None:
+            loss = loss + c["aux_weight"] * torch.nn.functional.mse_loss(self.net.aux_head(emb), aux)
+        return loss
+
+    # ----- inference --------------------------------------------------------------------------
+    @torch.no_grad()
+    def embed(self, archs: Sequence[Arch], zs_op: OpFeatures | None = None) -> torch.Tensor:
+        """Architecture embeddings from the encoder, ``[N, out_dim]``."""
+        assert self.net is not None
+        self.net.eval()
+        return self.net.encoder(self._inputs(archs, zs_op))
+
+    @torch.no_grad()
+    def score(self, archs: Sequence[Arch], zs_op: OpFeatures | None = None) -> np.ndarray:
+        """Predicted scores (higher = predicted better). For the comparator loss, the scores are
+        ranks from a randomized quick-sort with the learned comparator."""
+        if len(archs) == 0:
+            return np.zeros(0)
+        assert self.net is not None
+        emb = self.embed(archs, zs_op)
+        if self.config["loss"] != "comparator":
+            return self.net.score_emb(emb).double().cpu().numpy()
+
+        def less(items: np.ndarray, pivot: int) -> np.ndarray:
+            a = emb[torch.as_tensor(items, device=emb.device)]
+            p = emb[pivot].expand_as(a)
+            return (self.net.compare(p, a) > 0).cpu().numpy()  # type: ignore[union-attr]
+
+        order = L.quicksort_rank(len(archs), less, self._rng)
+        ranks = np.empty(len(archs))
+        ranks[order] = np.arange(len(archs), dtype=np.float64)
+        return ranks
+
+    # ----- persistence ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Weights, optimizer and RNG state, as plain Python / tensors."""
+        assert self.net is not None and self.optimizer is not None
+        return {
+            "config": dict(self.config),
+            "net": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self._rng.bit_generator.state,
+            "trained": self.trained,
+            "aux_mean": None if self.aux_mean is None else self.aux_mean.cpu(),
+            "aux_std": None if self.aux_std is None else self.aux_std.cpu(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (the configuration must match)."""
+        if state["config"] != self.config:
+            diff = {k: (state["config"].get(k), v) for k, v in self.config.items() if state["config"].get(k) != v}
+            raise ValueError(f"predictor state was saved with a different configuration: {diff}")
+        assert self.net is not None and self.optimizer is not None
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._rng.bit_generator.state = state["rng"]
+        self.trained = state["trained"]
+        self.aux_mean = None if state["aux_mean"] is None else state["aux_mean"].to(self.device)
+        self.aux_std = None if state["aux_std"] is None else state["aux_std"].to(self.device)
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        torch.save(self.state_dict(), buf)
+        return buf.getvalue()

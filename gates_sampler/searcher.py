@@ -1,0 +1,227 @@
+"""GatesPredictorSearcher: predictor-based NAS with an ask/tell interface (paper Alg. 1)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from gates_sampler.base_searcher import AskTellSearcher
+from gates_sampler.predictor import Predictor
+from gates_sampler.spaces.base import Arch, SearchSpace
+
+logger = logging.getLogger("gates_sampler")
+
+CANDIDATE_MODES = ("random", "mutation", "mixed")
+REFIT_POLICIES = ("warm", "scratch")
+
+
+class FeatureProvider(Protocol):
+    """Zero-shot information for GATES++ (filled by :mod:`gates_sampler.zeroshot`)."""
+
+    op_feature_dim: int  #: size of the per-op vector concatenated to op embeddings (0: none)
+    arch_feature_dim: int  #: size of the architecture-level auxiliary target (0: none)
+
+    def op_features(self, archs: Sequence[Arch]) -> list[torch.Tensor]:
+        """One tensor per cell, shaped like ``CellBatch.op_features``."""
+
+    def arch_features(self, archs: Sequence[Arch]) -> np.ndarray:
+        """``[N, arch_feature_dim]`` targets."""
+
+
+class GatesPredictorSearcher(AskTellSearcher):
+    """Predictor-based architecture search with a GATES(++) predictor.
+
+    Until ``n_startup`` architectures have finite values, :meth:`ask` proposes random architectures.
+    After that every :meth:`ask` with new results refits the predictor on all results so far (pairwise
+    ranking loss) and returns the top-scored of ``n_candidates`` random unseen architectures.
+
+    Args:
+        space: the search space.
+        direction: ``"maximize"`` or ``"minimize"`` the told values.
+        n_startup: random proposals before the predictor is used.
+        n_candidates: size of the candidate pool scored per ask (the paper's 200).
+        candidates: ``"random"`` (default, the paper's Alg. 1), ``"mutation"`` (single-edit mutations of
+            the best architectures so far) or ``"mixed"`` (``n_candidates`` random plus as many mutations).
+        predictor: a :class:`~gates_sampler.predictor.Predictor`, or a dict of its keyword arguments.
+        refit: ``"warm"`` (continue training the previous predictor for ``warm_epochs``; a first fit
+            trains the full ``epochs``) or ``"scratch"`` (re-initialise and train ``epochs`` every time).
+        warm_epochs: epochs per warm-started refit.
+        n_mutation_parents: how many of the best architectures the mutation candidates start from.
+        zero_shot: a :class:`FeatureProvider` for GATES++, or ``None`` for plain GATES.
+        seed: fixes every random draw (sampling, initialisation, minibatch order).
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        direction: str = "maximize",
+        n_startup: int = 10,
+        n_candidates: int = 200,
+        candidates: str = "random",
+        predictor: Predictor | dict[str, Any] | None = None,
+        refit: str = "warm",
+        warm_epochs: int = 10,
+        n_mutation_parents: int = 10,
+        zero_shot: FeatureProvider | None = None,
+        seed: int | None = None,
+        device: str | torch.device = "auto",
+    ) -> None:
+        super().__init__(space, direction=direction, seed=seed)
+        if not isinstance(n_startup, int) or n_startup < 2:
+            raise ValueError(f"n_startup must be an int >= 2 (the predictor needs pairs), got {n_startup!r}")
+        if not isinstance(n_candidates, int) or n_candidates < 1:
+            raise ValueError(f"n_candidates must be a positive int, got {n_candidates!r}")
+        if candidates not in CANDIDATE_MODES:
+            raise ValueError(f"candidates must be one of {CANDIDATE_MODES}, got {candidates!r}")
+        if refit not in REFIT_POLICIES:
+            raise ValueError(f"refit must be one of {REFIT_POLICIES}, got {refit!r}")
+        if not isinstance(warm_epochs, int) or warm_epochs < 1:
+            raise ValueError(f"warm_epochs must be a positive int, got {warm_epochs!r}")
+        self.n_startup = n_startup
+        self.n_candidates = n_candidates
+        self.candidates = candidates
+        self.refit = refit
+        self.warm_epochs = warm_epochs
+        self.n_mutation_parents = n_mutation_parents
+        self.zero_shot = zero_shot
+        self._predictor_kwargs: dict[str, Any] | None
+        if isinstance(predictor, Predictor):
+            if predictor.space is not space:
+                raise ValueError("the predictor was built for another space object")
+            self.predictor = predictor
+            self._predictor_kwargs = None
+        else:
+            kwargs = {"epochs": 100, **(predictor or {})}
+            if zero_shot is not None:
+                kwargs.setdefault("op_feature_dim", zero_shot.op_feature_dim)
+                kwargs.setdefault("aux_dim", zero_shot.arch_feature_dim)
+            kwargs.setdefault("device", device)
+            kwargs["seed"] = int(self._rng.integers(2**31))
+            self._predictor_kwargs = {k: v for k, v in kwargs.items() if k not in ("seed", "device")}
+            self.predictor = Predictor(space, **kwargs)
+        self._fitted_version = -1  # number of finite results the predictor was last fitted on
+        self._data_version = 0
+        self.ask_seconds: list[float] = []
+
+    # ----- predictor --------------------------------------------------------------------------
+    def _on_tell(self, arch: Arch, value: float | None) -> None:
+        if value is not None:
+            self._data_version += 1
+
+    def _features(self, archs: Sequence[Arch]) -> tuple[list[torch.Tensor] | None, np.ndarray | None]:
+        if self.zero_shot is None:
+            return None, None
+        zs_op = self.zero_shot.op_features(archs) if self.zero_shot.op_feature_dim else None
+        zs_arch = self.zero_shot.arch_features(archs) if self.zero_shot.arch_feature_dim else None
+        return zs_op, zs_arch
+
+    def fit_predictor(self) -> None:
+        """Fit the predictor on everything told so far, unless nothing new arrived since the last fit."""
+        if self._fitted_version == self._data_version:
+            return
+        archs, values = self.training_data()
+        if len(archs) < 2:
+            raise RuntimeError("need at least 2 finite results to fit the predictor")
+        zs_op, zs_arch = self._features(archs)
+        warm = self.refit == "warm" and self.predictor.trained
+        self.predictor.fit(archs, values, zs_op, zs_arch, epochs=self.warm_epochs if warm else None, warm_start=warm)
+        self._fitted_version = self._data_version
+
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Predicted scores of ``archs`` (higher = predicted better), fitting first if needed."""
+        archs = [self.space.coerce(a) for a in archs]
+        self.fit_predictor()
+        zs_op, _ = self._features(archs)
+        return self.predictor.score(archs, zs_op)
+
+    # ----- proposals --------------------------------------------------------------------------
+    def _candidate_pool(self, n: int) -> list[Arch]:
+        seen = self.seen_keys()
+        pool: list[Arch] = []
+        keys: set[str] = set()
+        if self.candidates in ("random", "mixed"):
+            pool = self.space.sample_unique(self._rng, self.n_candidates, exclude=seen)
+            keys = {self.space.canonical_key(a) for a in pool}
+        if self.candidates in ("mutation", "mixed"):
+            archs, values = self.training_data()
+            parents = [archs[i] for i in np.argsort(-values, kind="stable")[: self.n_mutation_parents]]
+            target = len(pool) + self.n_candidates
+            for _ in range(20 * self.n_candidates):
+                if len(pool) >= target:
+                    break
+                child = self.space.mutate(parents[int(self._rng.integers(len(parents)))], self._rng)
+                k = self.space.canonical_key(child)
+                if k in seen or k in keys:
+                    continue
+                keys.add(k)
+                pool.append(child)
+        if len(pool) < n:  # mutations ran dry or the space is nearly exhausted
+            pool += self.space.sample_unique(self._rng, n - len(pool), exclude=seen | keys, max_tries=100_000)
+        return pool
+
+    def _propose(self, n: int) -> list[Arch]:
+        start = time.perf_counter()
+        if self.n_complete < self.n_startup:
+            out = self._random_unseen(n)
+        else:
+            self.fit_predictor()
+            pool = self._candidate_pool(n)
+            if not pool:
+                return []
+            zs_op, _ = self._features(pool)
+            scores = self.predictor.score(pool, zs_op)
+            out = [pool[i] for i in np.argsort(-scores, kind="stable")[:n]]
+        self.ask_seconds.append(time.perf_counter() - start)
+        return out
+
+    # ----- persistence ------------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        return {
+            **super()._config(),
+            "n_startup": self.n_startup,
+            "n_candidates": self.n_candidates,
+            "candidates": self.candidates,
+            "refit": self.refit,
+            "warm_epochs": self.warm_epochs,
+            "n_mutation_parents": self.n_mutation_parents,
+            "predictor": self._predictor_kwargs,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["predictor_state"] = self.predictor.state_dict()
+        state["fitted_version"] = self._fitted_version
+        state["data_version"] = self._data_version
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self._predictor_kwargs is None:
+            raise ValueError("load_state_dict needs a searcher whose predictor was built from keyword arguments")
+        if "predictor_state" not in state:
+            raise ValueError("not a GatesPredictorSearcher state: 'predictor_state' is missing")
+        super().load_state_dict(state)
+        self.predictor.load_state_dict(state["predictor_state"])
+        self._fitted_version = state["fitted_version"]
+        self._data_version = state["data_version"]
+
+    @classmethod
+    def load(cls, path: Any, space: SearchSpace | None = None, **kwargs: Any) -> "GatesPredictorSearcher":
+        state = cls.read_state(path)
+        config = dict(state.get("config", {}))
+        if "predictor" in config:
+            config["predictor"] = dict(config["predictor"] or {})
+        if space is None:
+            from gates_sampler.base_searcher import _BUILTIN_SPACES
+
+            if state.get("space") not in _BUILTIN_SPACES:
+                raise ValueError(f"the state's space {state.get('space')!r} is not built in; pass space=...")
+            space = _BUILTIN_SPACES[state["space"]]()
+        searcher = cls(space, **{**config, **kwargs})
+        searcher.load_state_dict(state)
+        return searcher

@@ -1,0 +1,245 @@
+"""Architecture value objects, the graph batch the encoder reads, and the search-space interface."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+Params = dict[str, str]
+
+
+class Arch(abc.ABC):
+    """An immutable, hashable architecture of one search space.
+
+    Subclasses are frozen dataclasses; equality is structural (not isomorphism: use
+    ``space.canonical_key``).
+    """
+
+    @abc.abstractmethod
+    def __str__(self) -> str: ...
+
+
+Edge = tuple[str, int]  # (operation, index of the input node)
+EdgeCell = tuple[tuple[Edge, ...], ...]  # one entry per intermediate node, its incoming edges
+
+
+@dataclass(frozen=True)
+class EdgeArch(Arch):
+    """An "operation on edge" architecture: for every cell, for every intermediate node, the
+    incoming edges as ``(op, input_node)`` pairs. Node indices count the cell's input nodes first."""
+
+    cells: tuple[EdgeCell, ...]
+
+    def __str__(self) -> str:
+        parts = []
+        for cell in self.cells:
+            parts.append("+".join("|" + "|".join(f"{op}~{src}" for op, src in node) + "|" for node in cell))
+        return " / ".join(parts)
+
+
+@dataclass(frozen=True)
+class NodeArch(Arch):
+    """An "operation on node" architecture: an upper-triangular adjacency matrix (row = source,
+    column = destination, node 0 is the input, the last node the output) and one op per node
+    (``"input"`` and ``"output"`` at the ends)."""
+
+    matrix: tuple[tuple[int, ...], ...]
+    ops: tuple[str, ...]
+
+    def __str__(self) -> str:
+        rows = ",".join("".join(str(v) for v in row) for row in self.matrix)
+        return f"[{rows}]:{','.join(self.ops)}"
+
+    @property
+    def num_vertices(self) -> int:
+        return len(self.ops)
+
+    def edges(self) -> list[tuple[int, int]]:
+        return [(i, j) for i, row in enumerate(self.matrix) for j, v in enumerate(row) if v]
+
+
+@dataclass
+class CellBatch:
+    """Padded tensors for one cell position of a batch of architectures.
+
+    ``ops``: OOE ``[B, V, V, D]`` op index + 1 of the d-th edge from ``src`` into ``dst``
+    (indexed ``[b, dst, src, d]``; 0 = no edge); OON ``[B, V]`` op index + 1 per node (0 = padding).
+    ``adj``: OON only, ``[B, V, V]`` float adjacency indexed ``[b, dst, src]``.
+    ``readout``: ``[B, V]`` weights of the node embeddings that form the cell embedding.
+    ``op_features``: optional per-op zero-shot features, ``[B, V, V, D, F]`` (OOE) or ``[B, V, F]`` (OON).
+    """
+
+    ops: torch.Tensor
+    readout: torch.Tensor
+    adj: torch.Tensor | None = None
+    op_features: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> "CellBatch":
+        return CellBatch(
+            ops=self.ops.to(device),
+            readout=self.readout.to(device),
+            adj=None if self.adj is None else self.adj.to(device),
+            op_features=None if self.op_features is None else self.op_features.to(device),
+        )
+
+
+@dataclass
+class GraphBatch:
+    """What the GATES encoder reads for a batch of architectures: one ``CellBatch`` per cell."""
+
+    kind: str  # "edge" or "node"
+    cells: list[CellBatch]
+    n_inputs: int
+    size: int = field(default=0)
+
+    def to(self, device: torch.device | str) -> "GraphBatch":
+        return GraphBatch(self.kind, [c.to(device) for c in self.cells], self.n_inputs, self.size)
+
+
+class SearchSpace(abc.ABC):
+    """A cell-based search space: sampling, mutation, canonical keys, flat categorical
+    parameters (the shape Optuna and Ray speak) and the graph encoding the predictor reads."""
+
+    #: "edge" (operation on edge) or "node" (operation on node)
+    kind: str
+    #: operations the predictor embeds (order fixes the embedding index)
+    op_names: tuple[str, ...]
+    #: names of the cells an architecture holds (e.g. ("normal", "reduce"))
+    cell_names: tuple[str, ...]
+    #: number of input nodes of a cell
+    n_inputs: int
+    #: a short identifier used in cache keys and saved states
+    name: str
+
+    # --- sampling -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def sample(self, rng: np.random.Generator) -> Arch:
+        """Draw one architecture uniformly from the space's parametrisation."""
+
+    @abc.abstractmethod
+    def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
+        """Return a different architecture one edit away (one op or one connection changed)."""
+
+    @abc.abstractmethod
+    def neighbors(self, arch: Arch) -> list[Arch]:
+        """All valid architectures one edit away."""
+
+    # --- identity -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def canonical_key(self, arch: Arch) -> str:
+        """A string equal for exactly the architectures that compute the same function."""
+
+    @abc.abstractmethod
+    def validate(self, arch: Any) -> Arch:
+        """Return ``arch`` if it is a valid architecture of this space, else raise ``ValueError``."""
+
+    # --- flat parameters ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def distributions(self) -> dict[str, list[str]]:
+        """Parameter name -> allowed categorical choices (all strings), in a stable order."""
+
+    @abc.abstractmethod
+    def to_params(self, arch: Arch) -> Params:
+        """The architecture as a flat dict of categorical choices."""
+
+    @abc.abstractmethod
+    def from_params(self, params: Mapping[str, Any]) -> Arch:
+        """Inverse of :meth:`to_params`; raises ``ValueError`` naming the bad field."""
+
+    # --- text ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def parse(self, text: str) -> Arch:
+        """Parse the community's string notation (the inverse of ``str(arch)``)."""
+
+    # --- encoding -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def encode(self, archs: Sequence[Arch]) -> GraphBatch:
+        """Padded tensors of a batch of architectures for the GATES encoder."""
+
+    @property
+    def max_nodes(self) -> int:
+        """Number of node slots per cell in :meth:`encode`."""
+        raise NotImplementedError
+
+    # --- helpers shared by all spaces ---------------------------------------------------------
+    def check_params(self, params: Mapping[str, Any]) -> Params:
+        """Validate names and choices of a flat parameter dict; return it with string values."""
+        if not isinstance(params, Mapping):
+            raise ValueError(f"params must be a mapping of parameter name to choice, got {type(params).__name__}")
+        dists = self.distributions()
+        missing = [k for k in dists if k not in params]
+        extra = [k for k in params if k not in dists]
+        if missing:
+            raise ValueError(f"missing parameter(s) {missing} for {self.name}; expected names: {list(dists)}")
+        if extra:
+            raise ValueError(f"unknown parameter(s) {extra} for {self.name}; expected names: {list(dists)}")
+        out: Params = {}
+        for k, choices in dists.items():
+            v = str(params[k])
+            if v not in choices:
+                raise ValueError(f"parameter {k!r} has value {params[k]!r}; allowed: {choices}")
+            out[k] = v
+        return out
+
+    def random_params(self, rng: np.random.Generator) -> Params:
+        """A flat parameter dict drawn uniformly per parameter (may be invalid for constrained spaces)."""
+        return {k: c[int(rng.integers(len(c)))] for k, c in self.distributions().items()}
+
+    def suggest(self, trial: Any) -> Arch:
+        """Suggest an architecture inside an Optuna objective (``trial.suggest_categorical`` per parameter)."""
+        params = {k: trial.suggest_categorical(k, c) for k, c in self.distributions().items()}
+        return self.from_params(params)
+
+    def tune_param_space(self) -> dict[str, Any]:
+        """A Ray Tune ``param_space`` with one ``tune.choice`` per architecture parameter."""
+        try:
+            from ray import tune
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("tune_param_space needs Ray Tune: pip install 'gates-sampler[ray]'") from exc
+        return {k: tune.choice(c) for k, c in self.distributions().items()}
+
+    def one_hot(self, archs: Sequence[Arch]) -> torch.Tensor:
+        """Concatenated one-hot encoding of the flat parameters (the sequence baseline's input)."""
+        dists = self.distributions()
+        width = sum(len(c) for c in dists.values())
+        out = torch.zeros(len(archs), width)
+        index = {k: {c: i for i, c in enumerate(cs)} for k, cs in dists.items()}
+        for b, arch in enumerate(archs):
+            offset = 0
+            for k, v in self.to_params(arch).items():
+                out[b, offset + index[k][v]] = 1.0
+                offset += len(dists[k])
+        return out
+
+    def coerce(self, arch: Any) -> Arch:
+        """Accept an ``Arch``, its string notation or a flat param dict; return a validated ``Arch``."""
+        if isinstance(arch, str):
+            return self.parse(arch)
+        if isinstance(arch, Mapping):
+            return self.from_params(arch)
+        return self.validate(arch)
+
+    def sample_unique(
+        self, rng: np.random.Generator, n: int, exclude: Iterable[str] = (), max_tries: int | None = None
+    ) -> list[Arch]:
+        """Up to ``n`` random architectures with distinct canonical keys, none in ``exclude``."""
+        seen = set(exclude)
+        out: list[Arch] = []
+        tries = max_tries if max_tries is not None else 50 * n + 100
+        for _ in range(tries):
+            if len(out) >= n:
+                break
+            a = self.sample(rng)
+            k = self.canonical_key(a)
+            if k in seen:
+                continue
+            seen.add(k)
+            out.append(a)
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

@@ -1,0 +1,584 @@
+"""User-defined cell spaces: "operation on edge" (NB201, DARTS) and "operation on node" (NB101)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from gates_sampler.spaces.base import Arch, CellBatch, EdgeArch, EdgeCell, GraphBatch, NodeArch, Params, SearchSpace
+
+# Beyond this many interchangeable nodes, canonical keys use a Weisfeiler-Lehman hash instead of
+# trying every relabelling (exact, but factorial in the node count).
+_MAX_BRUTE_FORCE_NODES = 7
+
+
+def _check_names(ops: Sequence[str], what: str) -> tuple[str, ...]:
+    ops = tuple(ops)
+    if not ops or not all(isinstance(o, str) and o for o in ops):
+        raise ValueError(f"{what} must be a non-empty list of non-empty strings, got {ops!r}")
+    if len(set(ops)) != len(ops):
+        raise ValueError(f"{what} has duplicates: {ops!r}")
+    return ops
+
+
+def _wl_hash(labels: list[str], edges: list[tuple[int, int]], rounds: int) -> str:
+    """Weisfeiler-Lehman style hash of a labelled DAG (as NAS-Bench-101 hashes cells)."""
+    import hashlib
+
+    n = len(labels)
+    ins: list[list[int]] = [[] for _ in range(n)]
+    outs: list[list[int]] = [[] for _ in range(n)]
+    for s, d in edges:
+        outs[s].append(d)
+        ins[d].append(s)
+    h = [hashlib.md5(f"{lab}|{len(ins[i])}|{len(outs[i])}".encode()).hexdigest() for i, lab in enumerate(labels)]
+    for _ in range(rounds):
+        h = [
+            hashlib.md5(("|".join(sorted(h[s] for s in ins[i])) + "#" + "|".join(sorted(h[d] for d in outs[i])) + "#" + h[i]).encode()).hexdigest()
+            for i in range(n)
+        ]
+    return hashlib.md5("".join(sorted(h)).encode()).hexdigest()
+
+
+class CellSpace(SearchSpace):
+    """A user-defined cell search space.
+
+    ``CellSpace(kind="edge", ...)`` builds an :class:`EdgeCellSpace` (operations on the edges of the
+    cell DAG, as NAS-Bench-201 and DARTS); ``CellSpace(kind="node", ...)`` a :class:`NodeCellSpace`
+    (operations on the nodes, as NAS-Bench-101). See those classes for the arguments.
+    """
+
+    def __new__(cls, *args: Any, kind: str | None = None, **kwargs: Any) -> "CellSpace":
+        if cls is CellSpace:
+            if kind == "edge":
+                return super().__new__(EdgeCellSpace)
+            if kind == "node":
+                return super().__new__(NodeCellSpace)
+            raise ValueError(f"kind must be 'edge' (operation on edge) or 'node' (operation on node), got {kind!r}")
+        return super().__new__(cls)
+
+
+class EdgeCellSpace(CellSpace):
+    """Operation-on-edge cells.
+
+    Args:
+        ops: the operation names an edge can take.
+        n_nodes: intermediate nodes per cell.
+        n_inputs: input nodes per cell (1 for NAS-Bench-201, 2 for DARTS).
+        inputs_per_node: ``None`` for a dense cell (every earlier node feeds every node, one op per
+            edge, use a ``none_op`` to drop an edge), or the number of inputs each node picks.
+        distinct_inputs: with ``inputs_per_node``, whether a node's inputs must be distinct nodes.
+        cell_names: one name per cell of an architecture (e.g. ``("normal", "reduce")``).
+        readout: ``"last"`` (the last node is the cell output) or ``"mean"`` (the output combines
+            all intermediate nodes, as DARTS concatenates them).
+        none_op: the op meaning "no edge", if any (it carries no information).
+        name: identifier of the space used in cache keys and saved states.
+    """
+
+    kind = "edge"
+
+    def __init__(
+        self,
+        ops: Sequence[str],
+        n_nodes: int,
+        n_inputs: int = 1,
+        inputs_per_node: int | None = None,
+        distinct_inputs: bool = True,
+        cell_names: Sequence[str] = ("cell",),
+        readout: str = "last",
+        none_op: str | None = "none",
+        name: str = "cell-edge",
+        kind: str = "edge",
+    ) -> None:
+        self.op_names = _check_names(ops, "ops")
+        self.cell_names = _check_names(cell_names, "cell_names")
+        if not isinstance(n_nodes, int) or n_nodes < 1:
+            raise ValueError(f"n_nodes must be a positive int, got {n_nodes!r}")
+        if not isinstance(n_inputs, int) or n_inputs < 1:
+            raise ValueError(f"n_inputs must be a positive int, got {n_inputs!r}")
+        if inputs_per_node is not None:
+            if not isinstance(inputs_per_node, int) or inputs_per_node < 1:
+                raise ValueError(f"inputs_per_node must be None or a positive int, got {inputs_per_node!r}")
+            if distinct_inputs and inputs_per_node > n_inputs:
+                raise ValueError(
+                    f"inputs_per_node={inputs_per_node} distinct inputs cannot be chosen by the first node, "
+                    f"which sees only n_inputs={n_inputs} nodes"
+                )
+        if readout not in ("last", "mean"):
+            raise ValueError(f"readout must be 'last' or 'mean', got {readout!r}")
+        self.n_nodes = n_nodes
+        self.n_inputs = n_inputs
+        self.inputs_per_node = inputs_per_node
+        self.distinct_inputs = distinct_inputs
+        self.readout = readout
+        self.none_op = none_op if none_op in self.op_names else None
+        self.name = name
+        self._op_index = {o: i for i, o in enumerate(self.op_names)}
+        self._dists = self._build_distributions()
+
+    # ----- structure --------------------------------------------------------------------------
+    @property
+    def max_nodes(self) -> int:
+        return self.n_inputs + self.n_nodes
+
+    @property
+    def dense(self) -> bool:
+        return self.inputs_per_node is None
+
+    def _prefix(self, c: int) -> str:
+        return "" if len(self.cell_names) == 1 else f"{self.cell_names[c]}_"
+
+    def _input_sets(self, node: int) -> list[tuple[int, ...]]:
+        """Allowed sorted input tuples of the node with absolute index ``node`` (sparse cells)."""
+        assert self.inputs_per_node is not None
+        combos = itertools.combinations if self.distinct_inputs else itertools.combinations_with_replacement
+        return list(combos(range(node), self.inputs_per_node))
+
+    def _build_distributions(self) -> dict[str, list[str]]:
+        dists: dict[str, list[str]] = {}
+        ops = list(self.op_names)
+        for c in range(len(self.cell_names)):
+            p = self._prefix(c)
+            for k in range(self.n_nodes):
+                node = self.n_inputs + k
+                if self.dense:
+                    for src in range(node):
+                        dists[f"{p}node{node}_from{src}"] = ops
+                else:
+                    dists[f"{p}node{node}_inputs"] = [",".join(map(str, s)) for s in self._input_sets(node)]
+                    for i in range(self.inputs_per_node):  # type: ignore[arg-type]
+                        dists[f"{p}node{node}_op{i}"] = ops
+        return dists
+
+    def distributions(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in self._dists.items()}
+
+    # ----- construction and validation --------------------------------------------------------
+    def _make(self, cells: tuple[EdgeCell, ...]) -> EdgeArch:
+        return EdgeArch(cells)
+
+    def validate(self, arch: Any) -> EdgeArch:
+        if not isinstance(arch, EdgeArch):
+            raise ValueError(f"expected an architecture of {self.name} (EdgeArch), got {type(arch).__name__}")
+        if len(arch.cells) != len(self.cell_names):
+            raise ValueError(f"architecture has {len(arch.cells)} cells, {self.name} expects {len(self.cell_names)} ({self.cell_names})")
+        for c, cell in enumerate(arch.cells):
+            cname = self.cell_names[c]
+            if len(cell) != self.n_nodes:
+                raise ValueError(f"cell {cname!r} has {len(cell)} nodes, expected {self.n_nodes}")
+            for k, edges in enumerate(cell):
+                node = self.n_inputs + k
+                where = f"cell {cname!r} node {node}"
+                for e in edges:
+                    if not (isinstance(e, tuple) and len(e) == 2):
+                        raise ValueError(f"{where}: an edge must be an (op, input) pair, got {e!r}")
+                    op, src = e
+                    if op not in self._op_index:
+                        raise ValueError(f"{where}: unknown operation {op!r}; allowed: {list(self.op_names)}")
+                    if not isinstance(src, (int, np.integer)) or not 0 <= int(src) < node:
+                        raise ValueError(f"{where}: input {src!r} must be an earlier node in 0..{node - 1}")
+                srcs = [int(s) for _, s in edges]
+                if self.dense:
+                    if srcs != list(range(node)):
+                        raise ValueError(f"{where}: a dense cell needs one edge from each of nodes 0..{node - 1} in order, got inputs {srcs}")
+                else:
+                    if len(edges) != self.inputs_per_node:
+                        raise ValueError(f"{where}: has {len(edges)} inputs, expected {self.inputs_per_node}")
+                    if self.distinct_inputs and len(set(srcs)) != len(srcs):
+                        raise ValueError(f"{where}: inputs {srcs} must be distinct nodes")
+        return self._make(tuple(tuple(tuple((str(op), int(s)) for op, s in node) for node in cell) for cell in arch.cells))
+
+    def from_cells(self, cells: Sequence[Sequence[Sequence[tuple[str, int]]]]) -> EdgeArch:
+        """Build (and validate) an architecture from nested lists ``cells[cell][node] = [(op, input), ...]``."""
+        return self.validate(self._make(tuple(tuple(tuple((op, int(s)) for op, s in node) for node in cell) for cell in cells)))
+
+    # ----- flat parameters --------------------------------------------------------------------
+    def to_params(self, arch: Arch) -> Params:
+        arch = self.validate(arch)
+        out: Params = {}
+        for c, cell in enumerate(arch.cells):
+            p = self._prefix(c)
+            for k, edges in enumerate(cell):
+                node = self.n_inputs + k
+                if self.dense:
+                    for op, src in edges:
+                        out[f"{p}node{node}_from{src}"] = op
+                else:
+                    ordered = sorted(edges, key=lambda e: (e[1], e[0]))
+                    out[f"{p}node{node}_inputs"] = ",".join(str(s) for _, s in ordered)
+                    for i, (op, _) in enumerate(ordered):
+                        out[f"{p}node{node}_op{i}"] = op
+        return out
+
+    def from_params(self, params: Mapping[str, Any]) -> EdgeArch:
+        params = self.check_params(params)
+        cells = []
+        for c in range(len(self.cell_names)):
+            p = self._prefix(c)
+            nodes = []
+            for k in range(self.n_nodes):
+                node = self.n_inputs + k
+                if self.dense:
+                    nodes.append(tuple((params[f"{p}node{node}_from{src}"], src) for src in range(node)))
+                else:
+                    srcs = [int(s) for s in params[f"{p}node{node}_inputs"].split(",")]
+                    nodes.append(tuple((params[f"{p}node{node}_op{i}"], s) for i, s in enumerate(srcs)))
+            cells.append(tuple(nodes))
+        return self.validate(self._make(tuple(cells)))
+
+    # ----- sampling ---------------------------------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> EdgeArch:
+        cells = []
+        n_ops = len(self.op_names)
+        for _ in self.cell_names:
+            nodes = []
+            for k in range(self.n_nodes):
+                node = self.n_inputs + k
+                if self.dense:
+                    nodes.append(tuple((self.op_names[int(rng.integers(n_ops))], s) for s in range(node)))
+                else:
+                    sets = self._input_sets(node)
+                    srcs = sets[int(rng.integers(len(sets)))]
+                    nodes.append(tuple((self.op_names[int(rng.integers(n_ops))], s) for s in srcs))
+            cells.append(tuple(nodes))
+        return self._make(tuple(cells))
+
+    def enumerate(self) -> Iterator[EdgeArch]:
+        """Every architecture of the space, in parameter order (only sensible for small spaces)."""
+        dists = self._dists
+        names = list(dists)
+        for combo in itertools.product(*(dists[n] for n in names)):
+            yield self.from_params(dict(zip(names, combo)))
+
+    def neighbors(self, arch: Arch) -> list[EdgeArch]:
+        params = self.to_params(arch)
+        out = []
+        for name, choices in self._dists.items():
+            for v in choices:
+                if v == params[name]:
+                    continue
+                out.append(self.from_params({**params, name: v}))
+        return out
+
+    def mutate(self, arch: Arch, rng: np.random.Generator) -> EdgeArch:
+        params = self.to_params(arch)
+        names = list(self._dists)
+        while True:
+            name = names[int(rng.integers(len(names)))]
+            choices = [v for v in self._dists[name] if v != params[name]]
+            if choices:
+                return self.from_params({**params, name: choices[int(rng.integers(len(choices)))]})
+
+    # ----- canonical key ----------------------------------------------------------------------
+    def _live_edges(self, cell: EdgeCell) -> list[tuple[int, int, str]]:
+        """Edges ``(src, dst, op)`` that can carry information from an input to the cell output."""
+        edges = [(src, self.n_inputs + k, op) for k, node in enumerate(cell) for op, src in node if op != self.none_op]
+        n = self.max_nodes
+        outputs = [n - 1] if self.readout == "last" else list(range(self.n_inputs, n))
+        reach_in = set(range(self.n_inputs))
+        for s, d, _ in sorted(edges, key=lambda e: e[1]):
+            if s in reach_in:
+                reach_in.add(d)
+        reach_out = set(outputs)
+        for s, d, _ in sorted(edges, key=lambda e: -e[1]):
+            if d in reach_out:
+                reach_out.add(s)
+        return [(s, d, op) for s, d, op in edges if s in reach_in and d in reach_out and s in reach_out]
+
+    def _cell_key(self, cell: EdgeCell) -> str:
+        edges = self._live_edges(cell)
+        if not edges:
+            return "empty"
+        n = self.max_nodes
+        # Interchangeable nodes: intermediate ones, except a fixed output node.
+        free = list(range(self.n_inputs, n - 1 if self.readout == "last" else n))
+        if len(free) > _MAX_BRUTE_FORCE_NODES:
+            labels = [f"in{i}" for i in range(self.n_inputs)] + ["node"] * self.n_nodes
+            if self.readout == "last":
+                labels[-1] = "out"
+            # Put each op on its own vertex so the graph hash sees edge labels.
+            vlabels = list(labels)
+            vedges = []
+            for s, d, op in edges:
+                vlabels.append(op)
+                vedges += [(s, len(vlabels) - 1), (len(vlabels) - 1, d)]
+            return _wl_hash(vlabels, vedges, rounds=2 * n)
+        best = None
+        for perm in itertools.permutations(free):
+            relabel = {**{i: i for i in range(n)}, **dict(zip(free, perm))}
+            rep = tuple(sorted((relabel[s], relabel[d], op) for s, d, op in edges))
+            if best is None or rep < best:
+                best = rep
+        return ";".join(f"{s}>{d}:{op}" for s, d, op in best)  # type: ignore[union-attr]
+
+    def canonical_key(self, arch: Arch) -> str:
+        arch = self.validate(arch)
+        return "/".join(self._cell_key(cell) for cell in arch.cells)
+
+    # ----- text -------------------------------------------------------------------------------
+    def parse(self, text: str) -> EdgeArch:
+        if not isinstance(text, str):
+            raise ValueError(f"expected an architecture string, got {type(text).__name__}")
+        cells = []
+        for cell_text in text.split(" / "):
+            nodes = []
+            for node_text in cell_text.strip().split("+"):
+                node_text = node_text.strip()
+                if not (node_text.startswith("|") and node_text.endswith("|")):
+                    raise ValueError(f"cannot parse node {node_text!r} of {text!r}: expected '|op~input|...|'")
+                edges = []
+                for tok in node_text.strip("|").split("|"):
+                    op, sep, src = tok.rpartition("~")
+                    if not sep or not src.isdigit():
+                        raise ValueError(f"cannot parse edge {tok!r} of {text!r}: expected 'op~input'")
+                    edges.append((op, int(src)))
+                nodes.append(tuple(edges))
+            cells.append(tuple(nodes))
+        return self.validate(self._make(tuple(cells)))
+
+    # ----- encoding ---------------------------------------------------------------------------
+    @property
+    def max_edges_per_pair(self) -> int:
+        if self.dense or self.distinct_inputs:
+            return 1
+        return int(self.inputs_per_node)  # type: ignore[arg-type]
+
+    def encode(self, archs: Sequence[Arch]) -> GraphBatch:
+        b, n, d = len(archs), self.max_nodes, self.max_edges_per_pair
+        cells = []
+        readout = torch.zeros(n)
+        if self.readout == "last":
+            readout[n - 1] = 1.0
+        else:
+            readout[self.n_inputs :] = 1.0 / self.n_nodes
+        for c in range(len(self.cell_names)):
+            ops = torch.zeros(b, n, n, d, dtype=torch.long)
+            for i, arch in enumerate(archs):
+                for k, edges in enumerate(arch.cells[c]):  # type: ignore[attr-defined]
+                    dst = self.n_inputs + k
+                    for op, src in edges:
+                        if op == self.none_op:
+                            continue
+                        slot = int((ops[i, dst, src] > 0).sum())
+                        ops[i, dst, src, slot] = self._op_index[op] + 1
+            cells.append(CellBatch(ops=ops, readout=readout.expand(b, n).clone()))
+        return GraphBatch(kind="edge", cells=cells, n_inputs=self.n_inputs, size=b)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(ops={list(self.op_names)}, n_nodes={self.n_nodes}, n_inputs={self.n_inputs}, "
+            f"inputs_per_node={self.inputs_per_node}, cell_names={list(self.cell_names)})"
+        )
+
+
+class NodeCellSpace(CellSpace):
+    """Operation-on-node cells (NAS-Bench-101 style).
+
+    A cell is a DAG of at most ``max_vertices`` vertices: vertex 0 is the input, the last vertex the
+    output, each other vertex carries one of ``ops``; at most ``max_edges`` edges. Vertices that are
+    not on an input-to-output path are pruned, so every architecture is stored in its pruned form.
+
+    Args:
+        ops: operation names of the intermediate vertices.
+        max_vertices: most vertices, input and output included.
+        max_edges: most edges (``None``: no limit).
+        name: identifier of the space used in cache keys and saved states.
+    """
+
+    kind = "node"
+    INPUT = "input"
+    OUTPUT = "output"
+
+    def __init__(self, ops: Sequence[str], max_vertices: int = 7, max_edges: int | None = 9, name: str = "cell-node", kind: str = "node") -> None:
+        ops = _check_names(ops, "ops")
+        if self.INPUT in ops or self.OUTPUT in ops:
+            raise ValueError(f"ops must not contain the reserved names {self.INPUT!r} / {self.OUTPUT!r}")
+        if not isinstance(max_vertices, int) or max_vertices < 2:
+            raise ValueError(f"max_vertices must be an int >= 2, got {max_vertices!r}")
+        self.cell_ops = ops
+        self.op_names = ops + (self.INPUT, self.OUTPUT)
+        self.cell_names = ("cell",)
+        self.n_inputs = 1
+        self.max_vertices = max_vertices
+        self.max_edges = max_edges
+        self.name = name
+        self._op_index = {o: i for i, o in enumerate(self.op_names)}
+        v = max_vertices
+        self._dists: dict[str, list[str]] = {f"edge_{i}_{j}": ["0", "1"] for i in range(v) for j in range(i + 1, v)}
+        self._dists.update({f"op_{k}": list(ops) for k in range(1, v - 1)})
+
+    @property
+    def max_nodes(self) -> int:
+        return self.max_vertices
+
+    def distributions(self) -> dict[str, list[str]]:
+        return {k: list(c) for k, c in self._dists.items()}
+
+    def _make(self, matrix: tuple[tuple[int, ...], ...], ops: tuple[str, ...]) -> NodeArch:
+        return NodeArch(matrix, ops)
+
+    # ----- pruning and validation -------------------------------------------------------------
+    def prune(self, matrix: Sequence[Sequence[int]], ops: Sequence[str]) -> NodeArch:
+        """Drop vertices not on an input-to-output path; raise ``ValueError`` if no path remains
+        or the pruned cell breaks the space's limits."""
+        m = np.array(matrix, dtype=np.int64)
+        n = len(ops)
+        if m.shape != (n, n):
+            raise ValueError(f"matrix must be {n}x{n} to match {n} ops, got shape {m.shape}")
+        if np.any((m != 0) & (m != 1)):
+            raise ValueError("matrix entries must be 0 or 1")
+        if np.any(np.tril(m) != 0):
+            raise ValueError("matrix must be strictly upper-triangular (edges go from lower to higher vertex index)")
+        if n < 2:
+            raise ValueError("a cell needs at least an input and an output vertex")
+        if ops[0] != self.INPUT or ops[-1] != self.OUTPUT:
+            raise ValueError(f"ops must start with {self.INPUT!r} and end with {self.OUTPUT!r}, got {list(ops)}")
+        for k, op in enumerate(ops[1:-1], start=1):
+            if op not in self.cell_ops:
+                raise ValueError(f"vertex {k}: unknown operation {op!r}; allowed: {list(self.cell_ops)}")
+        fwd = {0}
+        for j in range(1, n):
+            if any(m[i, j] and i in fwd for i in range(j)):
+                fwd.add(j)
+        bwd = {n - 1}
+        for i in range(n - 2, -1, -1):
+            if any(m[i, j] and j in bwd for j in range(i + 1, n)):
+                bwd.add(i)
+        keep = sorted(fwd & bwd)
+        if n - 1 not in keep or 0 not in keep:
+            raise ValueError("the cell has no path from the input to the output vertex")
+        m = m[np.ix_(keep, keep)]
+        ops = [ops[k] for k in keep]
+        if len(ops) > self.max_vertices:
+            raise ValueError(f"the cell has {len(ops)} vertices after pruning, at most {self.max_vertices} allowed")
+        if self.max_edges is not None and int(m.sum()) > self.max_edges:
+            raise ValueError(f"the cell has {int(m.sum())} edges after pruning, at most {self.max_edges} allowed")
+        return self._make(tuple(tuple(int(x) for x in row) for row in m), tuple(ops))
+
+    def validate(self, arch: Any) -> NodeArch:
+        if not isinstance(arch, NodeArch):
+            raise ValueError(f"expected an architecture of {self.name} (NodeArch), got {type(arch).__name__}")
+        pruned = self.prune(arch.matrix, arch.ops)
+        if pruned.ops != tuple(arch.ops):
+            raise ValueError("the cell has vertices that are not on an input-to-output path; build it with space.prune(matrix, ops)")
+        return pruned
+
+    # ----- flat parameters --------------------------------------------------------------------
+    def to_params(self, arch: Arch) -> Params:
+        arch = self.validate(arch)
+        n, v = arch.num_vertices, self.max_vertices
+        # Intermediate vertices keep their slots 1..n-2; the output moves to the last slot.
+        slot = list(range(n - 1)) + [v - 1]
+        out: Params = {name: "0" for name in self._dists if name.startswith("edge_")}
+        for i, j in arch.edges():
+            out[f"edge_{slot[i]}_{slot[j]}"] = "1"
+        for k in range(1, v - 1):
+            out[f"op_{k}"] = arch.ops[k] if k < n - 1 else self.cell_ops[0]
+        return out
+
+    def from_params(self, params: Mapping[str, Any]) -> NodeArch:
+        params = self.check_params(params)
+        v = self.max_vertices
+        m = [[1 if j > i and params[f"edge_{i}_{j}"] == "1" else 0 for j in range(v)] for i in range(v)]
+        ops = [self.INPUT] + [params[f"op_{k}"] for k in range(1, v - 1)] + [self.OUTPUT]
+        try:
+            return self.prune(m, ops)
+        except ValueError as exc:
+            raise ValueError(f"the edge_* parameters do not form a valid cell: {exc}") from None
+
+    # ----- sampling ---------------------------------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> NodeArch:
+        v = self.max_vertices
+        for _ in range(10_000):
+            m = np.triu(rng.integers(0, 2, size=(v, v)), 1)
+            ops = [self.INPUT] + [self.cell_ops[int(rng.integers(len(self.cell_ops)))] for _ in range(v - 2)] + [self.OUTPUT]
+            try:
+                return self.prune(m.tolist(), ops)
+            except ValueError:
+                continue
+        raise RuntimeError("could not sample a valid cell in 10000 tries; are max_edges / max_vertices too tight?")
+
+    def neighbors(self, arch: Arch) -> list[NodeArch]:
+        arch = self.validate(arch)
+        n = arch.num_vertices
+        out: dict[NodeArch, None] = {}
+        for i in range(n):
+            for j in range(i + 1, n):
+                m = [list(r) for r in arch.matrix]
+                m[i][j] = 1 - m[i][j]
+                try:
+                    out[self.prune(m, arch.ops)] = None
+                except ValueError:
+                    pass
+        for k in range(1, n - 1):
+            for op in self.cell_ops:
+                if op != arch.ops[k]:
+                    ops = list(arch.ops)
+                    ops[k] = op
+                    out[self._make(arch.matrix, tuple(ops))] = None
+        out.pop(arch, None)
+        return list(out)
+
+    def mutate(self, arch: Arch, rng: np.random.Generator) -> NodeArch:
+        nb = self.neighbors(arch)
+        if not nb:
+            return self.sample(rng)
+        return nb[int(rng.integers(len(nb)))]
+
+    # ----- canonical key ----------------------------------------------------------------------
+    def canonical_key(self, arch: Arch) -> str:
+        arch = self.validate(arch)
+        n = arch.num_vertices
+        edges = arch.edges()
+        free = list(range(1, n - 1))
+        if len(free) > _MAX_BRUTE_FORCE_NODES:
+            return _wl_hash(list(arch.ops), edges, rounds=n)
+        best = None
+        for perm in itertools.permutations(free):
+            relabel = {0: 0, n - 1: n - 1, **dict(zip(free, perm))}
+            labels = [""] * n
+            for k in range(n):
+                labels[relabel[k]] = arch.ops[k]
+            rep = (tuple(labels), tuple(sorted((relabel[i], relabel[j]) for i, j in edges)))
+            if best is None or rep < best:
+                best = rep
+        assert best is not None
+        return ",".join(best[0]) + ";" + " ".join(f"{i}>{j}" for i, j in best[1])
+
+    # ----- text -------------------------------------------------------------------------------
+    def parse(self, text: str) -> NodeArch:
+        if not isinstance(text, str):
+            raise ValueError(f"expected an architecture string, got {type(text).__name__}")
+        try:
+            mat_text, ops_text = text.strip().split(":")
+            rows = mat_text.strip()[1:-1].split(",")
+            matrix = [[int(ch) for ch in row.strip()] for row in rows]
+            ops = [o.strip() for o in ops_text.split(",")]
+        except ValueError:
+            raise ValueError(f"cannot parse {text!r}: expected '[0110,0001,...]:input,op,...,output'") from None
+        return self.validate(self._make(tuple(tuple(r) for r in matrix), tuple(ops)))
+
+    def from_matrix(self, matrix: Sequence[Sequence[int]], ops: Sequence[str]) -> NodeArch:
+        """Build an architecture from an adjacency matrix and op list, pruning dead vertices."""
+        return self.prune(matrix, ops)
+
+    # ----- encoding ---------------------------------------------------------------------------
+    def encode(self, archs: Sequence[Arch]) -> GraphBatch:
+        b, v = len(archs), self.max_vertices
+        ops = torch.zeros(b, v, dtype=torch.long)
+        adj = torch.zeros(b, v, v)
+        readout = torch.zeros(b, v)
+        for i, arch in enumerate(archs):
+            n = arch.num_vertices  # type: ignore[attr-defined]
+            for k, op in enumerate(arch.ops):  # type: ignore[attr-defined]
+                ops[i, k] = self._op_index[op] + 1
+            for s, d in arch.edges():  # type: ignore[attr-defined]
+                adj[i, d, s] = 1.0
+            readout[i, n - 1] = 1.0
+        return GraphBatch(kind="node", cells=[CellBatch(ops=ops, readout=readout, adj=adj)], n_inputs=1, size=b)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(ops={list(self.cell_ops)}, max_vertices={self.max_vertices}, max_edges={self.max_edges})"

@@ -1,0 +1,1 @@
+"""Zero-shot metrics of real networks and their on-disk cache (GATES++)."""
