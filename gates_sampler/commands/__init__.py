@@ -1,0 +1,1 @@
+"""Subcommands of the gates-nas CLI; each module exposes register(subparsers)."""
