@@ -1,1 +1,84 @@
-"""PyTorch networks built from architectures (NAS-Bench-201, DARTS / NAS-Bench-301, NAS-Bench-101)."""
+"""PyTorch networks built from architectures (NAS-Bench-201, DARTS / NAS-Bench-301, NAS-Bench-101).
+
+``build_network(space, arch, **config)`` is the one entry point. Every module that implements one
+operation of the cell description carries a ``cell_op`` attribute (see :func:`op_modules`) so that
+metrics of its parameters can be traced back to that operation over all stacked copies of the cell.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from torch import nn
+
+from gates_sampler.spaces.base import Arch, SearchSpace
+
+# space name -> (module, class) of its macro network; imported lazily
+_NETWORKS = {
+    "nb201": ("gates_sampler.networks.nb201", "NB201Network"),
+    "darts": ("gates_sampler.networks.darts", "DartsNetwork"),
+    "nb101": ("gates_sampler.networks.nb101", "NB101Network"),
+}
+_ALIASES = {"nb301": "darts", "nasbench201": "nb201", "nasbench101": "nb101", "nasbench301": "darts"}
+
+
+def _space_name(space: SearchSpace | str) -> str:
+    name = space if isinstance(space, str) else getattr(space, "name", None)
+    name = _ALIASES.get(str(name).lower(), str(name).lower())
+    if name not in _NETWORKS:
+        raise ValueError(
+            f"no network is defined for space {space!r}; build_network supports the spaces {sorted(_NETWORKS)} "
+            f"(aliases {sorted(_ALIASES)})"
+        )
+    return name
+
+
+def network_class(space: SearchSpace | str) -> type[nn.Module]:
+    """The macro-network class used for ``space`` (``"nb201"``, ``"darts"``/``"nb301"``, ``"nb101"``)."""
+    module, cls = _NETWORKS[_space_name(space)]
+    return getattr(importlib.import_module(module), cls)
+
+
+def network_config_keys(space: SearchSpace | str) -> list[str]:
+    """The keyword arguments ``build_network`` accepts for ``space`` (besides ``arch``)."""
+    params = inspect.signature(network_class(space).__init__).parameters
+    return [k for k in params if k not in ("self", "arch")]
+
+
+def build_network(space: SearchSpace | str, arch: Arch | str | dict, **config: Any) -> nn.Module:
+    """Build the benchmark's macro network for ``arch``.
+
+    Args:
+        space: the search space (an instance, or one of ``"nb201"``, ``"darts"`` / ``"nb301"``, ``"nb101"``).
+        arch: an architecture of the space (or anything ``space.coerce`` accepts when ``space`` is an instance).
+        **config: width / depth of the network. NB201: ``C`` (16), ``N`` (cells per stage, 5),
+            ``num_classes`` (10), ``in_channels`` (3). DARTS: ``C`` (32), ``layers`` (8), ``num_classes``,
+            ``in_channels``, ``stem_multiplier`` (3), ``pool_bn`` (False). NB101: ``C`` (stem channels, 128),
+            ``N`` (cells per stack, 3), ``stacks`` (3), ``num_classes``, ``in_channels``.
+
+    Returns:
+        an ``nn.Module`` mapping ``[B, in_channels, H, W]`` images to ``[B, num_classes]`` logits.
+
+    Raises:
+        ValueError: for an unknown space, an invalid architecture or an unknown config key.
+    """
+    cls = network_class(space)
+    allowed = network_config_keys(space)
+    unknown = sorted(set(config) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown network option(s) {unknown} for {_space_name(space)}; allowed: {allowed}")
+    if isinstance(space, SearchSpace):
+        arch = space.coerce(arch)
+    elif not isinstance(arch, Arch):
+        raise ValueError(f"pass a SearchSpace instance to build a network from {type(arch).__name__}; got space={space!r}")
+    return cls(arch, **config)
+
+
+def op_modules(network: nn.Module) -> list[tuple[tuple[int, ...], nn.Module]]:
+    """All ``(cell_op, module)`` pairs of a built network, one per stacked copy of each operation."""
+    return [(m.cell_op, m) for m in network.modules() if hasattr(m, "cell_op")]
+
+
+__all__ = ["build_network", "network_class", "network_config_keys", "op_modules"]
