@@ -1,1 +1,22 @@
-"""Zero-shot metrics of real networks and their on-disk cache (GATES++)."""
+"""Zero-shot metrics of real networks and their on-disk cache (GATES++ Sec. 5).
+
+``ZeroShotProvider`` is the public entry point: per-op features for the encoder (EES) and
+architecture-level targets for the auxiliary head (ETS), computed once per architecture and cached.
+"""
+
+from gates_sampler.zeroshot.cache import ZeroShotCache, default_cache_path
+from gates_sampler.zeroshot.metrics import ARCH_METRICS, METRIC_VERSION, OP_METRICS, ZeroShotResult, compute_zeroshot, synthetic_batch
+from gates_sampler.zeroshot.provider import PRESETS, ZeroShotProvider
+
+__all__ = [
+    "ARCH_METRICS",
+    "METRIC_VERSION",
+    "OP_METRICS",
+    "PRESETS",
+    "ZeroShotCache",
+    "ZeroShotProvider",
+    "ZeroShotResult",
+    "compute_zeroshot",
+    "default_cache_path",
+    "synthetic_batch",
+]
