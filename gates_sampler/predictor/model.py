@@ -23,12 +23,12 @@ OpFeatures = Sequence[torch.Tensor]  # one tensor per cell, batched like CellBat
 
 
 class _Net(nn.Module):
-    def __init__(self, encoder: nn.Module, head_hidden: tuple[int, ...], comparator: bool, aux_dim: int) -> None:
+    def __init__(self, encoder: nn.Module, head_hidden: tuple[int, ...], comparator: bool, aux_dim: int, head_dropout: float = 0.0) -> None:
         super().__init__()
         self.encoder = encoder
         d = encoder.out_dim
         self.comparator = comparator
-        self.head = mlp_head(2 * d if comparator else d, head_hidden, 1)
+        self.head = mlp_head(2 * d if comparator else d, head_hidden, 1, dropout=head_dropout)
         self.aux_head = mlp_head(d, head_hidden, aux_dim) if aux_dim else None
 
     def score_emb(self, emb: torch.Tensor) -> torch.Tensor:
@@ -73,6 +73,9 @@ class Predictor:
         n_layers: int = 5,
         self_loop: bool = True,
         head_hidden: tuple[int, ...] = (200,),
+        head_dropout: float = 0.0,
+        activation: str = "none",
+        dropout: float = 0.0,
         op_feature_dim: int = 0,
         aux_dim: int = 0,
         aux_weight: float = 0.5,
@@ -91,7 +94,8 @@ class Predictor:
         self.config: dict[str, Any] = dict(
             encoder=encoder, loss=loss, margin=margin, epochs=epochs, lr=lr, weight_decay=weight_decay,
             batch_size=batch_size, op_dim=op_dim, hidden=hidden, n_layers=n_layers, self_loop=self_loop,
-            head_hidden=tuple(head_hidden), op_feature_dim=op_feature_dim, aux_dim=aux_dim, aux_weight=aux_weight,
+            head_hidden=tuple(head_hidden), head_dropout=head_dropout, activation=activation, dropout=dropout,
+            op_feature_dim=op_feature_dim, aux_dim=aux_dim, aux_weight=aux_weight,
         )
         self.seed = seed
         self.device = resolve_device(device)
@@ -113,12 +117,13 @@ class Predictor:
                 enc: nn.Module = GatesEncoder(
                     self.space.kind, len(self.space.op_names), n_cells=len(self.space.cell_names),
                     n_inputs=self.space.n_inputs, op_dim=c["op_dim"], hidden=c["hidden"], n_layers=c["n_layers"],
-                    self_loop=c["self_loop"], op_feature_dim=c["op_feature_dim"],
+                    self_loop=c["self_loop"], op_feature_dim=c["op_feature_dim"], activation=c["activation"],
+                    dropout=c["dropout"],
                 )
             else:
                 width = sum(len(v) for v in self.space.distributions().values())
                 enc = MLPEncoder(width)
-            self.net = _Net(enc, c["head_hidden"], c["loss"] == "comparator", c["aux_dim"]).to(self.device)
+            self.net = _Net(enc, c["head_hidden"], c["loss"] == "comparator", c["aux_dim"], c["head_dropout"]).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
         self.trained = False
 

@@ -524,9 +524,14 @@ class NodeCellSpace(CellSpace):
 
     def mutate(self, arch: Arch, rng: np.random.Generator) -> NodeArch:
         nb = self.neighbors(arch)
-        if not nb:
-            return self.sample(rng)
-        return nb[int(rng.integers(len(nb)))]
+        if nb:
+            return nb[int(rng.integers(len(nb)))]
+        # No single edit keeps this cell valid (e.g. input -> output): draw a different cell instead.
+        for _ in range(1000):
+            other = self.sample(rng)
+            if other != arch:
+                return other
+        raise RuntimeError("could not find a different cell to mutate to; is the space a single cell?")
 
     # ----- canonical key ----------------------------------------------------------------------
     def canonical_key(self, arch: Arch) -> str:

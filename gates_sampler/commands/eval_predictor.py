@@ -1,0 +1,156 @@
+"""``gates-nas eval-predictor``: the predictor-quality harness on NAS-Bench-201 (paper Sec. 6.1-6.2).
+
+Example (the paper's GATES row of Table 4, 5 ratios x 3 subsets x 3 seeds)::
+
+    gates-nas eval-predictor --encoder gates --dataset cifar10 --json gates.json
+    gates-nas eval-predictor --ratios 1 --subsets 3 --seeds 1 --epochs 200   # a quick check
+    gates-nas eval-predictor --ablation --ratios 0.5 1 2.5                  # Table 7 grid
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from gates_sampler.predictor.evaluation import (
+    ABLATION_VARIANTS,
+    NB201_POOL_SIZE,
+    PAPER_SEEDS,
+    PAPER_TABLE4_NB201,
+    PAPER_TABLE7_NB201,
+    evaluate_predictor,
+    format_ablation_table,
+    format_table,
+    load_zero_shot,
+    nb201_split,
+    results_to_json,
+    summarize,
+    time_fit,
+    train_size,
+)
+from gates_sampler.predictor.losses import LOSSES
+from gates_sampler.utils import resolve_device
+
+DATASETS = ("cifar10", "cifar100", "imagenet")
+DEFAULT_PERCENTS = (0.1, 0.5, 1.0, 2.5, 10.0)
+
+
+def _percent(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a training ratio must be a number (percent of the pool), got {text!r}") from None
+    if not 0.0 < v <= 100.0:
+        raise argparse.ArgumentTypeError(f"a training ratio is a percent of the pool in (0, 100], got {text!r}")
+    return v
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``eval-predictor`` parser to the ``gates-nas`` subcommands."""
+    p = subparsers.add_parser(
+        "eval-predictor",
+        help="measure predictor ranking quality on NAS-Bench-201 (Kendall's tau, N@K, Precision@K)",
+        description=(
+            "Split the 15625 NAS-Bench-201 cells by a fixed seed into a 7813-cell training pool and a 7812-cell "
+            "test set; for each training ratio train predictors on random subsets of the pool with several "
+            "seeds, rank the test set, and print mean +- std of Kendall's tau, N@K (best true rank among the top-K "
+            "predicted, 1 = best) and Precision@K (share of the true top-K among the predicted top-K)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--encoder", choices=("gates", "mlp", "gates++"), default="gates", help="predictor encoder")
+    p.add_argument("--loss", choices=LOSSES, default="hinge", help="training loss")
+    p.add_argument("--dataset", choices=DATASETS, default="cifar10", help="NAS-Bench-201 dataset (validation accuracy)")
+    p.add_argument("--ratios", type=_percent, nargs="+", default=list(DEFAULT_PERCENTS), metavar="PCT",
+                   help="training-set sizes in percent of the 7813-cell pool (0.1%% = 7 cells, 10%% = 781)")
+    p.add_argument("--subsets", type=_positive, default=3, help="random training subsets per ratio")
+    p.add_argument("--seeds", type=_positive, default=3,
+                   help=f"training seeds per subset (the first three are the paper's {list(PAPER_SEEDS)})")
+    p.add_argument("--epochs", type=_positive, default=200, help="training epochs per fit")
+    p.add_argument("--ks", type=_positive, nargs="+", default=[5, 10], metavar="K", help="K of N@K and Precision@K")
+    p.add_argument("--ablation", action="store_true",
+                   help="run the GATES / +EES / +ETS / GATES++ grid (paper Table 7) on identical subsets and seeds")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the pool / test split")
+    p.add_argument("--subset-seed", type=int, default=0, help="seed of the training-subset draws")
+    p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda', ...")
+    p.add_argument("--json", metavar="PATH", help="also write every run and the summary to this JSON file")
+    p.add_argument("--no-timing", action="store_true", help="skip the 200-cell fit-time measurement")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def _seeds(n: int) -> list[int]:
+    # the paper's seeds first, then further fixed seeds
+    return list(PAPER_SEEDS[:n]) + [1000 + i for i in range(max(0, n - len(PAPER_SEEDS)))]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the harness described by the parsed ``args`` and print the table."""
+    if args.ablation and args.encoder == "mlp":
+        raise ValueError("--ablation compares GATES variants; it cannot be combined with --encoder mlp")
+    zero_shot = None
+    split = nb201_split(args.dataset, seed=args.split_seed)
+    if args.encoder == "gates++" or args.ablation:
+        try:
+            zero_shot = load_zero_shot(split.space)
+        except ImportError as exc:
+            print(f"gates-nas eval-predictor: {exc}", file=sys.stderr)
+            return 3
+    device = resolve_device(args.device)
+    ratios = [p / 100.0 for p in args.ratios]
+    seeds = _seeds(args.seeds)
+    variants = list(ABLATION_VARIANTS) if args.ablation else None
+    sizes = ", ".join(f"{p:g}% = {train_size(split.pool_size, r)}" for p, r in zip(args.ratios, ratios))
+    print(
+        f"NAS-Bench-201 {args.dataset} validation accuracy: pool {split.pool_size} / test {len(split.test_archs)} cells "
+        f"(split seed {args.split_seed}); training sizes {sizes}; {args.subsets} subsets x seeds {seeds}; "
+        f"{args.epochs} epochs; encoder {args.encoder}, loss {args.loss}; device {device}"
+    )
+    fit_200 = None
+    if not args.no_timing:
+        idx = np.random.default_rng(args.subset_seed).choice(split.pool_size, size=200, replace=False)
+        fit_200 = time_fit(
+            split.space, [split.train_archs[i] for i in idx], split.train_values[idx], epochs=args.epochs,
+            encoder="mlp" if args.encoder == "mlp" else "gates", loss=args.loss, device=str(device),
+        )
+        where = "this CPU" if device.type == "cpu" else str(device)
+        print(f"fitting on 200 architectures for {args.epochs} epochs takes {fit_200:.1f} s on {where}")
+    start = time.perf_counter()
+    results = evaluate_predictor(
+        split, ratios, n_subsets=args.subsets, seeds=seeds, encoder=args.encoder, loss=args.loss,
+        epochs=args.epochs, ks=args.ks, variants=variants, zero_shot=zero_shot, subset_seed=args.subset_seed,
+        device=str(device), progress=not args.no_progress,
+    )
+    wall = time.perf_counter() - start
+    rows = summarize(results)
+    print()
+    if args.ablation:
+        print("Kendall's tau (mean +- std over runs) [paper Table 7, NAS-Bench-201]")
+        print(format_ablation_table(rows, PAPER_TABLE7_NB201 if args.dataset == "cifar10" else None))
+        print()
+    paper = PAPER_TABLE4_NB201.get(args.encoder) if args.dataset == "cifar10" and not args.ablation else None
+    print(format_table(rows, paper))
+    print(f"\n{len(results)} fits in {wall:.0f} s (fit s = mean seconds per fit)")
+    if args.json:
+        config = {k: v for k, v in vars(args).items() if k != "func"}
+        config.update(seeds_used=seeds, device=str(device), pool_size=NB201_POOL_SIZE)
+        record = results_to_json(config, results, {"fit_200_seconds": fit_200, "wall_seconds": wall})
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,54 @@
+"""Shared fixtures: the spaces under test and the path of the shared benchmark data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gates_sampler.spaces import CellSpace, DartsSpace, NB101Space, NB201Space
+
+#: benchmark files shared next to the repository (never copied into it)
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+#: a user-defined "operation on edge" space: 2 input nodes, 3 nodes, each picking 2 distinct inputs
+USER_EDGE_OPS = ("conv3", "conv5", "pool", "identity")
+#: a user-defined "operation on node" space: up to 5 vertices, at most 6 edges
+USER_NODE_OPS = ("conv", "pool")
+
+
+def make_spaces() -> dict[str, object]:
+    """One instance of every kind of space, keyed by a short id (fresh objects per call)."""
+    return {
+        "nb201": NB201Space(),
+        "darts": DartsSpace(),
+        "nb101": NB101Space(),
+        "edge": CellSpace(
+            kind="edge", ops=USER_EDGE_OPS, n_nodes=3, n_inputs=2, inputs_per_node=2,
+            cell_names=("normal", "reduce"), readout="mean", none_op=None, name="user-edge",
+        ),
+        "node": CellSpace(kind="node", ops=USER_NODE_OPS, max_vertices=5, max_edges=6, name="user-node"),
+    }
+
+
+SPACE_IDS = list(make_spaces())
+
+
+@pytest.fixture(scope="session")
+def spaces() -> dict[str, object]:
+    """Every space under test, shared by the session (spaces are stateless)."""
+    return make_spaces()
+
+
+@pytest.fixture(params=SPACE_IDS)
+def space(request: pytest.FixtureRequest, spaces: dict[str, object]) -> object:
+    """Each space under test in turn."""
+    return spaces[request.param]
+
+
+def data_path(*parts: str) -> Path:
+    """A file under the shared data folder; skips the test when it is absent."""
+    path = DATA_DIR.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared benchmark data not found at {path} (it lives outside the repository)")
+    return path
