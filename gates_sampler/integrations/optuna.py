@@ -1,0 +1,375 @@
+"""GATES++ as an Optuna sampler.
+
+In the objective, ``arch = space.suggest(trial)`` suggests the architecture's flat categorical
+parameters; :class:`GatesSampler` proposes them together (relative sampling) from the core
+:class:`~gates_sampler.searcher.GatesPredictorSearcher` loop, and every other parameter (learning
+rate, batch size, ...) goes to an independent sampler (TPE by default).
+
+The sampler keeps no knowledge of its own that the study does not also hold: before every proposal
+it reads the study's trials and tells the core searcher what is new (completed trials train the
+predictor; failed and pruned ones are never proposed again; running and waiting ones are pending).
+So several processes sharing one RDB or journal storage cooperate without sharing memory, and a
+study resumed with a fresh sampler continues where it stopped.
+
+Two processes proposing at the same moment could pick the same architecture. Each proposal is
+therefore written to the trial's system attributes (a *claim*) before the sampler re-reads the
+study; if any other trial holds or claims the same architecture, the sampler proposes again. Because
+each process writes its claim before reading the others', of two clashing processes at least the
+later reader sees the clash, so two running trials never hold the same architecture (on storages
+whose writes are immediately visible, as SQLite, other RDBs and the journal file are).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+try:
+    import optuna
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
+    if exc.name == "optuna":
+        raise ImportError("GatesSampler needs optuna: pip install 'gates-sampler[optuna]'") from exc
+    raise
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.samplers import BaseSampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from gates_sampler.searcher import GatesPredictorSearcher
+from gates_sampler.spaces.base import Arch, SearchSpace
+
+__all__ = ["GatesSampler", "run_optuna_gates"]
+
+logger = logging.getLogger("gates_sampler")
+
+#: trial system attribute holding the architecture string this sampler proposed for the trial
+CLAIM_ATTR = "gates_sampler:arch"
+#: how often a proposal is retried after clashing with another process's claim
+MAX_CLAIM_ROUNDS = 10
+_PENDING_STATES = (TrialState.RUNNING, TrialState.WAITING)
+_RESERVED_KWARGS = ("direction", "n_startup", "space")
+
+
+class _StudySearcher(GatesPredictorSearcher):
+    """The core searcher plus the two things an adapter that rebuilds from storage needs:
+    replacing the pending set with what the study says, and reseeding."""
+
+    def replace_pending(self, pending: Mapping[str, Arch]) -> None:
+        """Make ``pending`` (canonical key -> arch) the set of asked-but-not-told architectures."""
+        self._pending = dict(pending)
+
+    def reseed(self, seed: int | None = None) -> None:
+        """Replace the proposal RNG (the fitted predictor and the history stay)."""
+        self._rng = np.random.default_rng(seed)
+
+
+class GatesSampler(BaseSampler):
+    """Optuna sampler that proposes architectures with GATES(++) predictor-based search.
+
+    Use ``arch = search_space.suggest(trial)`` in the objective. Parameters of ``search_space`` are
+    sampled jointly by the GATES loop; any other parameter goes to ``independent_sampler``.
+
+    Example:
+
+        .. code-block:: python
+
+            space = NB201Space()
+            bench = NB201Benchmark("cifar10")
+
+            def objective(trial):
+                return bench.query(space.suggest(trial))
+
+            study = optuna.create_study(direction="maximize", sampler=GatesSampler(space, seed=0))
+            study.optimize(objective, n_trials=50)
+
+    Args:
+        search_space: the architecture search space (e.g. ``NB201Space()``).
+        n_startup_trials: random architectures before the predictor is used (core ``n_startup``).
+        n_candidates: random unseen candidates scored per proposal (the paper's 200).
+        independent_sampler: sampler for the non-architecture parameters; default
+            ``optuna.samplers.TPESampler(seed=seed)``.
+        seed: fixes every random draw. A sequential run with seed ``s`` proposes exactly what
+            ``GatesPredictorSearcher(seed=s)`` would; a sampler that joins a study later (another
+            worker process, a resumed study) mixes the number of its first trial into the seed so
+            that workers built with the same seed do not draw the same sequence.
+        **searcher_kwargs: further :class:`~gates_sampler.searcher.GatesPredictorSearcher` settings
+            (``predictor``, ``candidates``, ``refit``, ``warm_epochs``, ``zero_shot``, ``device``, ...).
+
+    The study's direction (minimize or maximize) is taken from the study; multi-objective studies
+    raise ``ValueError``. Parameters fixed by ``study.enqueue_trial`` are never overridden; a trial
+    whose architecture was set by hand (enqueued, ``study.add_trial``) still trains the predictor.
+    """
+
+    def __init__(
+        self,
+        search_space: SearchSpace,
+        *,
+        n_startup_trials: int = 10,
+        n_candidates: int = 200,
+        independent_sampler: BaseSampler | None = None,
+        seed: int | None = None,
+        **searcher_kwargs: Any,
+    ) -> None:
+        if not isinstance(search_space, SearchSpace):
+            raise ValueError(f"search_space must be a SearchSpace (e.g. NB201Space()), got {type(search_space).__name__}")
+        if independent_sampler is not None and not isinstance(independent_sampler, BaseSampler):
+            raise ValueError(f"independent_sampler must be an optuna BaseSampler, got {type(independent_sampler).__name__}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be None or a non-negative int, got {seed!r}")
+        bad = [k for k in _RESERVED_KWARGS if k in searcher_kwargs]
+        if bad:
+            raise ValueError(
+                f"{bad} cannot be passed to GatesSampler: the direction comes from the study, "
+                "the space is search_space and the number of random trials is n_startup_trials"
+            )
+        self._space = search_space
+        self._seed = None if seed is None else int(seed)
+        self._searcher_kwargs = {"n_startup": n_startup_trials, "n_candidates": n_candidates, **searcher_kwargs}
+        # build one searcher now so that bad settings fail here, not inside the first trial
+        GatesPredictorSearcher(search_space, seed=0, **self._searcher_kwargs)
+        self._independent_sampler = independent_sampler or optuna.samplers.TPESampler(seed=self._seed)
+        self._distributions = {name: CategoricalDistribution(choices) for name, choices in search_space.distributions().items()}
+        self._searcher: _StudySearcher | None = None
+        self._study_name: str | None = None
+        self._told: set[int] = set()  # numbers of finished trials already told to the searcher
+        self._rng = np.random.default_rng(self._seed)
+        self._lock = threading.Lock()
+
+    # ----- public -----------------------------------------------------------------------------
+    @property
+    def search_space(self) -> SearchSpace:
+        """The architecture search space."""
+        return self._space
+
+    @property
+    def searcher(self) -> GatesPredictorSearcher | None:
+        """The core searcher synced with the last study sampled for (``None`` before the first proposal)."""
+        return self._searcher
+
+    # ----- BaseSampler ------------------------------------------------------------------------
+    def reseed_rng(self) -> None:
+        """Reseed the random generators only; the history and the fitted predictor stay."""
+        with self._lock:
+            self._rng = np.random.default_rng()
+            if self._searcher is not None:
+                self._searcher.reseed()
+        self._independent_sampler.reseed_rng()
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        _check_single_objective(study)
+        self._independent_sampler.before_trial(study, trial)
+
+    def after_trial(
+        self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        # Tell this process's own results at once, so ``searcher`` is current after ``optimize``;
+        # other processes' results are picked up from the storage at the next proposal.
+        with self._lock:
+            if self._searcher is not None and self._study_name == study.study_name and trial.number not in self._told:
+                self._tell_finished(trial, state, values[0] if values and state == TrialState.COMPLETE else None)
+        self._independent_sampler.after_trial(study, trial, state, values)
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        _check_single_objective(study)
+        return dict(self._distributions)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        _check_single_objective(study)
+        fixed = {k: v for k, v in trial.system_attrs.get("fixed_params", {}).items() if k in self._distributions}
+        if len(fixed) == len(self._distributions):
+            return {}  # the whole architecture was fixed by hand (enqueue_trial): nothing to propose
+        with self._lock:
+            self._attach(study, trial)
+            self._sync(study, trial.number)
+            arch = self._propose_and_claim(study, trial, fixed)
+        if arch is None:
+            return {}
+        return {k: v for k, v in self._space.to_params(arch).items() if k in search_space and k not in fixed}
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        return self._independent_sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    # ----- pickling ---------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]  # locks do not pickle; a fresh one is made on load
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    # ----- study -> searcher ------------------------------------------------------------------
+    def _attach(self, study: Study, trial: FrozenTrial) -> None:
+        """Make sure the searcher belongs to ``study``; (re)build it from scratch otherwise."""
+        direction = "minimize" if study.direction == StudyDirection.MINIMIZE else "maximize"
+        if (
+            self._searcher is not None
+            and self._study_name == study.study_name
+            and self._searcher.direction == direction
+        ):
+            return
+        # Workers that join a study later get a different stream: mix their first trial number in.
+        if self._seed is None:
+            seed = None
+        elif trial.number == 0:
+            seed = self._seed
+        else:
+            seed = int(np.random.SeedSequence([self._seed, trial.number]).generate_state(1)[0])
+        self._searcher = _StudySearcher(self._space, direction=direction, seed=seed, **self._searcher_kwargs)
+        self._rng = np.random.default_rng(None if seed is None else seed + 1)
+        self._study_name = study.study_name
+        self._told = set()
+        logger.debug("GatesSampler attached to study %r (%s, seed %s)", study.study_name, direction, seed)
+
+    def _arch_of(self, trial: FrozenTrial, *, complete: bool) -> Arch | None:
+        """The architecture a trial evaluated (complete) or holds (otherwise), or ``None``."""
+        names = self._distributions
+        if all(k in trial.params for k in names):
+            source: Mapping[str, Any] | None = {k: trial.params[k] for k in names}
+        elif complete:
+            return None  # it finished without suggesting the whole architecture: its value says nothing
+        elif CLAIM_ATTR in trial.system_attrs:
+            try:
+                return self._space.parse(trial.system_attrs[CLAIM_ATTR])
+            except ValueError:
+                logger.warning("trial %d has an unreadable architecture claim; ignored", trial.number)
+                return None
+        else:
+            fixed = trial.system_attrs.get("fixed_params", {})
+            source = {k: fixed[k] for k in names} if all(k in fixed for k in names) else None
+        if source is None:
+            return None
+        try:
+            return self._space.from_params(source)
+        except ValueError as exc:
+            logger.warning("trial %d holds an invalid architecture for %s (%s); ignored", trial.number, self._space.name, exc)
+            return None
+
+    def _sync(self, study: Study, current: int) -> None:
+        """Tell the searcher every newly finished trial and make its pending set the study's."""
+        assert self._searcher is not None
+        trials = study.get_trials(deepcopy=False)
+        pending: dict[str, Arch] = {}
+        for t in trials:  # sorted by number, so the order of tells is reproducible
+            if t.state.is_finished():
+                if t.number not in self._told:
+                    self._tell_finished(t, t.state, t.value if t.state == TrialState.COMPLETE else None)
+            elif t.state in _PENDING_STATES and t.number != current:
+                arch = self._arch_of(t, complete=False)
+                if arch is not None:
+                    pending[self._space.canonical_key(arch)] = arch
+        self._searcher.replace_pending(pending)
+
+    def _tell_finished(self, trial: FrozenTrial, state: TrialState, value: float | None) -> None:
+        assert self._searcher is not None
+        self._told.add(trial.number)
+        arch = self._arch_of(trial, complete=state == TrialState.COMPLETE)
+        if arch is not None:
+            # failed and pruned trials are told as failures: never proposed again, not trained on
+            self._searcher.tell(arch, value if state == TrialState.COMPLETE else None)
+
+    # ----- proposals --------------------------------------------------------------------------
+    def _propose_and_claim(self, study: Study, trial: FrozenTrial, fixed: Mapping[str, Any]) -> Arch | None:
+        assert self._searcher is not None
+        arch: Arch | None = None
+        for attempt in range(MAX_CLAIM_ROUNDS):
+            arch = self._propose(fixed, attempt)
+            if arch is None:
+                return None
+            study._storage.set_trial_system_attr(trial._trial_id, CLAIM_ATTR, str(arch))
+            # Re-read after claiming: a clash that this read misses is seen by the other process.
+            self._sync(study, trial.number)
+            if self._space.canonical_key(arch) not in self._searcher.seen_keys():
+                return arch
+            logger.debug("trial %d: %s was taken by another trial meanwhile; proposing again", trial.number, arch)
+        logger.warning("trial %d: still clashing with other workers after %d proposals; keeping %s", trial.number, MAX_CLAIM_ROUNDS, arch)
+        return arch
+
+    def _propose(self, fixed: Mapping[str, Any], attempt: int) -> Arch | None:
+        searcher = self._searcher
+        assert searcher is not None
+        if fixed:
+            return self._propose_with_fixed(fixed)
+        try:
+            if attempt == 0:
+                return searcher.ask()  # type: ignore[return-value]
+            # After a clash, pick at random among the top few so that two workers holding the same
+            # predictor and data stop choosing in lockstep.
+            top = searcher.ask(min(attempt + 1, 5))
+            return top[int(self._rng.integers(len(top)))]  # type: ignore[index]
+        except RuntimeError as exc:  # the space is exhausted (tiny user spaces)
+            logger.warning("%s; proposing a random, possibly repeated architecture", exc)
+            return self._space.sample(self._rng)
+
+    def _propose_with_fixed(self, fixed: Mapping[str, Any]) -> Arch | None:
+        """Best-scored unseen architecture that agrees with the parameters fixed by hand."""
+        searcher = self._searcher
+        assert searcher is not None
+        seen = searcher.seen_keys()
+        pool: dict[str, Arch] = {}
+        for _ in range(50 * searcher.n_candidates):
+            if len(pool) >= searcher.n_candidates:
+                break
+            params = {**self._space.random_params(self._rng), **fixed}
+            try:
+                arch = self._space.from_params(params)
+            except ValueError:
+                continue
+            key = self._space.canonical_key(arch)
+            if key not in seen:
+                pool.setdefault(key, arch)
+        if not pool:
+            logger.warning("no unseen architecture agrees with the fixed parameters %s; leaving the rest to the independent sampler", dict(fixed))
+            return None
+        archs = list(pool.values())
+        if searcher.n_complete < searcher.n_startup:
+            return archs[0]
+        return archs[int(np.argmax(searcher.predict(archs)))]
+
+
+def _check_single_objective(study: Study) -> None:
+    if len(study.directions) != 1:
+        raise ValueError(
+            f"GatesSampler supports single-objective studies only; this study has {len(study.directions)} objectives"
+        )
+
+
+def run_optuna_gates(benchmark: Any, n_trials: int, seed: int | None, **sampler_kwargs: Any) -> list[float]:
+    """Search ``benchmark`` with :class:`GatesSampler` inside an in-memory Optuna study.
+
+    Args:
+        benchmark: an evaluator with ``space``, ``direction`` and ``query(arch) -> float``
+            (e.g. :class:`~gates_sampler.benchmarks.NB201Benchmark`).
+        n_trials: number of trials.
+        seed: sampler seed.
+        **sampler_kwargs: passed to :class:`GatesSampler`.
+
+    Returns:
+        The value of every trial in order, in the benchmark's direction.
+    """
+    if not isinstance(n_trials, int) or n_trials < 1:
+        raise ValueError(f"n_trials must be a positive int, got {n_trials!r}")
+    space = benchmark.space
+    query: Callable[[Arch], float] = benchmark.query
+
+    def objective(trial: optuna.Trial) -> float:
+        return query(space.suggest(trial))
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one INFO line per trial would drown the caller's output
+    try:
+        study = optuna.create_study(direction=benchmark.direction, sampler=GatesSampler(space, seed=seed, **sampler_kwargs))
+        study.optimize(objective, n_trials=n_trials)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return [float(t.value) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]

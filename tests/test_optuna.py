@@ -1,0 +1,364 @@
+"""GatesSampler: the Optuna door into the GATES loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+optuna = pytest.importorskip("optuna")
+
+from optuna.trial import TrialState  # noqa: E402
+
+from gates_sampler import GatesPredictorSearcher  # noqa: E402
+from gates_sampler.benchmarks import NB201Benchmark  # noqa: E402
+from gates_sampler.integrations.optuna import CLAIM_ATTR, GatesSampler, run_optuna_gates  # noqa: E402
+from gates_sampler.predictor import Predictor  # noqa: E402
+from gates_sampler.spaces import NB201Space  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# a predictor small enough that a test trial costs milliseconds
+TINY_PREDICTOR = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16]}
+FAST = {"n_startup_trials": 4, "n_candidates": 30, "warm_epochs": 1, "predictor": TINY_PREDICTOR, "device": "cpu"}
+CORE_FAST = {"n_startup": 4, "n_candidates": 30, "warm_epochs": 1, "predictor": TINY_PREDICTOR, "device": "cpu"}
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # tiny networks on a shared 2-core machine: extra intra-op threads only add contention
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def bench() -> NB201Benchmark:
+    return NB201Benchmark("cifar10")
+
+
+@pytest.fixture
+def space() -> NB201Space:
+    return NB201Space()
+
+
+def arch_objective(bench: NB201Benchmark):
+    def objective(trial: Any) -> float:
+        return bench.query(bench.space.suggest(trial))
+
+    return objective
+
+
+def trial_archs(study: Any, space: NB201Space, states=(TrialState.COMPLETE,)) -> list[str]:
+    return [space.canonical_key(space.from_params({k: t.params[k] for k in space.distributions()})) for t in study.get_trials(states=states)]
+
+
+# ----- basics -----------------------------------------------------------------------------------
+def test_lazy_reexport():
+    import gates_sampler
+
+    assert gates_sampler.GatesSampler is GatesSampler
+
+
+def test_in_memory_study_matches_the_core_loop(bench, space):
+    """A sequential study proposes exactly what the core searcher with the same seed proposes:
+    the sampler only translates."""
+    study = optuna.create_study(direction="maximize", sampler=GatesSampler(space, seed=3, **FAST))
+    study.optimize(arch_objective(bench), n_trials=12)
+    got = [space.from_params(t.params) for t in study.trials]
+
+    core = GatesPredictorSearcher(space, seed=3, **CORE_FAST)
+    expected = []
+    for _ in range(12):
+        a = core.ask()
+        core.tell(a, bench.query(a))
+        expected.append(a)
+    assert [str(a) for a in got] == [str(a) for a in expected]
+    assert len({space.canonical_key(a) for a in got}) == 12
+    sampler = study.sampler
+    assert sampler.searcher is not None and sampler.searcher.n_complete == 12
+    assert sampler.searcher.best[1] == pytest.approx(study.best_value)
+    # every proposal was claimed on its trial
+    assert all(t.system_attrs[CLAIM_ATTR] == str(space.from_params(t.params)) for t in study.trials)
+
+
+def test_minimize_flips_direction(bench, space):
+    """Minimising -f proposes exactly what maximising f proposes."""
+    up = optuna.create_study(direction="maximize", sampler=GatesSampler(space, seed=1, **FAST))
+    up.optimize(arch_objective(bench), n_trials=9)
+    down = optuna.create_study(direction="minimize", sampler=GatesSampler(space, seed=1, **FAST))
+    down.optimize(lambda t: -bench.query(space.suggest(t)), n_trials=9)
+    assert [t.params for t in up.trials] == [t.params for t in down.trials]
+    assert down.sampler.searcher.direction == "minimize"
+    assert down.best_value == pytest.approx(-up.best_value)
+    _, values = down.sampler.searcher.training_data()
+    assert values.max() == pytest.approx(up.best_value)  # internal values are higher-is-better
+
+
+def test_no_refit_without_new_results(bench, space, monkeypatch):
+    calls = []
+    original = Predictor.fit
+
+    def counting_fit(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "fit", counting_fit)
+    study = optuna.create_study(direction="maximize", sampler=GatesSampler(space, seed=0, **FAST))
+    study.optimize(arch_objective(bench), n_trials=6)
+    n_fits = len(calls)
+    assert n_fits == 2  # results 5 and 6 arrived after the 4 random startup trials
+    running = [study.ask() for _ in range(4)]
+    archs = [space.suggest(t) for t in running]
+    assert len(calls) == n_fits + 1  # one fit for the 6th result, none for the proposals after it
+    assert len({space.canonical_key(a) for a in archs}) == 4
+    seen = set(trial_archs(study, space))
+    assert not seen & {space.canonical_key(a) for a in archs}  # pending trials are never re-proposed
+
+
+def test_n_jobs_threads(bench, space):
+    study = optuna.create_study(direction="maximize", sampler=GatesSampler(space, seed=0, **FAST))
+    study.optimize(arch_objective(bench), n_trials=12, n_jobs=2)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 12
+    keys = trial_archs(study, space)
+    assert len(set(keys)) == 12
+    assert study.sampler.searcher.n_complete == 12
+
+
+def test_reseed_rng_keeps_history(bench, space):
+    sampler = GatesSampler(space, seed=0, **FAST)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(arch_objective(bench), n_trials=6)
+    predictor = sampler.searcher.predictor
+    sampler.reseed_rng()
+    assert sampler.searcher.n_complete == 6 and sampler.searcher.predictor is predictor
+    study.optimize(arch_objective(bench), n_trials=2)
+    assert len(set(trial_archs(study, space))) == 8
+
+
+# ----- mixed objectives and hand-set trials -----------------------------------------------------
+class RecordingSampler(optuna.samplers.RandomSampler):
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.names: list[str] = []
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        self.names.append(param_name)
+        return super().sample_independent(study, trial, param_name, param_distribution)
+
+
+def test_mixed_objective_float_goes_to_independent_sampler(bench, space):
+    rec = RecordingSampler()
+    study = optuna.create_study(direction="maximize", sampler=GatesSampler(space, seed=0, independent_sampler=rec, **FAST))
+
+    def objective(trial):
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        arch = space.suggest(trial)
+        trial.suggest_int("batch", 32, 256)
+        return bench.query(arch) - 10 * abs(np.log10(lr) + 2)
+
+    study.optimize(objective, n_trials=8)
+    assert sorted(set(rec.names)) == ["batch", "lr"]
+    assert rec.names.count("lr") == 8
+    assert len({t.params["lr"] for t in study.trials}) == 8
+    assert len(set(trial_archs(study, space))) == 8
+    assert study.sampler.searcher.n_complete == 8
+
+    # the default independent sampler is TPE
+    assert isinstance(GatesSampler(space, seed=0)._independent_sampler, optuna.samplers.TPESampler)
+
+
+def test_failed_and_pruned_trials_are_never_proposed_again(bench, space):
+    state = {"n": 0}
+    bad: dict[str, str] = {}
+
+    def objective(trial):
+        state["n"] += 1
+        arch = space.suggest(trial)
+        key = space.canonical_key(arch)
+        if state["n"] % 4 == 1:
+            bad[key] = "fail"
+            raise RuntimeError("training diverged")
+        if state["n"] % 4 == 2:
+            bad[key] = "prune"
+            raise optuna.TrialPruned()
+        return bench.query(arch)
+
+    study = optuna.create_study(direction="maximize", sampler=GatesSampler(space, seed=0, **FAST))
+    study.optimize(objective, n_trials=16, catch=(RuntimeError,))
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.FAIL) == 4 and states.count(TrialState.PRUNED) == 4
+    all_keys = trial_archs(study, space, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED))
+    assert len(all_keys) == 16 and len(set(all_keys)) == 16
+    searcher = study.sampler.searcher
+    archs, _ = searcher.training_data()
+    trained = {space.canonical_key(a) for a in archs}
+    assert trained.isdisjoint(bad) and len(trained) == 8
+    assert set(bad) <= searcher.seen_keys()
+
+
+def test_trial_failing_before_its_architecture_is_complete(bench, space):
+    """A trial that crashed half-way through suggesting keeps its claim: not proposed again."""
+
+    def crashing(trial):
+        trial.suggest_categorical("node1_from0", space.distributions()["node1_from0"])
+        raise RuntimeError("crash")
+
+    sampler = GatesSampler(space, seed=0, **FAST)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(crashing, n_trials=1, catch=(RuntimeError,))
+    claimed = space.canonical_key(space.parse(study.trials[0].system_attrs[CLAIM_ATTR]))
+    study.optimize(arch_objective(bench), n_trials=5)
+    assert claimed not in trial_archs(study, space)
+    assert claimed in sampler.searcher.seen_keys()
+    assert sampler.searcher.n_complete == 5
+
+
+def test_enqueued_and_added_trials(bench, space):
+    rng = np.random.default_rng(123)
+    fixed_arch = space.sample(rng)
+    manual_arch = space.sample(rng)
+    study = optuna.create_study(direction="maximize", sampler=GatesSampler(space, seed=0, **FAST))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=space.to_params(manual_arch),
+            distributions={k: optuna.distributions.CategoricalDistribution(c) for k, c in space.distributions().items()},
+            value=bench.query(manual_arch),
+        )
+    )
+    study.optimize(arch_objective(bench), n_trials=5)
+    study.enqueue_trial(space.to_params(fixed_arch))
+    study.enqueue_trial({"node3_from2": "avg_pool_3x3", "node1_from0": "none"})  # a partial architecture
+    study.optimize(arch_objective(bench), n_trials=4)
+
+    trials = study.trials
+    assert space.from_params(trials[6].params) == fixed_arch  # fixed params are not overridden
+    assert trials[7].params["node3_from2"] == "avg_pool_3x3" and trials[7].params["node1_from0"] == "none"
+    keys = trial_archs(study, space)
+    assert len(keys) == 10 and len(set(keys)) == 10  # the partial one was completed with an unseen arch
+    archs, _ = study.sampler.searcher.training_data()
+    trained = {space.canonical_key(a) for a in archs}
+    assert {space.canonical_key(fixed_arch), space.canonical_key(manual_arch)} <= trained
+
+
+def test_waiting_enqueued_architecture_is_pending(bench, space):
+    study = optuna.create_study(direction="maximize", sampler=GatesSampler(space, seed=0, **FAST))
+    study.optimize(arch_objective(bench), n_trials=5)
+    waiting = space.sample(np.random.default_rng(1))
+    study.enqueue_trial(space.to_params(waiting))
+    running = study.ask()  # pops the waiting trial; its architecture is not suggested yet
+    other = study.ask()
+    assert space.canonical_key(space.suggest(other)) != space.canonical_key(waiting)
+    assert space.suggest(running) == waiting
+
+
+# ----- errors -----------------------------------------------------------------------------------
+def test_multi_objective_is_rejected(space):
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=GatesSampler(space, seed=0, **FAST))
+    with pytest.raises(ValueError, match="single-objective"):
+        study.optimize(lambda t: (1.0, 2.0), n_trials=1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"direction": "minimize"}, "direction comes from the study"),
+        ({"n_startup": 3}, "n_startup_trials"),
+        ({"n_startup_trials": 1}, "n_startup"),
+        ({"n_candidates": 0}, "n_candidates"),
+        ({"refit": "sometimes"}, "refit"),
+        ({"seed": -1}, "seed"),
+        ({"independent_sampler": "tpe"}, "independent_sampler"),
+    ],
+)
+def test_bad_settings(space, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GatesSampler(space, **kwargs)
+
+
+def test_bad_space():
+    with pytest.raises(ValueError, match="SearchSpace"):
+        GatesSampler("nb201")  # type: ignore[arg-type]
+
+
+# ----- persistence ------------------------------------------------------------------------------
+def test_pickle_round_trip_continues_exactly(bench, space):
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize", sampler=GatesSampler(space, seed=0, **FAST))
+    study.optimize(arch_objective(bench), n_trials=7)
+    blob = pickle.dumps(study.sampler)
+
+    copy_storage = optuna.storages.InMemoryStorage()
+    optuna.copy_study(from_study_name="s", from_storage=storage, to_storage=copy_storage)
+    study.optimize(arch_objective(bench), n_trials=3)
+
+    restored = pickle.loads(blob)
+    resumed = optuna.load_study(study_name="s", storage=copy_storage, sampler=restored)
+    resumed.optimize(arch_objective(bench), n_trials=3)
+    assert [t.params for t in resumed.trials] == [t.params for t in study.trials]
+    pickle.dumps(restored)  # still picklable after use (its lock is rebuilt)
+
+
+def test_journal_storage_resumed_with_a_fresh_sampler(bench, space, tmp_path):
+    def storage():
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log")))
+
+    study = optuna.create_study(study_name="j", storage=storage(), direction="maximize", sampler=GatesSampler(space, seed=0, **FAST))
+    study.optimize(arch_objective(bench), n_trials=6)
+    first = set(trial_archs(study, space))
+
+    sampler = GatesSampler(space, seed=0, **FAST)
+    resumed = optuna.load_study(study_name="j", storage=storage(), sampler=sampler)
+    resumed.optimize(arch_objective(bench), n_trials=4)
+    keys = trial_archs(resumed, space)
+    assert len(keys) == 10 and len(set(keys)) == 10
+    assert first <= set(keys)
+    assert sampler.searcher.n_complete == 10  # rebuilt from the stored trials
+    assert sampler.searcher.predictor.trained  # past the 4 startup trials at once: the predictor was used
+
+
+def test_sqlite_three_processes(tmp_path):
+    """3 worker processes x 20 trials on one SQLite file: all complete, and no two trials running at
+    the same time hold the same architecture."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    cmd = [
+        sys.executable, os.path.join(ROOT, "examples", "optuna_distributed.py"),
+        "--workers", "3", "--trials", "20", "--storage", url, "--study-name", "mp", "--seed", "0", "--sleep", "0.05",
+        "--n-startup", "4", "--n-candidates", "30", "--warm-epochs", "1", "--predictor", json.dumps(TINY_PREDICTOR),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+    study = optuna.load_study(study_name="mp", storage=url)
+    trials = study.get_trials()
+    assert len(trials) == 60 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["pid"] for t in trials}) == 3
+    for i, a in enumerate(trials):
+        for b in trials[i + 1 :]:
+            overlap = a.user_attrs["start"] < b.user_attrs["end"] and b.user_attrs["start"] < a.user_attrs["end"]
+            assert not (overlap and a.user_attrs["arch"] == b.user_attrs["arch"]), (a.number, b.number)
+    # the claims make clashes impossible, so in fact no architecture is evaluated twice
+    assert len({t.user_attrs["arch"] for t in trials}) == 60
+
+
+# ----- the compare hook -------------------------------------------------------------------------
+def test_run_optuna_gates(bench):
+    values = run_optuna_gates(bench, 8, 0, **FAST)
+    core = GatesPredictorSearcher(bench.space, seed=0, **CORE_FAST)
+    expected = []
+    for _ in range(8):
+        a = core.ask()
+        expected.append(bench.query(a))
+        core.tell(a, expected[-1])
+    assert values == expected
+    with pytest.raises(ValueError, match="n_trials"):
+        run_optuna_gates(bench, 0, 0)
