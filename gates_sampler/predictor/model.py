@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -38,6 +39,24 @@ class _Net(nn.Module):
         return self.head(torch.cat([a, b], dim=-1)).squeeze(-1)
 
 
+@contextlib.contextmanager
+def _cpu_threads(device: torch.device, n: int | None) -> Iterator[None]:
+    """Run with ``n`` intra-op threads on CPU, then restore the previous setting.
+
+    The predictor's matrices are tiny: extra threads only add synchronisation, and on a busy machine
+    two spinning threads made a fit ten times slower than one.
+    """
+    if device.type != "cpu" or n is None or n == torch.get_num_threads():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class Predictor:
     """A GATES (or MLP-baseline) performance predictor with ``fit`` / ``score``.
 
@@ -55,6 +74,8 @@ class Predictor:
         aux_weight: weight of the auxiliary loss.
         seed: fixes initialisation and minibatch order.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
+        num_threads: torch CPU threads used while fitting and scoring (default 1, fastest for these
+            small networks); ``None`` leaves torch's setting alone.
     """
 
     def __init__(
@@ -81,6 +102,7 @@ class Predictor:
         aux_weight: float = 0.5,
         seed: int | None = None,
         device: str | torch.device = "auto",
+        num_threads: int | None = 1,
     ) -> None:
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
@@ -99,6 +121,7 @@ class Predictor:
         )
         self.seed = seed
         self.device = resolve_device(device)
+        self.num_threads = num_threads
         self._rng = np.random.default_rng(seed)
         self.net: _Net | None = None
         self.optimizer: torch.optim.Optimizer | None = None
@@ -175,6 +198,18 @@ class Predictor:
             epochs: overrides the configured number of epochs for this call.
             warm_start: continue from the current weights and optimizer state instead of re-initialising.
         """
+        with _cpu_threads(self.device, self.num_threads):
+            return self._fit(archs, values, zs_op, zs_arch, epochs, warm_start)
+
+    def _fit(
+        self,
+        archs: Sequence[Arch],
+        values: Sequence[float] | np.ndarray,
+        zs_op: OpFeatures | None,
+        zs_arch: np.ndarray | torch.Tensor | None,
+        epochs: int | None,
+        warm_start: bool,
+    ) -> "Predictor":
         y = torch.as_tensor(np.asarray(values, dtype=np.float64), dtype=torch.float32)
         if len(archs) != len(y):
             raise ValueError(f"got {len(archs)} architectures but {len(y)} values")
@@ -258,6 +293,10 @@ class Predictor:
         ranks from a randomized quick-sort with the learned comparator."""
         if len(archs) == 0:
             return np.zeros(0)
+        with _cpu_threads(self.device, self.num_threads):
+            return self._score(archs, zs_op)
+
+    def _score(self, archs: Sequence[Arch], zs_op: OpFeatures | None) -> np.ndarray:
         assert self.net is not None
         emb = self.embed(archs, zs_op)
         if self.config["loss"] != "comparator":

@@ -1,0 +1,222 @@
+"""Search-efficiency experiments: run ask/tell methods on look-up benchmarks and summarise them.
+
+Used by ``gates-nas compare`` and ``gates-nas search``; importable for notebooks. A *method spec*
+is a name with optional settings, e.g. ``gates``, ``gates[candidates=mixed]``, ``rea[population_size=20]``,
+``tpe``, ``tpe-cached`` (TPE whose duplicate proposals are answered from a cache and do not count
+against the budget), ``optuna-gates`` (GatesSampler inside an Optuna study), ``random``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from gates_sampler.base_searcher import AskTellSearcher
+from gates_sampler.baselines import RandomSearcher, REASearcher
+from gates_sampler.searcher import GatesPredictorSearcher
+
+logger = logging.getLogger("gates_sampler")
+
+CHECKPOINTS = (20, 50, 100, 150)
+METHODS = ("gates", "random", "rea", "tpe", "tpe-cached", "optuna-gates")
+
+
+@dataclass
+class Run:
+    """One search run: the value of every evaluation in order and the time spent proposing each."""
+
+    method: str
+    benchmark: str
+    seed: int
+    values: list[float]
+    ask_seconds: list[float]
+    archs: list[str] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    def best_so_far(self, direction: str) -> np.ndarray:
+        v = np.asarray(self.values, dtype=np.float64)
+        return np.maximum.accumulate(v) if direction == "maximize" else np.minimum.accumulate(v)
+
+
+def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"gates[candidates=mixed,n_candidates=500]"`` -> ``("gates", {"candidates": "mixed", "n_candidates": 500})``."""
+    spec = spec.strip()
+    name, _, rest = spec.partition("[")
+    name = name.strip()
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose from {METHODS} (optionally with settings, e.g. gates[candidates=mixed])")
+    kwargs: dict[str, Any] = {}
+    if rest:
+        if not rest.endswith("]"):
+            raise ValueError(f"method spec {spec!r} must close its settings with ']'")
+        for item in filter(None, (s.strip() for s in rest[:-1].split(","))):
+            key, eq, val = item.partition("=")
+            if not eq:
+                raise ValueError(f"setting {item!r} of {spec!r} must look like key=value")
+            try:
+                kwargs[key.strip()] = ast.literal_eval(val.strip())
+            except (ValueError, SyntaxError):
+                kwargs[key.strip()] = val.strip()
+    return name, kwargs
+
+
+def _make_searcher(name: str, kwargs: dict[str, Any], benchmark: Any, seed: int) -> AskTellSearcher:
+    common = {"direction": benchmark.direction, "seed": seed}
+    if name == "gates":
+        return GatesPredictorSearcher(benchmark.space, **common, **kwargs)
+    if name == "random":
+        return RandomSearcher(benchmark.space, **common, **kwargs)
+    return REASearcher(benchmark.space, **common, **kwargs)
+
+
+def _run_asktell(searcher: AskTellSearcher, benchmark: Any, budget: int, progress: Callable[[], None] | None) -> tuple[list[float], list[float], list[str]]:
+    values, times, archs = [], [], []
+    for _ in range(budget):
+        t = time.perf_counter()
+        arch = searcher.ask()
+        times.append(time.perf_counter() - t)
+        v = benchmark.query(arch)
+        searcher.tell(arch, v)
+        values.append(v)
+        archs.append(str(arch))
+        if progress:
+            progress()
+    return values, times, archs
+
+
+def _run_optuna(name: str, kwargs: dict[str, Any], benchmark: Any, budget: int, seed: int, progress: Callable[[], None] | None) -> tuple[list[float], list[float], list[str]]:
+    try:
+        import optuna
+    except ImportError as exc:
+        raise ImportError(f"method {name!r} needs optuna: pip install 'gates-sampler[optuna]'") from exc
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = benchmark.space
+    if name == "optuna-gates":
+        from gates_sampler.integrations.optuna import GatesSampler
+
+        sampler: Any = GatesSampler(space, seed=seed, **kwargs)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed, **kwargs)
+    study = optuna.create_study(direction=benchmark.direction, sampler=sampler)
+    cache: dict[str, float] = {}
+    values, times, archs = [], [], []
+    max_trials = budget * 50  # a cached TPE that only repeats itself must still stop
+    for _ in range(max_trials):
+        if len(values) >= budget:
+            break
+        t = time.perf_counter()
+        trial = study.ask()
+        arch = space.suggest(trial)
+        elapsed = time.perf_counter() - t
+        key = space.canonical_key(arch) if name == "tpe-cached" else None
+        if key is not None and key in cache:
+            study.tell(trial, cache[key])  # a repeat costs nothing: it is answered from the cache
+            continue
+        v = benchmark.query(arch)
+        if key is not None:
+            cache[key] = v
+        study.tell(trial, v)
+        values.append(v)
+        times.append(elapsed)
+        archs.append(str(arch))
+        if progress:
+            progress()
+    return values, times, archs
+
+
+def run_method(spec: str, benchmark: Any, budget: int, seed: int, progress: Callable[[], None] | None = None) -> Run:
+    """Run one method spec for ``budget`` evaluations on ``benchmark`` with ``seed``."""
+    name, kwargs = parse_method(spec)
+    start = time.perf_counter()
+    if name in ("tpe", "tpe-cached", "optuna-gates"):
+        values, times, archs = _run_optuna(name, kwargs, benchmark, budget, seed, progress)
+    else:
+        values, times, archs = _run_asktell(_make_searcher(name, kwargs, benchmark, seed), benchmark, budget, progress)
+    return Run(spec, repr(benchmark), seed, values, times, archs, time.perf_counter() - start)
+
+
+def summarize(runs: Sequence[Run], direction: str, optimum: float | None, checkpoints: Sequence[int] = CHECKPOINTS) -> list[dict[str, Any]]:
+    """Per method: mean/std of the best value at each checkpoint, mean regret, median ask time."""
+    rows = []
+    for method in dict.fromkeys(r.method for r in runs):
+        rs = [r for r in runs if r.method == method]
+        traj = [r.best_so_far(direction) for r in rs]
+        row: dict[str, Any] = {"method": method, "runs": len(rs)}
+        for n in checkpoints:
+            at = np.array([t[min(n, len(t)) - 1] for t in traj if len(t)])
+            row[f"best@{n}"] = (float(at.mean()), float(at.std()))
+            if optimum is not None:
+                reg = np.abs(optimum - at)
+                row[f"regret@{n}"] = float(reg.mean())
+                row[f"found@{n}"] = int(np.sum(reg < 1e-9))
+        row["median_ask_s"] = float(np.median(np.concatenate([r.ask_seconds for r in rs])))
+        row["median_ask_s_late"] = float(np.median(np.concatenate([r.ask_seconds[90:110] for r in rs]) if all(len(r.ask_seconds) > 100 for r in rs) else np.nan))
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]], checkpoints: Sequence[int] = CHECKPOINTS, title: str = "") -> str:
+    """A plain-text table of :func:`summarize` rows."""
+    head = ["method"] + [f"N={n}" for n in checkpoints] + [f"regret@{n}" for n in checkpoints if f"regret@{n}" in rows[0]] + ["ask s (median)", "ask s @100"]
+    lines = []
+    for r in rows:
+        cells = [r["method"]] + [f"{r[f'best@{n}'][0]:.3f} +- {r[f'best@{n}'][1]:.3f}" for n in checkpoints]
+        cells += [f"{r[f'regret@{n}']:.3f} ({r[f'found@{n}']}/{r['runs']})" for n in checkpoints if f"regret@{n}" in r]
+        cells += [f"{r['median_ask_s']:.4f}", "-" if np.isnan(r["median_ask_s_late"]) else f"{r['median_ask_s_late']:.4f}"]
+        lines.append(cells)
+    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(head)]
+    fmt = "  ".join("{:<%d}" % w for w in widths)
+    out = [title] if title else []
+    out += [fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*c) for c in lines]
+    return "\n".join(out)
+
+
+def save_runs(runs: Sequence[Run], path_prefix: str) -> list[str]:
+    """Write raw runs as ``<prefix>.json`` and ``<prefix>.csv`` (one row per evaluation)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path_prefix)), exist_ok=True)
+    with open(path_prefix + ".json", "w") as f:
+        json.dump([asdict(r) for r in runs], f)
+    with open(path_prefix + ".csv", "w") as f:
+        f.write("benchmark,method,seed,step,value,ask_seconds,arch\n")
+        for r in runs:
+            for i, (v, t, a) in enumerate(zip(r.values, r.ask_seconds, r.archs or [""] * len(r.values)), start=1):
+                f.write(f'"{r.benchmark}","{r.method}",{r.seed},{i},{v},{t},"{a}"\n')
+    return [path_prefix + ".json", path_prefix + ".csv"]
+
+
+def plot_runs(runs: Sequence[Run], direction: str, path: str, title: str = "", optimum: float | None = None) -> str:
+    """Best-so-far curves (mean and a +-1 std band per method) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for method in dict.fromkeys(r.method for r in runs):
+        traj = [r.best_so_far(direction) for r in runs if r.method == method]
+        n = min(len(t) for t in traj)
+        arr = np.stack([t[:n] for t in traj])
+        mean, std = arr.mean(0), arr.std(0)
+        x = np.arange(1, n + 1)
+        ax.plot(x, mean, label=method)
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    if optimum is not None:
+        ax.axhline(optimum, color="k", lw=0.8, ls="--", label="optimum")
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("best value so far")
+    ax.set_title(title)
+    lo = min(np.percentile(np.concatenate([r.best_so_far(direction)[min(9, len(r.values) - 1):] for r in runs]), 2), optimum or np.inf)
+    if direction == "maximize" and optimum is not None:
+        ax.set_ylim(lo, optimum + 0.1 * (optimum - lo))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,233 @@
+"""GatesPredictorSearcher and the baselines: ask/tell semantics, failures, persistence, reproducibility."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gates_sampler import GatesPredictorSearcher
+from gates_sampler.baselines import RandomSearcher, REASearcher
+from gates_sampler.benchmarks import NB201Benchmark
+from gates_sampler.spaces import DartsSpace, NB101Space, NB201Space
+
+FAST = {"epochs": 15, "hidden": 32, "op_dim": 16, "n_layers": 4}
+
+
+@pytest.fixture(scope="module")
+def bench() -> NB201Benchmark:
+    return NB201Benchmark("cifar10")
+
+
+def make(seed: int = 0, **kw) -> GatesPredictorSearcher:
+    kw.setdefault("predictor", FAST)
+    kw.setdefault("n_startup", 5)
+    kw.setdefault("n_candidates", 50)
+    return GatesPredictorSearcher(NB201Space(), seed=seed, device="cpu", **kw)
+
+
+def drive(searcher, bench, steps: int) -> list[str]:
+    proposed = []
+    for _ in range(steps):
+        a = searcher.ask()
+        proposed.append(str(a))
+        searcher.tell(a, bench.query(a))
+    return proposed
+
+
+def test_ask_returns_distinct_unseen_architectures(bench):
+    s = make()
+    seen = set()
+    for _ in range(12):
+        batch = s.ask(3)
+        keys = {s.space.canonical_key(a) for a in batch}
+        assert len(keys) == 3, "ask(n) must return n distinct architectures"
+        assert not keys & seen, "an evaluated or pending architecture was proposed again"
+        seen |= keys
+        for a in batch:
+            s.tell(a, bench.query(a))
+    assert s.n_told == 36 and not s.pending
+
+
+def test_pending_architectures_are_never_proposed(bench):
+    s = make()
+    drive(s, bench, 6)
+    held = s.ask(4)  # four "workers" hold these
+    held_keys = {s.space.canonical_key(a) for a in held}
+    for _ in range(5):
+        a = s.ask()
+        assert s.space.canonical_key(a) not in held_keys
+        s.tell(a, bench.query(a))
+    assert {s.space.canonical_key(a) for a in s.pending} == held_keys
+
+
+def test_uses_predictor_after_startup_and_beats_random_on_average(bench):
+    # 25 evaluations, 3 seeds: the predictor-guided phase must improve over random search's best.
+    gates, rand = [], []
+    for seed in range(3):
+        g = make(seed, n_candidates=100)
+        drive(g, bench, 25)
+        gates.append(g.best[1])
+        r = RandomSearcher(NB201Space(), seed=seed)
+        drive(r, bench, 25)
+        rand.append(r.best[1])
+    assert g.predictor.trained
+    assert np.mean(gates) > np.mean(rand)
+
+
+def test_failures_are_recorded_never_reproposed_and_not_trained_on(bench):
+    s = make()
+    failed = []
+    for i in range(12):
+        a = s.ask()
+        value = [None, math.nan, math.inf][i % 3] if i % 2 == 0 else bench.query(a)
+        if i % 2 == 0:
+            failed.append(s.space.canonical_key(a))
+        s.tell(a, value)
+    assert sum(o.failed for o in s.history) == 6
+    archs, values = s.training_data()
+    assert len(archs) == 6 and np.all(np.isfinite(values))
+    for _ in range(10):
+        a = s.ask()
+        assert s.space.canonical_key(a) not in failed
+        s.tell(a, bench.query(a))
+
+
+def test_tell_accepts_unasked_architectures_and_duplicates(bench):
+    s = make()
+    a = NB201Space().parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|")
+    s.tell(a, 90.0)
+    s.tell(str(a), 92.0)  # the string notation is accepted too
+    assert s.history[0].asked is False
+    archs, values = s.training_data()
+    assert len(archs) == 1 and values[0] == pytest.approx(91.0)
+    assert s.best == (a, pytest.approx(91.0))
+    for _ in range(8):
+        assert s.space.canonical_key(s.ask()) != s.space.canonical_key(a)
+
+
+@pytest.mark.parametrize(
+    "arch, value, match",
+    [
+        ("|bogus~0|+|none~0|none~1|+|none~0|none~1|none~2|", 1.0, "unknown operation"),
+        ("not an arch", 1.0, "cannot parse"),
+        ({"node1_from0": "none"}, 1.0, "missing parameter"),
+        (42, 1.0, "expected an architecture"),
+        ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "high", "value must be a number"),
+        ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", True, "value must be a number"),
+    ],
+)
+def test_tell_rejects_bad_input_and_keeps_history(bench, arch, value, match):
+    s = make()
+    drive(s, bench, 3)
+    before = s.history
+    with pytest.raises(ValueError, match=match):
+        s.tell(arch, value)
+    assert s.history == before
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(ValueError, match="direction"):
+        GatesPredictorSearcher(NB201Space(), direction="up")
+    with pytest.raises(ValueError, match="candidates"):
+        GatesPredictorSearcher(NB201Space(), candidates="best")
+    with pytest.raises(ValueError, match="n_startup"):
+        GatesPredictorSearcher(NB201Space(), n_startup=1)
+    with pytest.raises(ValueError, match="refit"):
+        GatesPredictorSearcher(NB201Space(), refit="sometimes")
+    with pytest.raises(ValueError, match="n must be"):
+        make().ask(0)
+
+
+def test_same_seed_same_proposals(bench):
+    assert drive(make(3), bench, 14) == drive(make(3), bench, 14)
+    assert drive(make(3), bench, 14) != drive(make(4), bench, 14)
+
+
+@pytest.mark.parametrize("refit", ["warm", "scratch"])
+def test_save_load_mid_run_reproduces_the_uninterrupted_run(bench, tmp_path, refit):
+    full = make(7, refit=refit)
+    reference = drive(full, bench, 16)
+
+    first = make(7, refit=refit)
+    part = drive(first, bench, 9)
+    pending = first.ask(1)  # an architecture handed out before the interruption survives too
+    path = tmp_path / "state.pt"
+    first.save(path)
+    resumed = GatesPredictorSearcher.load(path, NB201Space(), device="cpu")
+    assert [str(a) for a in resumed.pending] == [str(a) for a in pending]
+    resumed.tell(pending[0], bench.query(pending[0]))
+    rest = drive(resumed, bench, 6)
+    assert part + [str(pending[0])] + rest == reference
+
+
+def test_no_refit_when_nothing_new(bench):
+    s = make()
+    drive(s, bench, 8)
+    s.ask()
+    weights = {k: v.clone() for k, v in s.predictor.net.state_dict().items()}
+    s.ask()  # nothing told in between
+    assert all((weights[k] == v).all() for k, v in s.predictor.net.state_dict().items())
+
+
+def test_corrupt_or_foreign_state_files_raise_clearly(bench, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"definitely not a state")
+    with pytest.raises(ValueError, match="not a readable searcher state"):
+        GatesPredictorSearcher.load(bad)
+    s = make()
+    drive(s, bench, 4)
+    good = tmp_path / "good.pt"
+    s.save(good)
+    with pytest.raises(ValueError, match="space"):
+        GatesPredictorSearcher.load(good, DartsSpace())
+    other = make(seed=1)
+    with pytest.raises(ValueError, match="different settings"):
+        other.load_state_dict(GatesPredictorSearcher.read_state(good))
+    assert other.n_told == 0  # nothing half-loaded
+
+
+def test_minimize_direction(bench):
+    s = GatesPredictorSearcher(NB201Space(), direction="minimize", seed=0, n_startup=5, n_candidates=50, predictor=FAST, device="cpu")
+    for _ in range(10):
+        a = s.ask()
+        s.tell(a, -bench.query(a))
+    arch, value = s.best
+    assert value == min(o.value for o in s.history)
+
+
+def test_candidate_modes_and_other_spaces(bench):
+    for mode in ("mutation", "mixed"):
+        s = make(candidates=mode)
+        drive(s, bench, 8)
+        assert s.n_complete == 8
+    for space in (DartsSpace(), NB101Space()):
+        s = GatesPredictorSearcher(space, seed=0, n_startup=4, n_candidates=20, predictor=FAST, device="cpu")
+        rng = np.random.default_rng(0)
+        for _ in range(7):
+            a = s.ask()
+            s.tell(a, float(rng.normal()))
+        assert s.predictor.trained and len(s.predict(s.ask(3))) == 3
+
+
+def test_rea_and_random_baselines(bench, tmp_path):
+    for cls in (RandomSearcher, REASearcher):
+        s = cls(NB201Space(), seed=0)
+        drive(s, bench, 30)
+        keys = [s.space.canonical_key(o.arch) for o in s.history]
+        assert len(set(keys)) == 30
+        s.save(tmp_path / "b.pt")
+        t = cls.load(tmp_path / "b.pt")
+        assert drive(t, bench, 5) == drive(s, bench, 5)
+
+
+def test_space_exhaustion_raises():
+    from gates_sampler.spaces import CellSpace
+
+    tiny = CellSpace(kind="edge", ops=["a", "b"], n_nodes=1, n_inputs=1, name="tiny")
+    s = RandomSearcher(tiny, seed=0)
+    for a in s.ask(2):
+        s.tell(a, 1.0)
+    with pytest.raises(RuntimeError, match="exhausted"):
+        s.ask()
