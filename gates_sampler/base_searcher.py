@@ -156,8 +156,8 @@ class AskTellSearcher(abc.ABC):
     def _propose(self, n: int) -> list[Arch]:
         """Return up to ``n`` new architectures (distinct, none seen)."""
 
-    def _random_unseen(self, n: int, exclude: set[str] | None = None) -> list[Arch]:
-        return self.space.sample_unique(self._rng, n, exclude=self.seen_keys() | (exclude or set()))
+    def _random_unseen(self, n: int, exclude: set[str] | None = None, reduced: bool = False) -> list[Arch]:
+        return self.space.sample_unique(self._rng, n, exclude=self.seen_keys() | (exclude or set()), reduced=reduced)
 
     # ----- persistence ------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:

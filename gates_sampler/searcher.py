@@ -51,6 +51,8 @@ class GatesPredictorSearcher(AskTellSearcher):
             trains the full ``epochs``) or ``"scratch"`` (re-initialise and train ``epochs`` every time).
         warm_epochs: epochs per warm-started refit.
         n_mutation_parents: how many of the best architectures the mutation candidates start from.
+        distinct_sampling: draw random architectures uniformly over functionally distinct cells
+            (reduced forms, see ``SearchSpace.is_reduced``) instead of over raw parameter settings.
         zero_shot: a :class:`FeatureProvider` for GATES++, or ``None`` for plain GATES.
         seed: fixes every random draw (sampling, initialisation, minibatch order).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
@@ -68,6 +70,7 @@ class GatesPredictorSearcher(AskTellSearcher):
         refit: str = "warm",
         warm_epochs: int = 10,
         n_mutation_parents: int = 10,
+        distinct_sampling: bool = True,
         zero_shot: FeatureProvider | None = None,
         seed: int | None = None,
         device: str | torch.device = "auto",
@@ -89,6 +92,7 @@ class GatesPredictorSearcher(AskTellSearcher):
         self.refit = refit
         self.warm_epochs = warm_epochs
         self.n_mutation_parents = n_mutation_parents
+        self.distinct_sampling = bool(distinct_sampling)
         self.zero_shot = zero_shot
         self._predictor_kwargs: dict[str, Any] | None
         if isinstance(predictor, Predictor):
@@ -146,7 +150,7 @@ class GatesPredictorSearcher(AskTellSearcher):
         pool: list[Arch] = []
         keys: set[str] = set()
         if self.candidates in ("random", "mixed"):
-            pool = self.space.sample_unique(self._rng, self.n_candidates, exclude=seen)
+            pool = self.space.sample_unique(self._rng, self.n_candidates, exclude=seen, reduced=self.distinct_sampling)
             keys = {self.space.canonical_key(a) for a in pool}
         if self.candidates in ("mutation", "mixed"):
             archs, values = self.training_data()
@@ -168,7 +172,7 @@ class GatesPredictorSearcher(AskTellSearcher):
     def _propose(self, n: int) -> list[Arch]:
         start = time.perf_counter()
         if self.n_complete < self.n_startup:
-            out = self._random_unseen(n)
+            out = self._random_unseen(n, reduced=self.distinct_sampling)
         else:
             self.fit_predictor()
             pool = self._candidate_pool(n)
@@ -190,6 +194,7 @@ class GatesPredictorSearcher(AskTellSearcher):
             "refit": self.refit,
             "warm_epochs": self.warm_epochs,
             "n_mutation_parents": self.n_mutation_parents,
+            "distinct_sampling": self.distinct_sampling,
             "predictor": self._predictor_kwargs,
         }
 

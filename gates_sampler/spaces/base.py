@@ -223,10 +223,25 @@ class SearchSpace(abc.ABC):
             return self.from_params(arch)
         return self.validate(arch)
 
+    def is_reduced(self, arch: Arch) -> bool:
+        """Whether ``arch`` is the reduced form of its class: no operation on an edge that cannot
+        carry information to the output. Spaces without such edges return True."""
+        return True
+
     def sample_unique(
-        self, rng: np.random.Generator, n: int, exclude: Iterable[str] = (), max_tries: int | None = None
+        self,
+        rng: np.random.Generator,
+        n: int,
+        exclude: Iterable[str] = (),
+        max_tries: int | None = None,
+        reduced: bool = False,
     ) -> list[Arch]:
-        """Up to ``n`` random architectures with distinct canonical keys, none in ``exclude``."""
+        """Up to ``n`` random architectures with distinct canonical keys, none in ``exclude``.
+
+        With ``reduced=True`` only reduced forms are drawn, i.e. sampling is uniform over
+        functionally distinct cells rather than over raw parameter settings (in which a cell with
+        dead edges is drawn once for every op those edges could carry).
+        """
         seen = set(exclude)
         out: list[Arch] = []
         tries = max_tries if max_tries is not None else 50 * n + 100
@@ -234,6 +249,8 @@ class SearchSpace(abc.ABC):
             if len(out) >= n:
                 break
             a = self.sample(rng)
+            if reduced and not self.is_reduced(a):
+                continue
             k = self.canonical_key(a)
             if k in seen:
                 continue

@@ -288,6 +288,14 @@ class EdgeCellSpace(CellSpace):
                 reach_out.add(s)
         return [(s, d, op) for s, d, op in edges if s in reach_in and d in reach_out and s in reach_out]
 
+    def is_reduced(self, arch: Arch) -> bool:
+        arch = self.validate(arch)
+        for cell in arch.cells:
+            n_ops = sum(op != self.none_op for node in cell for op, _ in node)
+            if n_ops != len(self._live_edges(cell)):
+                return False
+        return True
+
     def _cell_key(self, cell: EdgeCell) -> str:
         edges = self._live_edges(cell)
         if not edges:
