@@ -68,7 +68,10 @@ class Predictor:
         epochs: training epochs per :meth:`fit` from scratch.
         lr, weight_decay, batch_size: Adam settings and minibatch size.
         op_dim, hidden, n_layers, self_loop: GATES sizes (defaults: the paper's NB101/NB201 setting).
-        head_hidden: hidden sizes of the score MLP.
+        head_hidden: hidden sizes of the score MLP (5 x 300 as the GATES reference configuration; a single
+            200-unit layer measured 0.70 instead of 0.76 Kendall's tau with 78 NB201 training cells).
+        head_dropout: dropout after every hidden layer of the score MLP.
+        activation, dropout: nonlinearity and dropout between GATES layers (see :class:`GatesEncoder`).
         op_feature_dim: size of per-op zero-shot features (GATES++ EES); 0 disables them.
         aux_dim: size of the architecture-level auxiliary regression target (GATES++ ETS); 0 disables it.
         aux_weight: weight of the auxiliary loss.
@@ -93,8 +96,8 @@ class Predictor:
         hidden: int = 128,
         n_layers: int = 5,
         self_loop: bool = True,
-        head_hidden: tuple[int, ...] = (200,),
-        head_dropout: float = 0.0,
+        head_hidden: tuple[int, ...] = (300, 300, 300, 300, 300),
+        head_dropout: float = 0.1,
         activation: str = "none",
         dropout: float = 0.0,
         op_feature_dim: int = 0,
