@@ -134,6 +134,31 @@ def test_n_jobs_threads(bench, space):
     assert study.sampler.searcher.n_complete == 12
 
 
+def test_clash_with_a_simultaneous_claim_is_resolved(bench, space):
+    """Another worker claims the very architecture this one just proposed, before this one's re-read:
+    the sampler must notice after claiming and propose something else."""
+    sampler = GatesSampler(space, seed=0, **FAST)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(arch_objective(bench), n_trials=6)
+    rival = study.ask()  # stands in for a trial of another process, not yet holding an architecture
+    me = study.ask()
+    proposed = []
+    original = sampler._propose
+
+    def racing_propose(fixed, attempt):
+        arch = original(fixed, attempt)
+        if not proposed:  # the rival claims the same cell at the same moment
+            study._storage.set_trial_system_attr(rival._trial_id, CLAIM_ATTR, str(arch))
+        proposed.append(arch)
+        return arch
+
+    sampler._propose = racing_propose
+    got = space.suggest(me)
+    assert len(proposed) == 2
+    assert space.canonical_key(got) != space.canonical_key(proposed[0])
+    assert study.trials[me.number].system_attrs[CLAIM_ATTR] == str(got)
+
+
 def test_reseed_rng_keeps_history(bench, space):
     sampler = GatesSampler(space, seed=0, **FAST)
     study = optuna.create_study(direction="maximize", sampler=sampler)
@@ -143,6 +168,24 @@ def test_reseed_rng_keeps_history(bench, space):
     assert sampler.searcher.n_complete == 6 and sampler.searcher.predictor is predictor
     study.optimize(arch_objective(bench), n_trials=2)
     assert len(set(trial_archs(study, space))) == 8
+
+
+def test_hyperband_bracket_studies(bench, space):
+    """With HyperbandPruner the sampler sees per-bracket views of the study; it must still sync."""
+
+    def objective(trial):
+        value = bench.query(space.suggest(trial))
+        for step in range(3):
+            trial.report(value - 3 + step, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=3)
+    study = optuna.create_study(direction="maximize", sampler=GatesSampler(space, seed=0, **FAST), pruner=pruner)
+    study.optimize(objective, n_trials=10)
+    keys = trial_archs(study, space, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(keys) == 10 and len(set(keys)) == 10
 
 
 # ----- mixed objectives and hand-set trials -----------------------------------------------------
@@ -326,6 +369,7 @@ def test_journal_storage_resumed_with_a_fresh_sampler(bench, space, tmp_path):
     assert sampler.searcher.predictor.trained  # past the 4 startup trials at once: the predictor was used
 
 
+@pytest.mark.slow
 def test_sqlite_three_processes(tmp_path):
     """3 worker processes x 20 trials on one SQLite file: all complete, and no two trials running at
     the same time hold the same architecture."""
