@@ -1,0 +1,491 @@
+"""Ray Tune searcher backed by the GATES predictor searcher.
+
+:class:`GatesSearcher` is a ``ray.tune.search.Searcher`` that translates Tune's ``suggest`` /
+``on_trial_complete`` calls into :meth:`GatesPredictorSearcher.ask` / :meth:`~GatesPredictorSearcher.tell`
+on one core searcher. It holds no search logic of its own.
+
+Example::
+
+    from ray import tune
+    from gates_sampler import GatesSearcher
+    from gates_sampler.spaces import NB201Space
+
+    space = NB201Space()
+
+    def objective(config):
+        arch = space.from_params(config)
+        tune.report({"acc": evaluate(arch)})
+
+    tuner = tune.Tuner(
+        objective,
+        tune_config=tune.TuneConfig(
+            search_alg=tune.search.ConcurrencyLimiter(GatesSearcher(space, metric="acc", mode="max", seed=0), 2),
+            num_samples=50,
+        ),
+    )
+    tuner.fit()
+
+How the search space is given
+-----------------------------
+* ``GatesSearcher(space)``: every suggested config is ``space.to_params(arch)``, a flat dict of
+  architecture parameters (the same keys as ``space.tune_param_space()``); the trainable rebuilds the
+  architecture with ``space.from_params(config)``.
+* ``GatesSearcher({"arch": space, "lr": tune.loguniform(1e-4, 1e-1), "epochs": 12})``: exactly one key
+  maps to a :class:`SearchSpace`; the config holds the architecture parameters nested under that key
+  (``space.from_params(config["arch"])``). Other keys may hold Tune domains (``tune.uniform``,
+  ``tune.loguniform``, ``tune.randint``, ``tune.choice``, ...), which are **sampled at random**, independently
+  of the architecture, from a generator seeded by ``seed``; or constants, which are passed through
+  unchanged. The predictor models the metric as a function of the architecture only, so random
+  hyperparameters act as noise on the values it learns from: fix them where you can.
+  ``tune.grid_search`` and ``tune.sample_from`` are rejected with a ``ValueError``.
+
+``Tuner(param_space=...)``
+    The searcher always supplies the architecture itself. Tune forwards ``param_space`` (and the
+    ``TuneConfig`` metric/mode) through :meth:`GatesSearcher.set_search_properties`: architecture entries
+    in it (for instance ``space.tune_param_space()``) must match the space exactly and are otherwise
+    ignored; other Tune domains in it are sampled like the hyperparameters above; constants are passed
+    through by Tune. Note that Tune only calls ``set_search_properties`` when ``param_space`` is
+    non-empty, so without a ``param_space`` give ``metric``/``mode`` to the searcher itself.
+
+Concurrency
+    ``set_max_concurrency`` is left to Tune's ``ConcurrencyLimiter`` (or ``TuneConfig(max_concurrent_trials=...)``,
+    which wraps the searcher in one): the searcher returns ``False`` there and never limits trials
+    itself. Every running trial's architecture is pending in the core, so parallel trials never share
+    an architecture.
+
+Checkpointing
+    :meth:`save` / :meth:`restore` write and read the core state (history, pending architectures, RNG
+    and predictor weights) plus the running trials, so ``Tuner.restore(...)`` resumes an interrupted
+    experiment without losing any evaluation: trials resumed under their old id are told as usual.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import tempfile
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+from ray.tune.search import Searcher
+from ray.tune.search.sample import Domain
+
+from gates_sampler.base_searcher import Observation, as_value
+from gates_sampler.searcher import GatesPredictorSearcher
+from gates_sampler.spaces.base import Arch, SearchSpace
+
+logger = logging.getLogger("gates_sampler")
+
+__all__ = ["GatesSearcher"]
+
+STATE_FORMAT = "gates_sampler.GatesSearcher"
+STATE_VERSION = 1
+_MODES = ("min", "max")
+_HP_SEED_SALT = 0x4850  # keeps the hyperparameter stream independent of the core's architecture stream
+
+Path = tuple[str, ...]
+
+
+def _walk(config: Mapping[str, Any], prefix: Path = ()) -> Iterator[tuple[Path, Any]]:
+    """Leaves of a nested config dict as ``(path, value)``; rejects what a searcher cannot resolve."""
+    for key, value in config.items():
+        path = prefix + (key,)
+        if isinstance(value, Mapping) and "grid_search" in value:
+            raise ValueError(f"{'/'.join(map(str, path))}: tune.grid_search is not supported by GatesSearcher; use tune.choice")
+        if isinstance(value, Mapping) and value:
+            yield from _walk(value, path)
+            continue
+        if isinstance(value, Domain) and value.is_function():
+            raise ValueError(
+                f"{'/'.join(map(str, path))}: tune.sample_from is not supported by GatesSearcher; "
+                "use tune.uniform/loguniform/randint/choice or a constant"
+            )
+        if isinstance(value, (list, tuple)) and any(isinstance(v, Domain) for v in value):
+            raise ValueError(f"{'/'.join(map(str, path))}: Tune domains inside lists are not supported; use a dict")
+        yield path, value
+
+
+def _assign(config: dict[str, Any], path: Path, value: Any) -> None:
+    for key in path[:-1]:
+        config = config.setdefault(key, {})
+    config[path[-1]] = value
+
+
+def _native(value: Any) -> Any:
+    """Plain Python scalars, so configs print, compare and serialise like user-written ones."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class GatesSearcher(Searcher):
+    """A Ray Tune searcher proposing architectures with a GATES predictor (see the module docstring).
+
+    Args:
+        search_space: a :class:`~gates_sampler.spaces.base.SearchSpace` (flat architecture parameters), or
+            a dict with exactly one ``SearchSpace`` value (architecture parameters nested under that key)
+            and Tune domains (sampled at random with the seeded generator) or constants for the rest.
+        metric: the result key to optimise; may instead come from ``TuneConfig(metric=...)``.
+        mode: ``"max"`` or ``"min"``; may instead come from ``TuneConfig(mode=...)``. The core maximises,
+            so ``"min"`` values are negated on their way in and back out.
+        n_startup: random architectures before the predictor is used.
+        n_candidates: candidates scored per proposal.
+        seed: seeds the core searcher (architectures, predictor) and the hyperparameter sampler.
+        **searcher_kwargs: passed to :class:`GatesPredictorSearcher` (``predictor``, ``candidates``,
+            ``refit``, ``zero_shot``, ``device``, ...); ``direction`` is not accepted (use ``mode``).
+
+    Attributes:
+        core: the :class:`GatesPredictorSearcher` every call is forwarded to.
+        space: the architecture search space.
+        arch_key: the config key holding the architecture parameters, or ``None`` when they are flat.
+    """
+
+    def __init__(
+        self,
+        search_space: SearchSpace | Mapping[str, Any],
+        *,
+        metric: str | None = None,
+        mode: str | None = None,
+        n_startup: int = 10,
+        n_candidates: int = 200,
+        seed: int | None = None,
+        **searcher_kwargs: Any,
+    ) -> None:
+        _check_metric(metric)
+        _check_mode(mode)
+        if "direction" in searcher_kwargs:
+            raise ValueError("GatesSearcher takes mode='max'|'min', not direction=")
+        super().__init__(metric=metric, mode=mode)
+        self.space, self.arch_key, self._hp_domains, self._hp_constants = self._split(search_space)
+        self._space_hp_domains: dict[Path, Domain] = {}  # domains found in Tuner(param_space=...)
+        self.seed = seed
+        # the name `core`, not `searcher`: Tune treats any object with a `.searcher` as a wrapper
+        self.core = GatesPredictorSearcher(
+            self.space, direction="maximize", n_startup=n_startup, n_candidates=n_candidates, seed=seed, **searcher_kwargs
+        )
+        self._hp_rng = np.random.default_rng(None if seed is None else [_HP_SEED_SALT, seed])
+        self._live: dict[str, Arch] = {}  # trial id -> architecture it evaluates
+        self._configs: dict[str, dict[str, Any]] = {}  # trial id -> config returned by suggest
+        self._done: set[str] = set()  # trial ids already told
+        self._exhausted = False
+
+    # ----- configuration --------------------------------------------------------------------------
+    @staticmethod
+    def _split(search_space: Any) -> tuple[SearchSpace, str | None, dict[Path, Domain], dict[Path, Any]]:
+        if isinstance(search_space, SearchSpace):
+            return search_space, None, {}, {}
+        if not isinstance(search_space, Mapping):
+            raise ValueError(
+                "search_space must be a SearchSpace (e.g. NB201Space()) or a dict with one SearchSpace value, "
+                f"got {type(search_space).__name__}"
+            )
+        arch_keys = [k for k, v in search_space.items() if isinstance(v, SearchSpace)]
+        if len(arch_keys) != 1:
+            raise ValueError(
+                "a dict search_space must map exactly one key to a SearchSpace (the architecture), "
+                f"found {len(arch_keys)}: {arch_keys}"
+            )
+        arch_key = arch_keys[0]
+        if not isinstance(arch_key, str):
+            raise ValueError(f"the architecture key must be a string, got {arch_key!r}")
+        rest = {k: v for k, v in search_space.items() if k != arch_key}
+        domains: dict[Path, Domain] = {}
+        constants: dict[Path, Any] = {}
+        for path, value in _walk(rest):
+            if isinstance(value, SearchSpace):
+                raise ValueError(f"{'/'.join(path)}: only one SearchSpace is allowed (nested under {arch_key!r})")
+            if isinstance(value, Domain):
+                domains[path] = value
+            else:
+                constants[path] = copy.deepcopy(value)
+        return search_space[arch_key], arch_key, domains, constants
+
+    def _arch_path(self, name: str) -> Path:
+        return (name,) if self.arch_key is None else (self.arch_key, name)
+
+    def _is_arch_path(self, path: Path) -> bool:
+        if self.arch_key is None:
+            return len(path) == 1 and path[0] in self.space.distributions()
+        return path[0] == self.arch_key
+
+    def _absorb_param_space(self, config: Mapping[str, Any]) -> dict[Path, Domain]:
+        """Check the architecture entries of a Tuner ``param_space``; return its other domains."""
+        dists = self.space.distributions()
+        found: dict[Path, Domain] = {}
+        for path, value in _walk(config):
+            if self._is_arch_path(path):
+                name = path[-1]
+                if len(path) != len(self._arch_path(name)) or name not in dists:
+                    raise ValueError(
+                        f"param_space entry {'/'.join(path)!r} is not an architecture parameter of {self.space.name}; "
+                        f"expected names: {list(dists)}"
+                    )
+                categories = getattr(value, "categories", None)
+                if not isinstance(value, Domain) or categories is None:
+                    raise ValueError(
+                        f"param_space fixes architecture parameter {'/'.join(path)!r} to {value!r}; the searcher "
+                        "chooses architecture parameters, so leave them out or use space.tune_param_space()"
+                    )
+                if sorted(map(str, categories)) != sorted(dists[name]):
+                    raise ValueError(
+                        f"param_space entry {'/'.join(path)!r} has choices {list(categories)}; "
+                        f"the space allows {dists[name]}"
+                    )
+            elif isinstance(value, Domain):
+                if path in self._hp_domains or path in self._hp_constants:
+                    raise ValueError(f"{'/'.join(path)!r} is given both in the searcher's search_space and in param_space")
+                found[path] = value
+        return found
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any) -> bool:
+        """Take metric, mode and ``param_space`` from Tune (see the module docstring); returns ``True``.
+
+        Raises:
+            ValueError: metric or mode contradict the ones given to the constructor, the mode is not
+                ``"max"``/``"min"``, or ``param_space`` disagrees with the architecture space.
+        """
+        _check_metric(metric)
+        _check_mode(mode)
+        for name, given in (("metric", metric), ("mode", mode)):
+            current = getattr(self, f"_{name}")
+            if given is not None and current is not None and given != current:
+                raise ValueError(f"GatesSearcher was built with {name}={current!r} but Tune passes {name}={given!r}")
+        self._metric = self._metric if metric is None else metric
+        self._mode = self._mode if mode is None else mode
+        # recomputed (not accumulated): Tune calls this again when an experiment is restored
+        self._space_hp_domains = self._absorb_param_space(config or {})
+        return True
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        """Returns ``False``: concurrency is left to ``ConcurrencyLimiter``, which then limits the trials."""
+        return False
+
+    def _sign(self) -> float:
+        if self._metric is None or self._mode is None:
+            raise ValueError(
+                "GatesSearcher needs a metric and a mode: pass GatesSearcher(space, metric='acc', mode='max'), "
+                "or TuneConfig(metric=..., mode=...) together with a non-empty param_space (Tune forwards them "
+                "to the searcher only then)"
+            )
+        return 1.0 if self._mode == "max" else -1.0
+
+    # ----- suggest / complete ---------------------------------------------------------------------
+    def _config_for(self, arch: Arch) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        for path, value in self._hp_constants.items():
+            _assign(config, path, copy.deepcopy(value))
+        for path, domain in {**self._hp_domains, **self._space_hp_domains}.items():
+            _assign(config, path, _native(domain.sample(random_state=self._hp_rng)))
+        params = self.space.to_params(arch)
+        if self.arch_key is None:
+            config.update(params)
+        else:
+            config[self.arch_key] = params
+        return config
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        """A config for a new trial, or ``Searcher.FINISHED`` once every architecture was proposed.
+
+        The architecture is never one that a running trial holds or one already evaluated or failed.
+        The core can always propose while unseen architectures remain, so ``None`` is never returned.
+        Asking again for a trial id that is still running returns its config again.
+        """
+        self._sign()  # fail early with a clear message, before the architecture is marked pending
+        if trial_id in self._live:
+            return copy.deepcopy(self._configs[trial_id])
+        if self._exhausted:
+            return Searcher.FINISHED
+        try:
+            arch = self.core.ask()
+        except RuntimeError as exc:
+            if "exhausted" not in str(exc):
+                raise
+            logger.info("GatesSearcher: every architecture of %s has been proposed; finishing", self.space.name)
+            self._exhausted = True
+            return Searcher.FINISHED
+        config = self._config_for(arch)
+        self._live[trial_id] = arch
+        self._configs[trial_id] = config
+        return copy.deepcopy(config)
+
+    def _value_of(self, trial_id: str, result: Mapping[str, Any] | None, error: bool) -> float | None:
+        """The value to tell the core (sign-flipped for ``mode="min"``), or ``None`` for a failure."""
+        sign = self._sign()
+        if error:
+            return None
+        if not isinstance(result, Mapping) or self._metric not in result:
+            logger.warning("trial %s finished without metric %r; recorded as a failed evaluation", trial_id, self._metric)
+            return None
+        try:
+            value = as_value(result[self._metric])
+        except ValueError:
+            logger.warning("trial %s reported %r=%r, not a number; recorded as a failed evaluation",
+                           trial_id, self._metric, result[self._metric])
+            return None
+        return None if value is None else sign * value
+
+    def _arch_in(self, params: Any) -> Arch | None:
+        """The architecture a trial config describes, or ``None`` if it does not describe one."""
+        if not isinstance(params, Mapping):
+            return None
+        if self.arch_key is not None:
+            params = params.get(self.arch_key)
+            if not isinstance(params, Mapping):
+                return None
+        names = self.space.distributions()
+        try:
+            return self.space.from_params({k: params[k] for k in names})
+        except (KeyError, ValueError):
+            return None
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        """Tell the core the trial's value.
+
+        ``error=True``, a result without the metric, or a non-finite value are recorded as a failed
+        evaluation: that architecture is never proposed again and not trained on. An unknown trial id
+        is ignored with a warning, unless its result's ``config`` holds an architecture of the space
+        (Tune restarting a trial under a new id), which is then recorded so that no evaluation is lost.
+        """
+        arch = self._live.pop(trial_id, None)
+        self._configs.pop(trial_id, None)
+        if arch is None:
+            if trial_id in self._done:
+                logger.warning("trial %s was already completed; the second completion is ignored", trial_id)
+                return
+            arch = self._arch_in(result.get("config") if isinstance(result, Mapping) else None)
+            if arch is None:
+                logger.warning("on_trial_complete for unknown trial %s ignored (it was not suggested by this searcher)", trial_id)
+                return
+            logger.warning("unknown trial %s evaluated %s (from its config); recorded", trial_id, arch)
+            key = self.space.canonical_key(arch)
+            for stale in [t for t, a in self._live.items() if self.space.canonical_key(a) == key]:
+                # the same architecture under an id Tune replaced; its result arrives under the new id
+                del self._live[stale]
+                self._configs.pop(stale, None)
+        self.core.tell(arch, self._value_of(trial_id, result, error))
+        self._done.add(trial_id)
+
+    def add_evaluated_point(
+        self,
+        parameters: dict[str, Any],
+        value: float | None,
+        error: bool = False,
+        pruned: bool = False,
+        intermediate_values: list[float] | None = None,
+    ) -> None:
+        """Record an evaluation made outside this searcher (``parameters`` shaped like a suggested config).
+
+        ``error``, ``pruned`` (no final value) or a ``None``/NaN value are recorded as failures.
+        """
+        arch = self._arch_in(parameters)
+        if arch is None:
+            raise ValueError(
+                f"parameters do not describe a {self.space.name} architecture; expected "
+                + ("flat keys " if self.arch_key is None else f"a dict under {self.arch_key!r} with keys ")
+                + f"{list(self.space.distributions())}"
+            )
+        sign = self._sign()
+        v = None if error or pruned else as_value(value)
+        self.core.tell(arch, None if v is None else sign * v)
+
+    # ----- results ----------------------------------------------------------------------------------
+    @property
+    def best(self) -> tuple[Arch, float] | None:
+        """The best architecture and its value in the metric's own units, or ``None`` before any result."""
+        best = self.core.best
+        if best is None:
+            return None
+        return best[0], self._sign() * best[1]
+
+    @property
+    def history(self) -> list[Observation]:
+        """Every told result in order, values in the metric's own units (``None`` for failures)."""
+        sign = self._sign()
+        return [Observation(o.arch, None if o.value is None else sign * o.value, o.asked) for o in self.core.history]
+
+    @property
+    def live_trials(self) -> dict[str, Arch]:
+        """Running trials (suggested, not yet completed) and their architectures."""
+        return dict(self._live)
+
+    # ----- checkpointing ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything :meth:`restore` needs: the core state, metric/mode, running trials, RNG state."""
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "arch_key": self.arch_key,
+            "metric": self._metric,
+            "mode": self._mode,
+            "core": self.core.state_dict(),
+            "live": {tid: str(a) for tid, a in self._live.items()},
+            "configs": copy.deepcopy(self._configs),
+            "done": sorted(self._done),
+            "exhausted": self._exhausted,
+            "hp_rng": self._hp_rng.bit_generator.state,
+        }
+
+    def save(self, checkpoint_path: str) -> None:
+        """Write :meth:`state_dict` to ``checkpoint_path`` atomically (Tune calls this on every checkpoint)."""
+        path = os.fspath(checkpoint_path)
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".gates-searcher-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(self.state_dict(), f)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Load a file written by :meth:`save` into this searcher (built with the same space and settings).
+
+        Raises:
+            ValueError: the file is not a GatesSearcher checkpoint, or was written with another space,
+                architecture key, metric, mode or core settings. On error this searcher is unchanged.
+        """
+        path = os.fspath(checkpoint_path)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise ValueError(f"{path!r} is not a readable GatesSearcher checkpoint ({type(exc).__name__}: {exc})") from None
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ValueError(f"{path!r} is not a GatesSearcher checkpoint")
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported GatesSearcher checkpoint version {state.get('version')!r}; this release reads {STATE_VERSION}")
+        if state["arch_key"] != self.arch_key:
+            raise ValueError(f"checkpoint keeps the architecture under {state['arch_key']!r}, this searcher under {self.arch_key!r}")
+        for name in ("metric", "mode"):
+            current = getattr(self, f"_{name}")
+            if state[name] is not None and current is not None and state[name] != current:
+                raise ValueError(f"checkpoint was written with {name}={state[name]!r}, this searcher has {name}={current!r}")
+        live = {tid: self.space.parse(s) for tid, s in state["live"].items()}
+        self.core.load_state_dict(state["core"])  # validates space and settings; atomic
+        self._metric = self._metric if state["metric"] is None else state["metric"]
+        self._mode = self._mode if state["mode"] is None else state["mode"]
+        self._live = live
+        self._configs = copy.deepcopy(state["configs"])
+        self._done = set(state["done"])
+        self._exhausted = bool(state["exhausted"])
+        self._hp_rng.bit_generator.state = state["hp_rng"]
+
+    def __repr__(self) -> str:
+        return (
+            f"GatesSearcher(space={self.space!r}, metric={self._metric!r}, mode={self._mode!r}, "
+            f"told={self.core.n_told}, running={len(self._live)})"
+        )
+
+
+def _check_mode(mode: Any) -> None:
+    if mode is not None and mode not in _MODES:
+        raise ValueError(f"mode must be 'max' or 'min' (or None to take it from TuneConfig), got {mode!r}")
+
+
+def _check_metric(metric: Any) -> None:
+    if metric is not None and not isinstance(metric, str):
+        raise ValueError(f"metric must be the name (str) of one reported result key, got {metric!r}")
