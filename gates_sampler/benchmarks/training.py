@@ -263,7 +263,7 @@ class TrainingEvaluator:
             the same seed gives the same result on the same machine (CPU; CUDA kernels may differ slightly).
         checkpoint_dir: save model/optimizer/schedule after every epoch there and resume from it; a
             finished run is answered from its checkpoint without training.
-        n_train, n_val: sizes of the ``"demo"`` data set.
+        n_train, n_val, demo_image_size: sizes of the ``"demo"`` data set (images, image height/width).
         num_workers: ``DataLoader`` workers for a generic ``Dataset``.
         progress: log each epoch at INFO level.
     """
@@ -295,6 +295,7 @@ class TrainingEvaluator:
         checkpoint_dir: str | os.PathLike[str] | None = None,
         n_train: int = 2000,
         n_val: int = 500,
+        demo_image_size: int = 32,
         num_workers: int = 0,
         progress: bool = False,
     ) -> None:
@@ -327,8 +328,10 @@ class TrainingEvaluator:
         self.progress = progress
         self.last_result: TrainingResult | None = None
         self._dataset_name = dataset if isinstance(dataset, str) else type(dataset).__name__
+        if dataset == "demo":
+            self._dataset_name = f"demo{demo_image_size}"
         self.train_data, self.val_data, classes, default_augment = self._load_data(
-            dataset, root, val_dataset, val_fraction, n_train, n_val
+            dataset, root, val_dataset, val_fraction, n_train, n_val, demo_image_size
         )
         self.num_classes = int(num_classes if num_classes is not None else classes or 0)
         if self.num_classes < 2:
@@ -348,6 +351,7 @@ class TrainingEvaluator:
         val_fraction: float | None,
         n_train: int,
         n_val: int,
+        demo_image_size: int = 32,
     ) -> tuple[Any, Any, int | None, bool]:
         classes: int | None = None
         augment = False
@@ -357,7 +361,7 @@ class TrainingEvaluator:
             if dataset == "demo":
                 from gates_sampler.benchmarks.demo_data import DEMO_NUM_CLASSES, demo_datasets
 
-                train_ds, val_ds = demo_datasets(n_train, n_val, seed=self.seed)
+                train_ds, val_ds = demo_datasets(n_train, n_val, seed=self.seed, image_size=demo_image_size)
                 train, val = _as_image_data(train_ds), _as_image_data(val_ds)
                 classes = DEMO_NUM_CLASSES
             else:
@@ -450,7 +454,7 @@ class TrainingEvaluator:
         arch = self._coerce(arch)
         # Everything that changes the result goes into the key, so a changed recipe never resumes a stale run.
         recipe = json.dumps(
-            [str(arch), self._dataset_name, self.epochs, self.batch_size, self.lr, self.momentum, self.nesterov,
+            [str(arch), self._dataset_name, len(self.train_data), len(self.val_data), self.epochs, self.batch_size, self.lr, self.momentum, self.nesterov,
              self.weight_decay, self.C, self.N, sorted(self.network_kwargs.items()), self.num_classes, self.augment, self.amp, self.seed,
              None if self.space is None else self.space.name],
             default=str,
