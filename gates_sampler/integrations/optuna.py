@@ -159,7 +159,8 @@ class GatesSampler(BaseSampler):
         self._independent_sampler.reseed_rng()
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        _check_single_objective(study)
+        # The multi-objective check waits for the first suggestion: raising here would leave the
+        # new trial RUNNING forever, while inside the objective Optuna marks it FAIL.
         self._independent_sampler.before_trial(study, trial)
 
     def after_trial(
