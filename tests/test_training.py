@@ -26,6 +26,16 @@ SPACE = NB201Space()
 ARCH = SPACE.sample(np.random.default_rng(0))
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> object:
+    # These tiny networks gain nothing from intra-op threads, and on a busy 2-core machine the
+    # threads' spin-waiting makes them several times slower; restore the setting afterwards.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_model(arch: object = None, num_classes: int = 10) -> nn.Module:
     """A stand-in network (the architecture is ignored): small enough for many CPU runs."""
     return nn.Sequential(
@@ -204,6 +214,19 @@ def test_checkpoint_resume_matches_uninterrupted_run(tmp_path: Path, monkeypatch
     assert finished.evaluate(ARCH) == full[-1]
     # A different recipe never resumes this run.
     assert make_eval(checkpoint_dir=tmp_path, lr=0.01).checkpoint_path(ARCH) != path
+
+
+def test_darts_network_trains_through_network_kwargs() -> None:
+    networks = pytest.importorskip("gates_sampler.networks")
+    if not hasattr(networks, "build_network"):
+        pytest.skip("gates_sampler.networks.build_network not available yet")
+    from gates_sampler.spaces import DartsSpace
+
+    space = DartsSpace()
+    ev = TrainingEvaluator(space, "demo", n_train=64, n_val=32, demo_image_size=16, epochs=1, batch_size=32, C=4, network_kwargs={"layers": 2})
+    assert 0 <= ev.evaluate(space.sample(np.random.default_rng(0))) <= 100
+    with pytest.raises(ValueError, match="unknown network option"):
+        TrainingEvaluator(space, "demo", n_train=64, n_val=32, N=2).build_model(space.sample(np.random.default_rng(0)))
 
 
 def test_cpu_mixed_precision_runs() -> None:
