@@ -94,6 +94,30 @@ def test_naslib_compact_conversion() -> None:
         from_naslib_compact([[(0, 0), (1, 0)] * 4])
 
 
+def test_nasbench301_backend_hands_over_genotypes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The official package is not installed here: a stand-in module checks what it would receive."""
+    received: list = []
+
+    class FakeEnsemble:
+        def predict(self, config: object, representation: str, with_noise: bool) -> float:
+            received.append((config, representation, with_noise))
+            return 94.0
+
+    fake = type(sys)("nasbench301")
+    fake.load_ensemble = lambda model_dir: FakeEnsemble() if model_dir == str(tmp_path) else None
+    monkeypatch.setitem(sys.modules, "nasbench301", fake)
+    bench = NB301Benchmark(backend="nasbench301", model_dir=tmp_path)
+    arch = SPACE.parse(DARTS_V2)
+    assert bench.query_many([arch, DARTS_V2]).tolist() == [94.0, 94.0]
+    genotype, representation, noise = received[0]
+    assert representation == "genotype" and noise is False
+    assert genotype.normal == arch.normal and genotype.reduce_concat == [2, 3, 4, 5]
+    with pytest.raises(ValueError, match="epoch"):
+        bench.query(arch, epoch=50)
+    with pytest.raises(ValueError, match="epoch"):
+        NB301Benchmark(backend="nasbench301", model_dir=tmp_path, epoch=50)
+
+
 # --- argument and file errors ----------------------------------------------------------------
 
 

@@ -328,7 +328,7 @@ class TrainingEvaluator:
         self.progress = progress
         self.last_result: TrainingResult | None = None
         self._dataset_name = dataset if isinstance(dataset, str) else type(dataset).__name__
-        if dataset == "demo":
+        if isinstance(dataset, str) and dataset == "demo":
             self._dataset_name = f"demo{demo_image_size}"
         self.train_data, self.val_data, classes, default_augment = self._load_data(
             dataset, root, val_dataset, val_fraction, n_train, n_val, demo_image_size
@@ -361,7 +361,8 @@ class TrainingEvaluator:
             if dataset == "demo":
                 from gates_sampler.benchmarks.demo_data import DEMO_NUM_CLASSES, demo_datasets
 
-                train_ds, val_ds = demo_datasets(n_train, n_val, seed=self.seed, image_size=demo_image_size)
+                # The data stay the same for every training seed, as a real data set would.
+                train_ds, val_ds = demo_datasets(n_train, n_val, seed=0, image_size=demo_image_size)
                 train, val = _as_image_data(train_ds), _as_image_data(val_ds)
                 classes = DEMO_NUM_CLASSES
             else:
