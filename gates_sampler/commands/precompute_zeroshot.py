@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import numpy as np
@@ -43,9 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--jobs must be a positive int, got {args.jobs}")
     space = {"nb201": NB201Space, "darts": DartsSpace, "nb101": NB101Space}[args.space]()
     if args.space == "nb201":
-        archs = list(space.enumerate())
-        if args.limit is not None:
-            archs = archs[: args.limit]
+        archs = list(itertools.islice(space.enumerate(), args.limit))
     else:
         if args.limit is None:
             raise ValueError(f"the {args.space} space is too large to enumerate; pass --limit N to draw N random architectures")

@@ -184,9 +184,16 @@ class ZeroShotProvider:
     def compute_one(self, arch: Arch) -> ZeroShotResult:
         """Compute (no cache) the raw zero-shot values of one architecture."""
         arch = self.space.coerce(arch)
-        return compute_zeroshot(
-            lambda: build_network(self.space, arch, **self.network_config), self.x, self.y, seed=self.seed, device=self.device
-        )
+        # one torch thread: these networks are small, and on a busy machine several OpenMP threads
+        # spin-wait far longer than they compute; parallelism comes from worker processes instead
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return compute_zeroshot(
+                lambda: build_network(self.space, arch, **self.network_config), self.x, self.y, seed=self.seed, device=self.device
+            )
+        finally:
+            torch.set_num_threads(threads)
 
     def results(self, archs: Sequence[Arch | str]) -> list[ZeroShotResult]:
         """Raw :class:`ZeroShotResult` of every architecture, computing and caching what is missing."""

