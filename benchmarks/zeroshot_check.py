@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("--time-cells", type=int, default=3, help="cells per timing row (0 skips timings)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    torch.set_num_threads(1)  # one process per core elsewhere; OpenMP threads only spin on a busy machine
     if args.cells:
         correlations(args.cells, args.preset, args.cache, args.jobs, args.seed)
     if args.time_cells:
