@@ -245,16 +245,21 @@ class Predictor:
         self.net.train()
         gen_seed = int(self._rng.integers(2**31))
         perm_rng = np.random.default_rng(gen_seed)
-        for _ in range(n_epochs):
-            order = torch.as_tensor(perm_rng.permutation(n), device=self.device)
-            for s in range(0, n, bs):
-                idx = order[s : s + bs]
-                if len(idx) < 2:
-                    continue
-                loss = self._loss(self._take(inputs, idx), y[idx], None if aux is None else aux[idx])
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
+        # Dropout draws from torch's global generator: seed a forked copy so that a seeded fit is
+        # reproducible without disturbing the caller's random state.
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(gen_seed)
+            for _ in range(n_epochs):
+                order = torch.as_tensor(perm_rng.permutation(n), device=self.device)
+                for s in range(0, n, bs):
+                    idx = order[s : s + bs]
+                    if len(idx) < 2:
+                        continue
+                    loss = self._loss(self._take(inputs, idx), y[idx], None if aux is None else aux[idx])
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
         self.net.eval()
         self.trained = True
         self.last_fit_seconds = time.perf_counter() - start

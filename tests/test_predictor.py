@@ -1,0 +1,408 @@
+"""GATES predictor: every loss learns a ranking, reproducibility, persistence, input checks,
+isomorphism invariance (paper Table 2) and the predictor-quality harness."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_spaces
+
+from gates_sampler.benchmarks import NB201Benchmark
+from gates_sampler.predictor import LOSSES, GatesEncoder, Predictor
+from gates_sampler.predictor import evaluation as ev
+from gates_sampler.spaces import CellBatch, DartsArch, DartsSpace, GraphBatch, NB101Space, NB201Space
+from test_spaces import permute_edge_cell, permute_node_arch
+
+# a smaller GATES than the default keeps the tests fast; it ranks NB201 cells about as well
+SMALL = dict(hidden=64, op_dim=32, n_layers=4, head_hidden=(128, 128))
+TINY = dict(hidden=32, op_dim=16, n_layers=3, head_hidden=(64, 64))
+
+
+@pytest.fixture(scope="module")
+def nb201_data() -> tuple[list, np.ndarray, list, np.ndarray]:
+    """60 training and 400 held-out NB201 cells with their cifar10 validation accuracy."""
+    space = NB201Space()
+    bench = NB201Benchmark("cifar10")
+    rng = np.random.default_rng(0)
+    archs = space.sample_unique(rng, 460)
+    values = bench.query_many(archs)
+    return archs[:60], values[:60], archs[60:], values[60:]
+
+
+# ----- every loss learns ------------------------------------------------------------------------
+@pytest.mark.parametrize("loss", LOSSES)
+def test_each_loss_ranks_held_out_cells(loss: str, nb201_data) -> None:
+    train_a, train_y, test_a, test_y = nb201_data
+    pred = Predictor(NB201Space(), loss=loss, epochs=40, seed=0, device="cpu", **SMALL)
+    pred.fit(train_a, train_y)
+    tau = ev.kendall_tau(test_y, pred.score(test_a))
+    # measured about 0.68 for every loss; an untrained predictor is near 0
+    assert tau > 0.5, f"{loss}: Kendall's tau {tau:.3f} on held-out cells"
+
+
+def test_untrained_predictor_does_not_rank(nb201_data) -> None:
+    # the bar above is meaningful: an untrained predictor is far from it
+    _, _, test_a, test_y = nb201_data
+    taus = [ev.kendall_tau(test_y, Predictor(NB201Space(), seed=s, device="cpu", **SMALL).score(test_a)) for s in range(3)]
+    assert np.mean(np.abs(taus)) < 0.5
+
+
+def test_mlp_encoder_fits(nb201_data) -> None:
+    train_a, train_y, test_a, test_y = nb201_data
+    pred = Predictor(NB201Space(), encoder="mlp", epochs=20, seed=0, device="cpu", head_hidden=(64,)).fit(train_a, train_y)
+    assert ev.kendall_tau(train_y, pred.score(train_a)) > 0.5  # it fits its training set
+    assert np.isfinite(pred.score(test_a)).all()
+
+
+# ----- reproducibility and persistence ------------------------------------------------------------
+def test_fit_is_reproducible_with_a_seed(nb201_data) -> None:
+    # with dropout in the score head: its masks must come from the seed as well
+    train_a, train_y, test_a, _ = nb201_data
+    scores = []
+    for draw in range(2):
+        torch.manual_seed(draw)  # the caller's global torch state must not matter
+        scores.append(Predictor(NB201Space(), epochs=10, seed=7, device="cpu", **TINY).fit(train_a, train_y).score(test_a))
+    np.testing.assert_array_equal(scores[0], scores[1])
+    other = Predictor(NB201Space(), epochs=10, seed=8, device="cpu", **TINY).fit(train_a, train_y).score(test_a)
+    assert not np.allclose(scores[0], other)
+
+
+@pytest.mark.parametrize("loss", ["hinge", "comparator"])
+def test_state_dict_round_trip_gives_identical_scores(loss: str, nb201_data) -> None:
+    train_a, train_y, test_a, _ = nb201_data
+    pred = Predictor(NB201Space(), loss=loss, epochs=5, seed=1, device="cpu", **TINY).fit(train_a, train_y)
+    state = pred.state_dict()
+    buf = pred.to_bytes()
+    expected = pred.score(test_a)
+    clone = Predictor(NB201Space(), loss=loss, epochs=5, seed=99, device="cpu", **TINY)
+    clone.load_state_dict(state)
+    np.testing.assert_array_equal(clone.score(test_a), expected)
+    assert clone.trained
+    import io
+
+    again = Predictor(NB201Space(), loss=loss, epochs=5, seed=5, device="cpu", **TINY)
+    again.load_state_dict(torch.load(io.BytesIO(buf), weights_only=False))
+    np.testing.assert_array_equal(again.score(test_a), expected)
+
+
+def test_load_state_dict_rejects_other_configuration(nb201_data) -> None:
+    state = Predictor(NB201Space(), epochs=5, seed=1, device="cpu", **TINY).state_dict()
+    with pytest.raises(ValueError, match="different configuration.*hidden"):
+        Predictor(NB201Space(), epochs=5, seed=1, device="cpu", **{**TINY, "hidden": 16}).load_state_dict(state)
+
+
+def test_warm_start_continues_training(nb201_data) -> None:
+    train_a, train_y, test_a, _ = nb201_data
+    pred = Predictor(NB201Space(), epochs=5, seed=3, device="cpu", **TINY).fit(train_a, train_y)
+    before = pred.score(test_a)
+    weights = {k: v.clone() for k, v in pred.net.state_dict().items()}
+    pred.fit(train_a, train_y, epochs=2, warm_start=True)
+    assert not np.allclose(before, pred.score(test_a))
+    # a warm start moves the weights a little; a fresh fit would re-initialise them
+    drift = max(float((pred.net.state_dict()[k] - w).abs().max()) for k, w in weights.items())
+    assert 0 < drift < 0.1
+
+
+# ----- input checks ------------------------------------------------------------------------------
+def test_fit_rejects_bad_values(nb201_data) -> None:
+    train_a, train_y, _, _ = nb201_data
+    pred = Predictor(NB201Space(), epochs=2, seed=0, device="cpu", **TINY)
+    bad = np.array(train_y, dtype=float)
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        pred.fit(train_a, bad)
+    bad[3] = np.inf
+    with pytest.raises(ValueError, match="finite"):
+        pred.fit(train_a, bad)
+    with pytest.raises(ValueError, match="60 architectures but 59 values"):
+        pred.fit(train_a, train_y[:59])
+    with pytest.raises(ValueError, match="at least 2"):
+        pred.fit(train_a[:1], train_y[:1])
+
+
+def test_constructor_rejects_bad_options() -> None:
+    space = NB201Space()
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        Predictor(space, encoder="lstm")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        Predictor(space, loss="l1")
+    with pytest.raises(ValueError, match="need the gates encoder"):
+        Predictor(space, encoder="mlp", op_feature_dim=3)
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        Predictor(space, epochs=0)
+    with pytest.raises(ValueError, match="activation must be"):
+        Predictor(space, activation="tanh")
+
+
+def _zs_op(space, archs, dim: int, seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(c.ops.shape + (dim,), generator=g) for c in space.encode(archs).cells]
+
+
+def test_zero_shot_inputs_are_required_and_checked(nb201_data) -> None:
+    train_a, train_y, test_a, test_y = nb201_data
+    space = NB201Space()
+    pred = Predictor(space, epochs=3, seed=0, device="cpu", op_feature_dim=4, aux_dim=2, **TINY)
+    zs_op = _zs_op(space, train_a, 4)
+    zs_arch = np.random.default_rng(0).normal(size=(len(train_a), 2))
+    with pytest.raises(ValueError, match="pass zs_op"):
+        pred.fit(train_a, train_y, zs_arch=zs_arch)
+    with pytest.raises(ValueError, match="pass zs_arch"):
+        pred.fit(train_a, train_y, zs_op=zs_op)
+    with pytest.raises(ValueError, match=r"zs_arch must have shape \(60, 2\)"):
+        pred.fit(train_a, train_y, zs_op=zs_op, zs_arch=zs_arch[:, :1])
+    with pytest.raises(ValueError, match="one tensor per cell"):
+        pred.fit(train_a, train_y, zs_op=zs_op * 2, zs_arch=zs_arch)
+    pred.fit(train_a, train_y, zs_op=zs_op, zs_arch=zs_arch)
+    with pytest.raises(ValueError, match="pass zs_op"):
+        pred.score(test_a)
+    scores = pred.score(test_a, zs_op=_zs_op(space, test_a, 4, seed=1))
+    assert scores.shape == (len(test_a),) and np.isfinite(scores).all()
+
+
+def test_op_features_change_the_score(nb201_data) -> None:
+    # GATES++ EES: the per-op features enter the gates, so different features give different scores
+    _, _, test_a, _ = nb201_data
+    space = NB201Space()
+    pred = Predictor(space, seed=0, device="cpu", op_feature_dim=3, **TINY)
+    a = pred.score(test_a[:20], zs_op=_zs_op(space, test_a[:20], 3, seed=1))
+    b = pred.score(test_a[:20], zs_op=_zs_op(space, test_a[:20], 3, seed=2))
+    assert not np.allclose(a, b)
+
+
+# ----- isomorphism invariance (paper Table 2) --------------------------------------------------------
+def _random_values(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=n)
+
+
+def _predictors(space, archs) -> list[Predictor]:
+    untrained = Predictor(space, seed=0, device="cpu", activation="relu")
+    trained = Predictor(space, epochs=30, seed=1, device="cpu").fit(archs, _random_values(len(archs), 2))
+    return [untrained, trained]
+
+
+def _assert_same_prediction(pred: Predictor, archs: list, others: list) -> None:
+    # the embeddings (what Table 2 is about) and the scores agree to float precision
+    emb, emb_other = pred.embed(archs), pred.embed(others)
+    assert (emb - emb_other).abs().max() < 1e-5 * max(1.0, float(emb.abs().max()))
+    assert np.abs(pred.score(others) - pred.score(archs)).max() < 1e-5
+    # ... while different cells do get different embeddings
+    assert float((emb - emb.mean(0)).abs().max()) > 1e-3
+
+
+def test_darts_scores_invariant_under_node_permutation_and_input_swap() -> None:
+    space = DartsSpace()
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(40)]
+    permuted = [space.validate(DartsArch(tuple(permute_edge_cell(space, c, rng) for c in a.cells))) for a in archs]
+    swapped = [space.validate(DartsArch(tuple(tuple(n[::-1] for n in c) for c in a.cells))) for a in archs]
+    assert sum(p != a for p, a in zip(permuted, archs)) > 20
+    untrained, trained = _predictors(space, archs[:20])
+    for pred in (untrained, trained):
+        _assert_same_prediction(pred, archs, permuted)
+        _assert_same_prediction(pred, archs, swapped)
+    assert np.ptp(trained.score(archs)) > 1e-3  # the scores themselves do differ between cells
+
+
+def test_darts_mlp_baseline_is_not_invariant() -> None:
+    # the check above can fail: a sequence encoder sees the relabelling
+    space = DartsSpace()
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(40)]
+    permuted = [space.validate(DartsArch(tuple(permute_edge_cell(space, c, rng, shuffle_inputs=False) for c in a.cells))) for a in archs]
+    pred = Predictor(space, encoder="mlp", seed=0, device="cpu", head_hidden=(64,))
+    assert np.abs(pred.score(permuted) - pred.score(archs)).max() > 1e-4
+
+
+def test_nb101_scores_invariant_under_vertex_relabelling() -> None:
+    space = NB101Space()
+    rng = np.random.default_rng(1)
+    archs = [a for a in (space.sample(rng) for _ in range(300)) if a.num_vertices >= 5][:40]
+    permuted = [permute_node_arch(space, a, rng) for a in archs]
+    assert sum(p != a for p, a in zip(permuted, archs)) > 10
+    untrained, trained = _predictors(space, archs[:20])
+    for pred in (untrained, trained):
+        _assert_same_prediction(pred, archs, permuted)
+    assert np.ptp(trained.score(archs)) > 1e-3
+
+
+def _permute_batch(batch: GraphBatch, perm: list[int]) -> GraphBatch:
+    """Reorder the node axis of every tensor of a batch (``perm[new] = old``)."""
+    p = torch.as_tensor(perm)
+    cells = []
+    for c in batch.cells:
+        if batch.kind == "edge":
+            ops = c.ops[:, p][:, :, p]
+        else:
+            ops = c.ops[:, p]
+        adj = None if c.adj is None else c.adj[:, p][:, :, p]
+        cells.append(CellBatch(ops=ops, readout=c.readout[:, p], adj=adj))
+    return GraphBatch(batch.kind, cells, batch.n_inputs, batch.size)
+
+
+@pytest.mark.parametrize("space_id", ["nb201", "darts", "nb101", "edge", "node"])
+def test_encoder_invariant_to_node_axis_permutation(space_id: str) -> None:
+    space = make_spaces()[space_id]
+    archs = [space.sample(np.random.default_rng(s)) for s in range(16)]
+    batch = space.encode(archs)
+    enc = GatesEncoder(space.kind, len(space.op_names), n_cells=len(space.cell_names), n_inputs=space.n_inputs, hidden=32, op_dim=16, n_layers=4, activation="relu")
+    enc.eval()
+    base = enc(batch)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        # input nodes stay in front (they receive the input embedding); every other node moves anywhere
+        rest = list(range(space.n_inputs, space.max_nodes))
+        perm = list(range(space.n_inputs)) + [rest[i] for i in rng.permutation(len(rest))]
+        assert torch.allclose(enc(_permute_batch(batch, perm)), base, atol=1e-5)
+
+
+def test_encoder_invariant_to_edge_slot_order() -> None:
+    # several edges between the same two nodes (repeated inputs) are summed, in any slot order
+    space = CellSpaceRepeated()
+    archs = [space.sample(np.random.default_rng(s)) for s in range(16)]
+    batch = space.encode(archs)
+    enc = GatesEncoder("edge", len(space.op_names), n_inputs=1, hidden=32, op_dim=16, n_layers=3)
+    flipped = GraphBatch("edge", [CellBatch(ops=c.ops.flip(-1), readout=c.readout) for c in batch.cells], 1, batch.size)
+    assert torch.allclose(enc(flipped), enc(batch), atol=1e-5)
+
+
+def CellSpaceRepeated():
+    from gates_sampler.spaces import CellSpace
+
+    return CellSpace(kind="edge", ops=("a", "b", "c"), n_nodes=3, n_inputs=1, inputs_per_node=2, distinct_inputs=False)
+
+
+def test_nb201_isomorphic_cells_score_equal() -> None:
+    space = NB201Space()
+    pred = Predictor(space, seed=0, device="cpu")
+    # nodes 1 and 2 swapped (edge 2<-1 is none) and dead edges changed
+    a = space.from_ops(["nor_conv_3x3", "avg_pool_3x3", "none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3"])
+    b = space.from_ops(["avg_pool_3x3", "nor_conv_3x3", "none", "skip_connect", "nor_conv_3x3", "nor_conv_1x1"])
+    c = space.from_ops(["none", "nor_conv_3x3", "nor_conv_1x1", "skip_connect", "avg_pool_3x3", "nor_conv_3x3"])
+    d = space.from_ops(["none", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_3x3", "nor_conv_3x3"])
+    s = pred.score([a, b, c, d])
+    assert abs(s[0] - s[1]) < 1e-5
+    # c and d differ only in edges out of node 1, which gets no input: the encoder masks "none" but
+    # still propagates zeros from node 1, so both are equal as well
+    assert abs(s[2] - s[3]) < 1e-5
+
+
+# ----- harness -----------------------------------------------------------------------------------
+def test_ranking_metrics_by_hand() -> None:
+    true = np.array([10.0, 9.0, 8.0, 7.0, 6.0, 5.0])
+    perfect = true.copy()
+    assert ev.kendall_tau(true, perfect) == pytest.approx(1.0)
+    assert ev.kendall_tau(true, -perfect) == pytest.approx(-1.0)
+    pred = np.array([1.0, 6.0, 5.0, 4.0, 3.0, 2.0])  # the best cell is predicted worst
+    assert ev.n_at_k(true, pred, 1) == 2
+    assert ev.n_at_k(true, pred, 5) == 2
+    assert ev.n_at_k(true, pred, 6) == 1
+    assert ev.precision_at_k(true, pred, 2) == pytest.approx(0.5)  # true top-2 {0,1}, predicted {1,2}
+    assert ev.precision_at_k(true, pred, 5) == pytest.approx(0.8)
+    assert ev.precision_at_k(true, perfect, 3) == 1.0
+    m = ev.ranking_metrics(true, pred, ks=(1, 2))
+    assert set(m) == {"tau", "N@1", "N@2", "P@1", "P@2"}
+    with pytest.raises(ValueError, match="same length"):
+        ev.kendall_tau(true, pred[:3])
+    with pytest.raises(ValueError, match="finite"):
+        ev.n_at_k(true, np.r_[pred[:5], np.nan], 2)
+    with pytest.raises(ValueError, match="K must be a positive int"):
+        ev.precision_at_k(true, pred, 0)
+
+
+def test_split_and_subset_sizes() -> None:
+    tr, te = ev.split_indices(15625, 7813, seed=0)
+    assert len(tr) == 7813 and len(te) == 7812 and not set(tr) & set(te)
+    assert [ev.train_size(7813, r) for r in ev.PAPER_RATIOS] == [7, 39, 78, 195, 781]
+    a = ev.draw_subset(7813, 39, 0)
+    assert np.array_equal(a, ev.draw_subset(7813, 39, 0)) and not np.array_equal(a, ev.draw_subset(7813, 39, 1))
+    with pytest.raises(ValueError, match="ratio must be in"):
+        ev.train_size(7813, 0.0)
+
+
+def _tiny_split(n_train: int = 120, n_test: int = 200) -> ev.PredictorSplit:
+    space = NB201Space()
+    bench = NB201Benchmark("cifar10")
+    archs = space.sample_unique(np.random.default_rng(5), n_train + n_test)
+    y = bench.query_many(archs)
+    return ev.PredictorSplit(space, archs[:n_train], y[:n_train], archs[n_train:], y[n_train:], "tiny")
+
+
+def test_evaluate_predictor_grid_and_table() -> None:
+    split = _tiny_split()
+    seen = []
+    runs = ev.evaluate_predictor(split, (0.25, 0.5), n_subsets=2, seeds=(21, 2021), epochs=3, device="cpu",
+                                 predictor_kwargs=TINY, on_result=seen.append)
+    assert len(runs) == len(seen) == 2 * 2 * 2
+    assert [r.n_train for r in runs[:4]] == [30] * 4
+    rows = ev.summarize(runs)
+    assert [(r.ratio, r.runs) for r in rows] == [(0.25, 4), (0.5, 4)]
+    table = ev.format_table(rows, ev.PAPER_TABLE4_NB201["gates"])
+    assert "tau" in table and "N@5" in table and "P@10" in table and "25%" in table
+    record = json.loads(json.dumps(ev.results_to_json({"epochs": 3}, runs)))
+    assert len(record["runs"]) == 8 and len(record["summary"]) == 2
+    with pytest.raises(ValueError, match="encoder must be"):
+        ev.evaluate_predictor(split, (0.5,), encoder="lstm")
+    with pytest.raises(ValueError, match="need zero_shot"):
+        ev.evaluate_predictor(split, (0.5,), encoder="gates++")
+
+
+class FakeZeroShot:
+    """Stands in for ZeroShotProvider: deterministic features derived from the architecture."""
+
+    op_feature_dim = 2
+    arch_feature_dim = 3
+
+    def __init__(self, space) -> None:
+        self.space = space
+        self.calls = 0
+
+    def op_features(self, archs):
+        self.calls += 1
+        out = []
+        for cell in self.space.encode(archs).cells:
+            ops = cell.ops.float().unsqueeze(-1)
+            out.append(torch.cat([ops / 5.0, (ops > 0).float()], dim=-1))
+        return out
+
+    def arch_features(self, archs):
+        ops = np.array([[NB201Space().op_names.index(o) for o in a.ops] for a in archs], dtype=float)
+        return np.stack([ops.sum(1), (ops == 3).sum(1), (ops == 0).sum(1)], axis=1)
+
+
+def test_ablation_variants_share_subsets_and_use_zero_shot() -> None:
+    split = _tiny_split()
+    zs = FakeZeroShot(split.space)
+    runs = ev.evaluate_predictor(split, (0.5,), n_subsets=1, seeds=(21,), epochs=3, device="cpu",
+                                 variants=list(ev.ABLATION_VARIANTS), zero_shot=zs, predictor_kwargs=TINY)
+    assert [r.variant for r in runs] == ["GATES", "+EES", "+ETS", "GATES++"]
+    assert zs.calls == 2  # features computed once for the pool cells and once for the test set
+    taus = [r.metrics["tau"] for r in runs]
+    assert len(set(np.round(taus, 8))) > 1  # the zero-shot variants train different models
+    text = ev.format_ablation_table(ev.summarize(runs), ev.PAPER_TABLE7_NB201)
+    assert "GATES++" in text and "+EES" in text
+
+
+def test_cli_eval_predictor(tmp_path, monkeypatch, capsys) -> None:
+    from gates_sampler import cli
+
+    out = tmp_path / "runs.json"
+    code = cli.main(["eval-predictor", "--ratios", "0.1", "--subsets", "1", "--seeds", "1", "--epochs", "2",
+                     "--no-timing", "--no-progress", "--device", "cpu", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "0.1%" in printed and "paper tau" in printed and "0.4309" in printed
+    record = json.loads(out.read_text())
+    assert record["runs"][0]["n_train"] == 7 and record["config"]["seeds_used"] == [21]
+
+    def missing(space):
+        raise ImportError("no zero-shot package in this build")
+
+    monkeypatch.setattr("gates_sampler.commands.eval_predictor.load_zero_shot", missing)
+    assert cli.main(["eval-predictor", "--encoder", "gates++", "--no-timing"]) == 3
+    assert "no zero-shot package" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["eval-predictor", "--ratios", "150"])
