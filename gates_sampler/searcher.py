@@ -32,6 +32,32 @@ class FeatureProvider(Protocol):
         """``[N, arch_feature_dim]`` targets."""
 
 
+ZERO_SHOT_SPACES = ("nb201", "darts", "nb101")
+
+
+def _resolve_zero_shot(setting: Any, space: SearchSpace, device: str | torch.device) -> FeatureProvider | None:
+    """Turn the ``zero_shot`` argument into a feature provider (or ``None`` for plain GATES)."""
+    if setting is None or setting is False:
+        return None
+    if setting is True or setting == "auto":
+        if space.name not in ZERO_SHOT_SPACES:
+            if setting is True:
+                raise ValueError(
+                    f"zero_shot=True needs a built-in network for the space; {space.name!r} has none "
+                    f"(supported: {ZERO_SHOT_SPACES}); pass your own FeatureProvider or zero_shot=False"
+                )
+            logger.info("space %r has no built-in network: using plain GATES", space.name)
+            return None
+        from gates_sampler.zeroshot import ZeroShotProvider
+
+        return ZeroShotProvider(space, device=device)
+    if isinstance(setting, str):
+        raise ValueError(f"zero_shot must be 'auto', True, False or a FeatureProvider, got {setting!r}")
+    if not all(hasattr(setting, a) for a in ("op_feature_dim", "arch_feature_dim", "op_features", "arch_features")):
+        raise ValueError("zero_shot must provide op_feature_dim, arch_feature_dim, op_features() and arch_features()")
+    return setting
+
+
 class GatesPredictorSearcher(AskTellSearcher):
     """Predictor-based architecture search with a GATES(++) predictor.
 
@@ -53,7 +79,10 @@ class GatesPredictorSearcher(AskTellSearcher):
         n_mutation_parents: how many of the best architectures the mutation candidates start from.
         distinct_sampling: draw random architectures uniformly over functionally distinct cells
             (reduced forms, see ``SearchSpace.is_reduced``) instead of over raw parameter settings.
-        zero_shot: a :class:`FeatureProvider` for GATES++, or ``None`` for plain GATES.
+        zero_shot: GATES++ zero-shot information: ``False`` (default, plain GATES), ``"auto"`` (a
+            :class:`~gates_sampler.zeroshot.ZeroShotProvider` with its on-disk cache when the space has a
+            built-in network, i.e. NB201, DARTS and NB101, else plain GATES), ``True`` (require it),
+            or your own :class:`FeatureProvider`.
         seed: fixes every random draw (sampling, initialisation, minibatch order).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
     """
@@ -71,7 +100,7 @@ class GatesPredictorSearcher(AskTellSearcher):
         warm_epochs: int = 10,
         n_mutation_parents: int = 10,
         distinct_sampling: bool = True,
-        zero_shot: FeatureProvider | None = None,
+        zero_shot: FeatureProvider | bool | str | None = False,
         seed: int | None = None,
         device: str | torch.device = "auto",
     ) -> None:
@@ -93,7 +122,8 @@ class GatesPredictorSearcher(AskTellSearcher):
         self.warm_epochs = warm_epochs
         self.n_mutation_parents = n_mutation_parents
         self.distinct_sampling = bool(distinct_sampling)
-        self.zero_shot = zero_shot
+        self._zero_shot_setting = zero_shot if isinstance(zero_shot, (bool, str)) or zero_shot is None else "custom"
+        self.zero_shot = _resolve_zero_shot(zero_shot, space, device)
         self._predictor_kwargs: dict[str, Any] | None
         if isinstance(predictor, Predictor):
             if predictor.space is not space:
@@ -102,9 +132,9 @@ class GatesPredictorSearcher(AskTellSearcher):
             self._predictor_kwargs = None
         else:
             kwargs = {"epochs": 100, **(predictor or {})}
-            if zero_shot is not None:
-                kwargs.setdefault("op_feature_dim", zero_shot.op_feature_dim)
-                kwargs.setdefault("aux_dim", zero_shot.arch_feature_dim)
+            if self.zero_shot is not None:
+                kwargs.setdefault("op_feature_dim", self.zero_shot.op_feature_dim)
+                kwargs.setdefault("aux_dim", self.zero_shot.arch_feature_dim)
             kwargs.setdefault("device", device)
             kwargs["seed"] = int(self._rng.integers(2**31))
             self._predictor_kwargs = {k: v for k, v in kwargs.items() if k not in ("seed", "device")}
@@ -195,6 +225,7 @@ class GatesPredictorSearcher(AskTellSearcher):
             "warm_epochs": self.warm_epochs,
             "n_mutation_parents": self.n_mutation_parents,
             "distinct_sampling": self.distinct_sampling,
+            "zero_shot": self._zero_shot_setting,
             "predictor": self._predictor_kwargs,
         }
 
@@ -221,6 +252,8 @@ class GatesPredictorSearcher(AskTellSearcher):
         config = dict(state.get("config", {}))
         if "predictor" in config:
             config["predictor"] = dict(config["predictor"] or {})
+        if config.get("zero_shot") == "custom" and "zero_shot" not in kwargs:
+            raise ValueError("the state was saved with a custom zero-shot provider: pass it again, load(path, zero_shot=provider)")
         if space is None:
             from gates_sampler.base_searcher import _BUILTIN_SPACES
 

@@ -24,6 +24,7 @@ def make(seed: int = 0, **kw) -> GatesPredictorSearcher:
     kw.setdefault("predictor", FAST)
     kw.setdefault("n_startup", 5)
     kw.setdefault("n_candidates", 50)
+    kw.setdefault("zero_shot", False)
     return GatesPredictorSearcher(NB201Space(), seed=seed, device="cpu", **kw)
 
 
