@@ -1,7 +1,7 @@
 """GATES++ on Optuna with real training and pruning.
 
 Every trial builds the NAS-Bench-201 network of the proposed cell, trains it for a few epochs and
-reports the validation accuracy after each epoch; Optuna's MedianPruner stops clearly worse trials
+reports the validation accuracy after each epoch; from epoch 2 on, Optuna's MedianPruner stops worse trials
 early (they end as PRUNED). Without ``--cifar-root`` the networks train on a small synthetic DEMO
 data set (``gates_sampler.benchmarks.demo_data``, 16x16 images) so the example runs in a few minutes
 on a laptop CPU; its accuracies only demonstrate the loop. With ``--cifar-root`` (the folder holding
@@ -62,7 +62,7 @@ def main() -> None:
     study = optuna.create_study(
         direction="maximize",
         sampler=GatesSampler(space, n_startup_trials=args.startup, seed=args.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2),
     )
     start = time.perf_counter()
     for _ in range(args.trials):
