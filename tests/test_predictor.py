@@ -391,10 +391,10 @@ def test_cli_eval_predictor(tmp_path, monkeypatch, capsys) -> None:
 
     out = tmp_path / "runs.json"
     code = cli.main(["eval-predictor", "--ratios", "0.1", "--subsets", "1", "--seeds", "1", "--epochs", "2",
-                     "--no-timing", "--no-progress", "--device", "cpu", "--json", str(out)])
+                     "--test-cells", "500", "--no-timing", "--no-progress", "--device", "cpu", "--json", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "0.1%" in printed and "paper tau" in printed and "0.4309" in printed
+    assert "0.1%" in printed and "paper tau" in printed and "0.4309" in printed and "test 500 cells" in printed
     record = json.loads(out.read_text())
     assert record["runs"][0]["n_train"] == 7 and record["config"]["seeds_used"] == [21]
 

@@ -85,6 +85,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ks", type=_positive, nargs="+", default=[5, 10], metavar="K", help="K of N@K and Precision@K")
     p.add_argument("--ablation", action="store_true",
                    help="run the GATES / +EES / +ETS / GATES++ grid (paper Table 7) on identical subsets and seeds")
+    p.add_argument("--test-cells", type=_positive, default=None, metavar="N",
+                   help="rank only N random cells of the test set (quicker, e.g. when GATES++ must compute "
+                        "zero-shot features of every test cell); default: all 7812")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the pool / test split")
     p.add_argument("--subset-seed", type=int, default=0, help="seed of the training-subset draws")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda', ...")
@@ -105,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--ablation compares GATES variants; it cannot be combined with --encoder mlp")
     zero_shot = None
     split = nb201_split(args.dataset, seed=args.split_seed)
+    if args.test_cells is not None and args.test_cells < len(split.test_archs):
+        keep = np.sort(np.random.default_rng(args.split_seed).choice(len(split.test_archs), args.test_cells, replace=False))
+        split.test_archs = [split.test_archs[i] for i in keep]
+        split.test_values = split.test_values[keep]
     if args.encoder == "gates++" or args.ablation:
         try:
             zero_shot = load_zero_shot(split.space)
