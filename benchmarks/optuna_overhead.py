@@ -80,9 +80,10 @@ def overhead(args: argparse.Namespace) -> None:
     bench = NB201Benchmark(args.dataset)
     lo, hi = args.window
     samplers = {
-        "GatesSampler": lambda: GatesSampler(bench.space, seed=args.seed, device="cpu"),
+        "GatesSampler": lambda: GatesSampler(bench.space, seed=args.seed, device="cpu", **zero_shot_kwargs(args)),
         "TPESampler": lambda: optuna.samplers.TPESampler(seed=args.seed),
     }
+    GatesPredictorSearcher(bench.space, **zero_shot_kwargs(args))  # pay torch's one-off lazy imports before timing
     tmp = tempfile.mkdtemp(prefix="gates-overhead-")
     rows = []
     for name, make in samplers.items():
@@ -99,14 +100,19 @@ def overhead(args: argparse.Namespace) -> None:
         in_core = float(np.median(core[lo:hi])) if core and len(core) >= hi else float("nan")
         rows.append((name, float(np.median(window)), float(np.percentile(window, 90)), in_core, float(np.median(per_trial)), float(per_trial.sum()), wall))
     print(f"sampler seconds per trial, NB201 {args.dataset} look-up, {args.trials} trials, storage={args.storage}, "
-          f"torch threads={torch.get_num_threads()}, seed={args.seed}")
+          f"torch threads={torch.get_num_threads()}, seed={args.seed}, zero_shot={args.zero_shot}")
     print(f"{'sampler':<14} {f'median [{lo},{hi})':>16} {f'p90 [{lo},{hi})':>14} {'of it core ask':>15} {'median all':>11} {'total':>9} {'study wall':>11}")
     for name, med, p90, in_core, med_all, total, wall in rows:
         print(f"{name:<14} {med:>16.4f} {p90:>14.4f} {in_core:>15.4f} {med_all:>11.4f} {total:>9.2f} {wall:>11.2f}")
 
 
-def core_loop(bench: NB201Benchmark, n_trials: int, seed: int) -> list[float]:
-    searcher = GatesPredictorSearcher(bench.space, direction=bench.direction, seed=seed, device="cpu")
+def zero_shot_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``--zero-shot none`` pins plain GATES; ``default`` leaves the searcher's own default."""
+    return {"zero_shot": None} if args.zero_shot == "none" else {}
+
+
+def core_loop(bench: NB201Benchmark, n_trials: int, seed: int, **kwargs: Any) -> list[float]:
+    searcher = GatesPredictorSearcher(bench.space, direction=bench.direction, seed=seed, device="cpu", **kwargs)
     values = []
     for _ in range(n_trials):
         arch = searcher.ask()
@@ -122,20 +128,22 @@ def quality(args: argparse.Namespace) -> None:
     rows: dict[str, list[float]] = {"GatesSampler (Optuna)": [], "GatesPredictorSearcher": []}
     secs: dict[str, float] = {k: 0.0 for k in rows}
     same = []
+    GatesPredictorSearcher(bench.space, **zero_shot_kwargs(args))  # pay torch's one-off lazy imports before timing
     for seed in args.seeds:
         # the predictor's dropout draws from torch's global generator: seed it alike for both runs
         torch.manual_seed(seed)
         t = time.perf_counter()
-        via_optuna = run_optuna_gates(bench, args.trials, seed, device="cpu")
+        via_optuna = run_optuna_gates(bench, args.trials, seed, device="cpu", **zero_shot_kwargs(args))
         secs["GatesSampler (Optuna)"] += time.perf_counter() - t
         torch.manual_seed(seed)
         t = time.perf_counter()
-        via_core = core_loop(bench, args.trials, seed)
+        via_core = core_loop(bench, args.trials, seed, **zero_shot_kwargs(args))
         secs["GatesPredictorSearcher"] += time.perf_counter() - t
         rows["GatesSampler (Optuna)"].append(best(via_optuna))
         rows["GatesPredictorSearcher"].append(best(via_core))
         same.append(via_optuna == via_core)
-    print(f"NB201 {args.dataset}, N={args.trials}, seeds {args.seeds}, best value found (table optimum {optimum:.3f})")
+    print(f"NB201 {args.dataset}, N={args.trials}, seeds {args.seeds}, zero_shot={args.zero_shot}, torch threads={torch.get_num_threads()}: "
+          f"best value found (table optimum {optimum:.3f})")
     print(f"{'method':<24} {'mean':>8} {'std':>7}  {'per seed':<30} {'seconds':>8}")
     for name, vals in rows.items():
         print(f"{name:<24} {np.mean(vals):>8.3f} {np.std(vals):>7.3f}  {' '.join(f'{v:.3f}' for v in vals):<30} {secs[name]:>8.1f}")
@@ -156,6 +164,8 @@ def main() -> None:
         p.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100", "imagenet"])
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 on a shared machine)")
+        p.add_argument("--zero-shot", choices=["none", "default"], default="none",
+                       help="none: plain GATES (cost independent of the zero-shot cache); default: the searcher's default")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
