@@ -158,6 +158,13 @@ def test_unknown_and_repeated_trial_ids(caplog: pytest.LogCaptureFixture) -> Non
         s.on_trial_complete("b-restarted", {"m": 3.0, "config": c1})
     assert [o.value for o in s.history] == [1.0, 3.0]
     assert s.live_trials == {}  # the replaced id no longer holds the architecture
+    # an errored trial resumed under its old id (Tuner.restore(resume_errored=True)) counts again
+    s.suggest("c")
+    arch_c = s.live_trials["c"]
+    s.on_trial_complete("c", None, error=True)
+    complete(s, "c", 4.0)
+    assert [(o.arch, o.value) for o in s.history][-2:] == [(arch_c, None), (arch_c, 4.0)]
+    assert s.best == (arch_c, 4.0)
 
 
 def test_metric_and_mode_errors() -> None:

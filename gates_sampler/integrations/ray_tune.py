@@ -166,7 +166,7 @@ class GatesSearcher(Searcher):
         self._hp_rng = np.random.default_rng(None if seed is None else [_HP_SEED_SALT, seed])
         self._live: dict[str, Arch] = {}  # trial id -> architecture it evaluates
         self._configs: dict[str, dict[str, Any]] = {}  # trial id -> config returned by suggest
-        self._done: set[str] = set()  # trial ids already told
+        self._done: dict[str, tuple[Arch, bool]] = {}  # trial id -> (architecture, failed) once told
         self._exhausted = False
 
     # ----- configuration --------------------------------------------------------------------------
@@ -345,13 +345,18 @@ class GatesSearcher(Searcher):
         evaluation: that architecture is never proposed again and not trained on. An unknown trial id
         is ignored with a warning, unless its result's ``config`` holds an architecture of the space
         (Tune restarting a trial under a new id), which is then recorded so that no evaluation is lost.
+        A trial that failed and completes again under the same id (``Tuner.restore(resume_errored=True)``)
+        is recorded again; a second completion of a successful trial is ignored with a warning.
         """
         arch = self._live.pop(trial_id, None)
         self._configs.pop(trial_id, None)
-        if arch is None:
-            if trial_id in self._done:
+        if arch is None and trial_id in self._done:
+            arch, failed = self._done[trial_id]
+            if not failed:
                 logger.warning("trial %s was already completed; the second completion is ignored", trial_id)
                 return
+            logger.info("failed trial %s completed again (resumed); recorded", trial_id)
+        elif arch is None:
             arch = self._arch_in(result.get("config") if isinstance(result, Mapping) else None)
             if arch is None:
                 logger.warning("on_trial_complete for unknown trial %s ignored (it was not suggested by this searcher)", trial_id)
@@ -362,8 +367,9 @@ class GatesSearcher(Searcher):
                 # the same architecture under an id Tune replaced; its result arrives under the new id
                 del self._live[stale]
                 self._configs.pop(stale, None)
-        self.core.tell(arch, self._value_of(trial_id, result, error))
-        self._done.add(trial_id)
+        value = self._value_of(trial_id, result, error)
+        self.core.tell(arch, value)
+        self._done[trial_id] = (arch, value is None)
 
     def add_evaluated_point(
         self,
@@ -420,7 +426,7 @@ class GatesSearcher(Searcher):
             "core": self.core.state_dict(),
             "live": {tid: str(a) for tid, a in self._live.items()},
             "configs": copy.deepcopy(self._configs),
-            "done": sorted(self._done),
+            "done": {tid: (str(a), failed) for tid, (a, failed) in self._done.items()},
             "exhausted": self._exhausted,
             "hp_rng": self._hp_rng.bit_generator.state,
         }
@@ -465,12 +471,13 @@ class GatesSearcher(Searcher):
             if state[name] is not None and current is not None and state[name] != current:
                 raise ValueError(f"checkpoint was written with {name}={state[name]!r}, this searcher has {name}={current!r}")
         live = {tid: self.space.parse(s) for tid, s in state["live"].items()}
+        done = {tid: (self.space.parse(s), bool(failed)) for tid, (s, failed) in state["done"].items()}
         self.core.load_state_dict(state["core"])  # validates space and settings; atomic
         self._metric = self._metric if state["metric"] is None else state["metric"]
         self._mode = self._mode if state["mode"] is None else state["mode"]
         self._live = live
         self._configs = copy.deepcopy(state["configs"])
-        self._done = set(state["done"])
+        self._done = done
         self._exhausted = bool(state["exhausted"])
         self._hp_rng.bit_generator.state = state["hp_rng"]
 
