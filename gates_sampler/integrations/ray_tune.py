@@ -250,10 +250,10 @@ class GatesSearcher(Searcher):
             current = getattr(self, f"_{name}")
             if given is not None and current is not None and given != current:
                 raise ValueError(f"GatesSearcher was built with {name}={current!r} but Tune passes {name}={given!r}")
-        self._metric = self._metric if metric is None else metric
-        self._mode = self._mode if mode is None else mode
         # recomputed (not accumulated): Tune calls this again when an experiment is restored
         self._space_hp_domains = self._absorb_param_space(config or {})
+        self._metric = self._metric if metric is None else metric
+        self._mode = self._mode if mode is None else mode
         return True
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
