@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -137,11 +138,21 @@ def run(args: argparse.Namespace) -> int:
         )
         where = "this CPU" if device.type == "cpu" else str(device)
         print(f"fitting on 200 architectures for {args.epochs} epochs takes {fit_200:.1f} s on {where}")
+    config = {k: v for k, v in vars(args).items() if k != "func"}
+    config.update(seeds_used=seeds, device=str(device), pool_size=NB201_POOL_SIZE)
+    done: list = []
+
+    def save_partial(result: Any) -> None:
+        # rewrite the JSON after every run, so an interrupted harness keeps what it measured
+        done.append(result)
+        if args.json:
+            _write_json(args.json, results_to_json(config, done, {"fit_200_seconds": fit_200, "complete": False}))
+
     start = time.perf_counter()
     results = evaluate_predictor(
         split, ratios, n_subsets=args.subsets, seeds=seeds, encoder=args.encoder, loss=args.loss,
         epochs=args.epochs, ks=args.ks, variants=variants, zero_shot=zero_shot, subset_seed=args.subset_seed,
-        device=str(device), progress=not args.no_progress,
+        device=str(device), progress=not args.no_progress, on_result=save_partial,
     )
     wall = time.perf_counter() - start
     rows = summarize(results)
@@ -154,10 +165,13 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(rows, paper))
     print(f"\n{len(results)} fits in {wall:.0f} s (fit s = mean seconds per fit)")
     if args.json:
-        config = {k: v for k, v in vars(args).items() if k != "func"}
-        config.update(seeds_used=seeds, device=str(device), pool_size=NB201_POOL_SIZE)
-        record = results_to_json(config, results, {"fit_200_seconds": fit_200, "wall_seconds": wall})
-        with open(args.json, "w") as f:
-            json.dump(record, f, indent=2)
+        _write_json(args.json, results_to_json(config, results, {"fit_200_seconds": fit_200, "wall_seconds": wall, "complete": True}))
         print(f"wrote {args.json}")
     return 0
+
+
+def _write_json(path: str, record: dict) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=2)
+    os.replace(tmp, path)
