@@ -111,7 +111,7 @@ def run_driver(address: str, out: str) -> None:
                                  predictor={"epochs": 20, "hidden": 32, "n_layers": 2, "op_dim": 16})
         tuner = tune.Tuner(
             node_objective,
-            tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=2), num_samples=6),
+            tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=2), num_samples=6, reuse_actors=True),
             run_config=tune.RunConfig(storage_path=os.path.join(os.path.dirname(out), "results"), name="cluster", verbose=0),
         )
         grid = tuner.fit()

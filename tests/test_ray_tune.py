@@ -309,7 +309,7 @@ def test_tuner_nb201_concurrency_two(ray_local: Any, table: dict, tmp_path: Any,
     searcher = GatesSearcher(space, metric=metric, mode=mode, seed=11, **KW)
     tuner = tune.Tuner(
         tune.with_parameters(nb201_objective, table=table, metric=metric, bad_op=bad_op),
-        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=2), num_samples=12),
+        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=2), num_samples=12, reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="nb201", verbose=0),
     )
     grid = tuner.fit()
@@ -356,7 +356,9 @@ def test_tuner_interrupted_and_restored_keeps_every_evaluation(ray_local: Any, t
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(GatesSearcher(space, metric="acc", mode="max", seed=2, **KW), 2), num_samples=10
+            search_alg=ConcurrencyLimiter(GatesSearcher(space, metric="acc", mode="max", seed=2, **KW), 2),
+            num_samples=10,
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="interrupted", verbose=0),
     )
@@ -389,7 +391,7 @@ def test_optuna_search_with_gates_sampler(ray_local: Any, table: dict, tmp_path:
     search = OptunaSearch(space=None, metric="acc", mode="max", sampler=sampler)
     tuner = tune.Tuner(
         tune.with_parameters(nb201_objective, table=table, metric="acc", bad_op="-"),
-        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(search, max_concurrent=1), num_samples=8),
+        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(search, max_concurrent=1), num_samples=8, reuse_actors=True),
         param_space=space.tune_param_space(),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="optuna", verbose=0),
     )
