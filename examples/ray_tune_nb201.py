@@ -71,7 +71,8 @@ def main() -> None:
 
     best = results.get_best_result(metric="val_acc", mode="max")
     _, optimum = bench.optimum()
-    print(f"evaluated {len(results)} cells ({results.num_errors} failed)")
+    finished = sum("val_acc" in (r.metrics or {}) for r in results)
+    print(f"{len(results)} trials: {finished} cells evaluated, {results.num_errors} failed")
     print(f"best found: {best.metrics['val_acc']:.3f}  {best.metrics['arch']}")
     print(f"optimum of NAS-Bench-201 {args.dataset}: {optimum:.3f}  (regret {optimum - best.metrics['val_acc']:.3f})")
 
