@@ -27,3 +27,11 @@ def make_benchmark(kind: str, dataset: str, nb301_path: str | None = None, epoch
             raise ValueError("--benchmark nb301 needs --nb301-path pointing at the surrogate folder")
         return NB301Benchmark(path=nb301_path, epoch=epoch)
     raise ValueError(f"unknown benchmark {kind!r}; choose nb201 or nb301")
+
+
+def benchmark_optimum(bench: Any) -> tuple[Any, float] | None:
+    """The benchmark's best architecture and value, or ``None`` where it has none (a surrogate)."""
+    try:
+        return bench.optimum()
+    except (AttributeError, NotImplementedError):
+        return None

@@ -11,7 +11,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from gates_sampler import experiments as ex
-from gates_sampler.commands._common import add_benchmark_args, make_benchmark
+from gates_sampler.commands._common import add_benchmark_args, benchmark_optimum, make_benchmark
 
 
 def register(sub: Any) -> None:
@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     for d in datasets:
         bench = make_benchmark(args.benchmark, d, args.nb301_path, args.epoch)
         drun = sorted((r for r in runs if r.benchmark == repr(bench)), key=lambda r: order[(d, r.method, r.seed)])
-        optimum = bench.optimum()[1] if hasattr(bench, "optimum") and bench.optimum() is not None else None
+        best = benchmark_optimum(bench)
+        optimum = None if best is None else best[1]
         rows = ex.summarize(drun, bench.direction, optimum, checkpoints)
         title = f"{bench!r}: {len(seeds)} seeds, budget {args.budget}" + (f", optimum {optimum:.3f}" if optimum is not None else "")
         print()

@@ -9,7 +9,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from gates_sampler.commands._common import add_benchmark_args, make_benchmark
+from gates_sampler.commands._common import add_benchmark_args, benchmark_optimum, make_benchmark
 from gates_sampler.searcher import CANDIDATE_MODES, GatesPredictorSearcher
 
 
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     best_arch, best_value = searcher.best  # type: ignore[misc]
     print(f"best architecture after {searcher.n_told} evaluations: {best_arch}")
     print(f"best value: {best_value:.4f}")
-    optimum = bench.optimum() if hasattr(bench, "optimum") else None
+    optimum = benchmark_optimum(bench)
     if optimum is not None:
         print(f"benchmark optimum: {optimum[1]:.4f} (regret {abs(optimum[1] - best_value):.4f})")
     if args.json:
