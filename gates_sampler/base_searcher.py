@@ -6,7 +6,6 @@ import abc
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -15,6 +14,7 @@ import torch
 
 from gates_sampler.spaces import DartsSpace, NB101Space, NB201Space
 from gates_sampler.spaces.base import Arch, SearchSpace
+from gates_sampler.utils import atomic_torch_save
 
 logger = logging.getLogger("gates_sampler")
 
@@ -205,18 +205,7 @@ class AskTellSearcher(abc.ABC):
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`state_dict` to ``path`` atomically (a crash never leaves a half-written file)."""
-        path = os.fspath(path)
-        d = os.path.dirname(os.path.abspath(path))
-        os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".gates-state-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(self.state_dict(), f)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_torch_save(self.state_dict(), path)
 
     @staticmethod
     def read_state(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from typing import Any
+
 import torch
 
 
@@ -18,3 +22,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for CUDA, but torch sees no CUDA device; use device='auto' or 'cpu'")
     return dev
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str], prefix: str = ".gates-state-") -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves a
+    half-written state file behind."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

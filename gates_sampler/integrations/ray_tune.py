@@ -64,7 +64,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import tempfile
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -75,6 +74,7 @@ from ray.tune.search.sample import Domain
 from gates_sampler.base_searcher import Observation, as_value
 from gates_sampler.searcher import GatesPredictorSearcher
 from gates_sampler.spaces.base import Arch, SearchSpace
+from gates_sampler.utils import atomic_torch_save
 
 logger = logging.getLogger("gates_sampler")
 
@@ -433,18 +433,7 @@ class GatesSearcher(Searcher):
 
     def save(self, checkpoint_path: str) -> None:
         """Write :meth:`state_dict` to ``checkpoint_path`` atomically (Tune calls this on every checkpoint)."""
-        path = os.fspath(checkpoint_path)
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".gates-searcher-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(self.state_dict(), f)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_torch_save(self.state_dict(), checkpoint_path, prefix=".gates-searcher-")
 
     def restore(self, checkpoint_path: str) -> None:
         """Load a file written by :meth:`save` into this searcher (built with the same space and settings).

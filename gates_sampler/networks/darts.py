@@ -14,17 +14,10 @@ from torch import nn
 
 from gates_sampler.networks.ops import FactorizedReduce, Identity, ReLUConvBN, tag
 from gates_sampler.spaces.base import EdgeArch
+from gates_sampler.spaces.darts import DARTS_OPS
 
-DARTS_NETWORK_OPS = (
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-    "none",
-)
+# the DARTS primitives, plus "none" for cells written with an absent edge
+DARTS_NETWORK_OPS = DARTS_OPS + ("none",)
 
 
 class DilConv(nn.Sequential):

@@ -26,7 +26,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
