@@ -7,7 +7,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -239,7 +239,3 @@ class AskTellSearcher(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(space={self.space!r}, direction={self.direction!r}, told={self.n_told})"
 
-
-def ranked(values: Sequence[float]) -> np.ndarray:
-    """Indices that sort values best-first."""
-    return np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")

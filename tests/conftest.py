@@ -5,8 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from gates_sampler.spaces import CellSpace, DartsSpace, NB101Space, NB201Space
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The networks under test are tiny: extra OpenMP threads only spin on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 #: benchmark files shared next to the repository (never copied into it)
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -18,14 +18,6 @@ NB201_PARAMS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small networks: extra OpenMP threads only spin on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def n_params(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())

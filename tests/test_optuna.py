@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 optuna = pytest.importorskip("optuna")
 
@@ -32,14 +31,6 @@ CORE_FAST = {"n_startup": 4, "n_candidates": 30, "warm_epochs": 1, "predictor": 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # tiny networks on a shared 2-core machine: extra intra-op threads only add contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -26,15 +26,6 @@ SPACE = NB201Space()
 ARCH = SPACE.sample(np.random.default_rng(0))
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> object:
-    # These tiny networks gain nothing from intra-op threads, and on a busy 2-core machine the
-    # threads' spin-waiting makes them several times slower; restore the setting afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_model(arch: object = None, num_classes: int = 10) -> nn.Module:
     """A stand-in network (the architecture is ignored): small enough for many CPU runs."""

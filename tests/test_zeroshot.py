@@ -30,14 +30,6 @@ from gates_sampler.zeroshot.metrics import _count_flops
 TINY = dict(C=4, N=1)  # NB201 network small enough for unit tests
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small networks: extra OpenMP threads only spin on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def tiny_provider(tmp_path: Path, **kw) -> ZeroShotProvider:
     return ZeroShotProvider(NB201Space(), cache=tmp_path / "zs.sqlite", batch_size=8, image_size=8, n_reference=6, device="cpu", **TINY, **kw)
