@@ -64,7 +64,7 @@ def run(url: str, study_name: str, workers: int, trials: int, seed: int, dataset
         sampler_kwargs: dict[str, Any] | None = None) -> optuna.Study:
     """Create the study, start ``workers`` processes of ``trials`` trials each, wait, and return the study."""
     # validation accuracy: higher is better
-    study = optuna.create_study(study_name=study_name, storage=open_storage(url), direction="maximize", load_if_exists=True)
+    optuna.create_study(study_name=study_name, storage=open_storage(url), direction="maximize", load_if_exists=True)
     ctx = mp.get_context("spawn")  # fresh interpreters, as separate machines would be
     procs = [
         ctx.Process(target=worker, args=(url, study_name, trials, seed, dataset, sleep, sampler_kwargs or {}))
