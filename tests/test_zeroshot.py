@@ -89,6 +89,11 @@ def test_provider_shapes_alignment_and_zeros(tmp_path: Path) -> None:
     for v in parametric:
         expected |= ops == v
     assert torch.equal(nonzero, expected)
+    # every parametrised op carries its own scaled metrics, at the slot space.encode gives it
+    for i, r in enumerate(zs.results(archs)):
+        for (_, dst, src, slot), vals in r.ops.items():
+            want = torch.zeros(6) if vals[4] <= 0 else torch.as_tensor(zs._scale_ops(np.asarray(vals)[None])[0], dtype=torch.float32)
+            assert torch.allclose(f[i, dst, src, slot], want)
     a = zs.arch_features(archs)
     assert a.shape == (4, 5) and np.isfinite(a).all()
 
