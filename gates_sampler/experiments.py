@@ -157,7 +157,7 @@ def summarize(runs: Sequence[Run], direction: str, optimum: float | None, checkp
                 row[f"regret@{n}"] = float(reg.mean())
                 row[f"found@{n}"] = int(np.sum(reg < 1e-9))
         row["median_ask_s"] = float(np.median(np.concatenate([r.ask_seconds for r in rs])))
-        row["median_ask_s_late"] = float(np.median(np.concatenate([r.ask_seconds[90:110] for r in rs]) if all(len(r.ask_seconds) > 100 for r in rs) else np.nan))
+        row["median_ask_s_late"] = float(np.median(np.concatenate([r.ask_seconds[90:110] for r in rs]) if all(len(r.ask_seconds) > 90 for r in rs) else np.nan))
         rows.append(row)
     return rows
 
