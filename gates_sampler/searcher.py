@@ -75,6 +75,8 @@ class GatesPredictorSearcher(AskTellSearcher):
         predictor: a :class:`~gates_sampler.predictor.Predictor`, or a dict of its keyword arguments.
         refit: ``"warm"`` (continue training the previous predictor for ``warm_epochs``; a first fit
             trains the full ``epochs``) or ``"scratch"`` (re-initialise and train ``epochs`` every time).
+            Warm is the default: on NAS-Bench-201 (10 seeds, N=50) scratch was better on cifar10, worse
+            on cifar100 and equal on ImageNet16-120, at about four times the ``ask()`` time.
         warm_epochs: epochs per warm-started refit.
         n_mutation_parents: how many of the best architectures the mutation candidates start from.
         distinct_sampling: draw random architectures uniformly over functionally distinct cells
