@@ -363,16 +363,17 @@ class EdgeCellSpace(CellSpace):
         else:
             readout[self.n_inputs :] = 1.0 / self.n_nodes
         for c in range(len(self.cell_names)):
-            ops = torch.zeros(b, n, n, d, dtype=torch.long)
+            # filled in numpy: per-element writes into a torch tensor cost microseconds each
+            ops = np.zeros((b, n, n, d), dtype=np.int64)
             for i, arch in enumerate(archs):
                 for k, edges in enumerate(arch.cells[c]):  # type: ignore[attr-defined]
                     dst = self.n_inputs + k
                     for op, src in edges:
                         if op == self.none_op:
                             continue
-                        slot = int((ops[i, dst, src] > 0).sum())
-                        ops[i, dst, src, slot] = self._op_index[op] + 1
-            cells.append(CellBatch(ops=ops, readout=readout.expand(b, n).clone()))
+                        slots = ops[i, dst, src]
+                        slots[np.count_nonzero(slots)] = self._op_index[op] + 1
+            cells.append(CellBatch(ops=torch.from_numpy(ops), readout=readout.expand(b, n).clone()))
         return GraphBatch(kind="edge", cells=cells, n_inputs=self.n_inputs, size=b)
 
     def __repr__(self) -> str:
