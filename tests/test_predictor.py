@@ -163,6 +163,63 @@ def test_zero_shot_inputs_are_required_and_checked(nb201_data) -> None:
     assert scores.shape == (len(test_a),) and np.isfinite(scores).all()
 
 
+def _conv_counts(archs) -> np.ndarray:
+    """A learnable architecture-level target: how many 3x3 / 1x1 convolutions and empty edges a cell has."""
+    return np.array([[sum(o == name for o in a.ops) for name in ("nor_conv_3x3", "nor_conv_1x1", "none")] for a in archs], dtype=float)
+
+
+def test_unlabeled_architectures_train_the_auxiliary_head(nb201_data) -> None:
+    train_a, train_y, test_a, _ = nb201_data
+    space = NB201Space()
+    extra, held_out = test_a[:300], test_a[300:]
+
+    def aux_error(**fit_kw) -> float:
+        pred = Predictor(space, epochs=150, seed=0, device="cpu", aux_dim=3, **TINY)
+        pred.fit(train_a[:10], train_y[:10], zs_arch=_conv_counts(train_a[:10]), **fit_kw)
+        with torch.no_grad():
+            out = pred.net.aux_head(pred.embed(held_out)) * pred.aux_std + pred.aux_mean
+        return float(((out.numpy() - _conv_counts(held_out)) ** 2).mean())
+
+    # 300 unlabeled cells teach the encoder what 10 labeled ones cannot
+    assert aux_error(aux_archs=extra, aux_zs_arch=_conv_counts(extra)) < 0.5 * aux_error()
+
+
+def test_unlabeled_architectures_are_checked(nb201_data) -> None:
+    train_a, train_y, test_a, _ = nb201_data
+    space = NB201Space()
+    plain = Predictor(space, epochs=2, seed=0, device="cpu", **TINY)
+    with pytest.raises(ValueError, match="aux_dim=0"):
+        plain.fit(train_a, train_y, aux_archs=test_a[:5], aux_zs_arch=np.zeros((5, 3)))
+    pred = Predictor(space, epochs=2, seed=0, device="cpu", aux_dim=3, **TINY)
+    zs = _conv_counts(train_a)
+    with pytest.raises(ValueError, match="pass aux_zs_arch"):
+        pred.fit(train_a, train_y, zs_arch=zs, aux_archs=test_a[:5])
+    with pytest.raises(ValueError, match=r"aux_zs_arch must have shape \(5, 3\)"):
+        pred.fit(train_a, train_y, zs_arch=zs, aux_archs=test_a[:5], aux_zs_arch=np.zeros((4, 3)))
+    bad = np.zeros((5, 3))
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        pred.fit(train_a, train_y, zs_arch=zs, aux_archs=test_a[:5], aux_zs_arch=bad)
+    with pytest.raises(ValueError, match="aux_batch"):
+        Predictor(space, aux_dim=3, aux_batch=0)
+
+
+def test_fit_callback_runs_after_every_epoch_in_eval_mode(nb201_data) -> None:
+    train_a, train_y, test_a, _ = nb201_data
+    pred = Predictor(NB201Space(), epochs=4, seed=0, device="cpu", **TINY)
+    seen = []
+
+    def callback(epoch: int) -> None:
+        seen.append((epoch, pred.net.training))
+        pred.score(test_a[:10])
+
+    pred.fit(train_a, train_y, callback=callback)
+    assert seen == [(1, False), (2, False), (3, False), (4, False)]
+    # scoring in the callback does not disturb training: same weights as a fit without it
+    other = Predictor(NB201Space(), epochs=4, seed=0, device="cpu", **TINY).fit(train_a, train_y)
+    assert np.allclose(pred.score(test_a), other.score(test_a))
+
+
 def test_op_features_change_the_score(nb201_data) -> None:
     # GATES++ EES: the per-op features enter the gates, so different features give different scores
     _, _, test_a, _ = nb201_data
@@ -384,6 +441,28 @@ def test_ablation_variants_share_subsets_and_use_zero_shot() -> None:
     assert len(set(np.round(taus, 8))) > 1  # the zero-shot variants train different models
     text = ev.format_ablation_table(ev.summarize(runs), ev.PAPER_TABLE7_NB201)
     assert "GATES++" in text and "+EES" in text
+
+
+def test_tau_is_averaged_over_the_last_epochs() -> None:
+    split = _tiny_split()
+    kw = dict(n_subsets=1, seeds=(21,), epochs=6, device="cpu", predictor_kwargs=TINY)
+    last = ev.evaluate_predictor(split, (0.25,), tau_epochs=1, **kw)[0].metrics
+    assert last["tau"] == last["tau_final"]
+    five = ev.evaluate_predictor(split, (0.25,), tau_epochs=5, **kw)[0].metrics
+    assert five["tau_final"] == last["tau_final"]  # same training, only the averaging differs
+    assert five["tau"] != five["tau_final"]
+    with pytest.raises(ValueError, match="tau_epochs"):
+        ev.evaluate_predictor(split, (0.25,), tau_epochs=0, **kw)
+
+
+def test_aux_pool_fits_the_auxiliary_head_on_the_unlabeled_pool() -> None:
+    split = _tiny_split()
+    zs = FakeZeroShot(split.space)
+    kw = dict(n_subsets=1, seeds=(21,), epochs=3, device="cpu", variants=["GATES", "+ETS"], zero_shot=zs, predictor_kwargs=TINY)
+    plain = ev.evaluate_predictor(split, (0.1,), **kw)
+    pooled = ev.evaluate_predictor(split, (0.1,), aux_pool=True, **kw)
+    assert plain[0].metrics == pooled[0].metrics  # GATES has no auxiliary head: unchanged
+    assert plain[1].metrics["tau"] != pooled[1].metrics["tau"]
 
 
 def test_cli_eval_predictor(tmp_path, monkeypatch, capsys) -> None:

@@ -83,6 +83,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seeds", type=_positive, default=3,
                    help=f"training seeds per subset (the first three are the paper's {list(PAPER_SEEDS)})")
     p.add_argument("--epochs", type=_positive, default=200, help="training epochs per fit")
+    p.add_argument("--tau-epochs", type=_positive, default=5, metavar="E",
+                   help="Kendall's tau is averaged over the test set scored after each of the last E epochs "
+                        "(the paper: 5); tau_final is the last epoch's")
+    p.add_argument("--aux-pool", action="store_true",
+                   help="variants with the auxiliary zero-shot head (ETS, GATES++) also fit it on the zero-shot "
+                        "targets of the whole unlabeled training pool")
     p.add_argument("--ks", type=_positive, nargs="+", default=[5, 10], metavar="K", help="K of N@K and Precision@K")
     p.add_argument("--ablation", action="store_true",
                    help="run the GATES / +EES / +ETS / GATES++ grid (paper Table 7) on identical subsets and seeds")
@@ -153,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         split, ratios, n_subsets=args.subsets, seeds=seeds, encoder=args.encoder, loss=args.loss,
         epochs=args.epochs, ks=args.ks, variants=variants, zero_shot=zero_shot, subset_seed=args.subset_seed,
         device=str(device), progress=not args.no_progress, on_result=save_partial,
+        tau_epochs=args.tau_epochs, aux_pool=args.aux_pool,
     )
     wall = time.perf_counter() - start
     rows = summarize(results)

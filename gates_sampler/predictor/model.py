@@ -6,7 +6,7 @@ import contextlib
 import io
 import logging
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -75,6 +75,8 @@ class Predictor:
         op_feature_dim: size of per-op zero-shot features (GATES++ EES); 0 disables them.
         aux_dim: size of the architecture-level auxiliary regression target (GATES++ ETS); 0 disables it.
         aux_weight: weight of the auxiliary loss.
+        aux_batch: how many unlabeled architectures (``fit(aux_archs=...)``) join every training step
+            for the auxiliary loss only.
         seed: fixes initialisation and minibatch order.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
         num_threads: torch CPU threads used while fitting and scoring (default 1, fastest for these
@@ -103,6 +105,7 @@ class Predictor:
         op_feature_dim: int = 0,
         aux_dim: int = 0,
         aux_weight: float = 0.5,
+        aux_batch: int = 128,
         seed: int | None = None,
         device: str | torch.device = "auto",
         num_threads: int | None = 1,
@@ -122,6 +125,10 @@ class Predictor:
             head_hidden=tuple(head_hidden), head_dropout=head_dropout, activation=activation, dropout=dropout,
             op_feature_dim=op_feature_dim, aux_dim=aux_dim, aux_weight=aux_weight,
         )
+        if aux_batch < 1:
+            raise ValueError(f"aux_batch must be >= 1, got {aux_batch}")
+        # Kept out of ``config`` so that states saved before the option existed still load.
+        self.aux_batch = int(aux_batch)
         self.seed = seed
         self.device = resolve_device(device)
         self.num_threads = num_threads
@@ -160,7 +167,9 @@ class Predictor:
         batch = self.space.encode(archs)
         if self.config["op_feature_dim"]:
             if zs_op is None:
-                raise ValueError("this predictor uses per-op zero-shot features (op_feature_dim > 0); pass zs_op")
+                raise ValueError(
+                    "this predictor uses per-op zero-shot features (op_feature_dim > 0); pass zs_op (aux_zs_op for aux_archs)"
+                )
             if len(zs_op) != len(batch.cells):
                 raise ValueError(f"zs_op must hold one tensor per cell ({len(batch.cells)}), got {len(zs_op)}")
             for cell, f in zip(batch.cells, zs_op):
@@ -192,6 +201,10 @@ class Predictor:
         *,
         epochs: int | None = None,
         warm_start: bool = False,
+        aux_archs: Sequence[Arch] | None = None,
+        aux_zs_op: OpFeatures | None = None,
+        aux_zs_arch: np.ndarray | torch.Tensor | None = None,
+        callback: Callable[[int], None] | None = None,
     ) -> "Predictor":
         """Train on ``archs`` with true ``values`` (higher is better).
 
@@ -200,9 +213,16 @@ class Predictor:
             zs_arch: ``[N, aux_dim]`` architecture-level zero-shot targets (used when ``aux_dim > 0``).
             epochs: overrides the configured number of epochs for this call.
             warm_start: continue from the current weights and optimizer state instead of re-initialising.
+            aux_archs: unlabeled architectures for the auxiliary head only (needs ``aux_dim > 0``):
+                zero-shot targets cost no training, so any number of architectures can shape the
+                encoder; each step adds ``aux_batch`` of them to the auxiliary loss.
+            aux_zs_op, aux_zs_arch: their per-op features (when ``op_feature_dim > 0``) and
+                ``[M, aux_dim]`` targets.
+            callback: called as ``callback(epoch)`` (1-based) after every epoch, with the network in
+                evaluation mode, e.g. to score a test set at the last epochs.
         """
         with _cpu_threads(self.device, self.num_threads):
-            return self._fit(archs, values, zs_op, zs_arch, epochs, warm_start)
+            return self._fit(archs, values, zs_op, zs_arch, epochs, warm_start, aux_archs, aux_zs_op, aux_zs_arch, callback)
 
     def _fit(
         self,
@@ -212,6 +232,10 @@ class Predictor:
         zs_arch: np.ndarray | torch.Tensor | None,
         epochs: int | None,
         warm_start: bool,
+        aux_archs: Sequence[Arch] | None = None,
+        aux_zs_op: OpFeatures | None = None,
+        aux_zs_arch: np.ndarray | torch.Tensor | None = None,
+        callback: Callable[[int], None] | None = None,
     ) -> "Predictor":
         y = torch.as_tensor(np.asarray(values, dtype=np.float64), dtype=torch.float32)
         if len(archs) != len(y):
@@ -235,9 +259,14 @@ class Predictor:
             aux = torch.as_tensor(np.asarray(zs_arch), dtype=torch.float32, device=self.device)
             if aux.shape != (len(archs), c["aux_dim"]):
                 raise ValueError(f"zs_arch must have shape ({len(archs)}, {c['aux_dim']}), got {tuple(aux.shape)}")
+        extra = self._aux_extra(aux_archs, aux_zs_op, aux_zs_arch)
+        if aux is not None:
             if not warm_start or self.aux_mean is None:
-                self.aux_mean, self.aux_std = aux.mean(0), aux.std(0) + 1e-6
+                both = aux if extra is None else torch.cat([aux, extra[1]])
+                self.aux_mean, self.aux_std = both.mean(0), both.std(0) + 1e-6
             aux = (aux - self.aux_mean) / self.aux_std
+            if extra is not None:
+                extra = (extra[0], (extra[1] - self.aux_mean) / self.aux_std)
         n = len(archs)
         bs = min(c["batch_size"], n)
         n_epochs = epochs if epochs is not None else c["epochs"]
@@ -250,21 +279,49 @@ class Predictor:
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(gen_seed)
-            for _ in range(n_epochs):
+            for epoch in range(n_epochs):
                 order = torch.as_tensor(perm_rng.permutation(n), device=self.device)
                 for s in range(0, n, bs):
                     idx = order[s : s + bs]
                     if len(idx) < 2:
                         continue
                     loss = self._loss(self._take(inputs, idx), y[idx], None if aux is None else aux[idx])
+                    if extra is not None:
+                        pick = torch.as_tensor(perm_rng.choice(len(extra[1]), min(self.aux_batch, len(extra[1])), replace=False), device=self.device)
+                        loss = loss + c["aux_weight"] * self._aux_loss(self._take(extra[0], pick), extra[1][pick])
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()
+                if callback is not None:
+                    self.net.eval()
+                    callback(epoch + 1)
+                    self.net.train()
         self.net.eval()
         self.trained = True
         self.last_fit_seconds = time.perf_counter() - start
         logger.debug("fitted predictor on %d architectures, %d epochs in %.2fs", n, n_epochs, self.last_fit_seconds)
         return self
+
+    def _aux_extra(
+        self, aux_archs: Sequence[Arch] | None, aux_zs_op: OpFeatures | None, aux_zs_arch: np.ndarray | torch.Tensor | None
+    ) -> tuple[GraphBatch | torch.Tensor, torch.Tensor] | None:
+        """Inputs and raw targets of the unlabeled architectures of the auxiliary loss, checked."""
+        if aux_archs is None or len(aux_archs) == 0:
+            return None
+        if not self.config["aux_dim"]:
+            raise ValueError("aux_archs trains the auxiliary head, which this predictor lacks (aux_dim=0)")
+        if aux_zs_arch is None:
+            raise ValueError("aux_archs needs its zero-shot targets: pass aux_zs_arch")
+        target = torch.as_tensor(np.asarray(aux_zs_arch), dtype=torch.float32, device=self.device)
+        if target.shape != (len(aux_archs), self.config["aux_dim"]):
+            raise ValueError(f"aux_zs_arch must have shape ({len(aux_archs)}, {self.config['aux_dim']}), got {tuple(target.shape)}")
+        if not torch.isfinite(target).all():
+            raise ValueError("aux_zs_arch holds NaN or infinite values")
+        return self._inputs(aux_archs, aux_zs_op), target
+
+    def _aux_loss(self, inputs: GraphBatch | torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        assert self.net is not None and self.net.aux_head is not None
+        return torch.nn.functional.mse_loss(self.net.aux_head(self.net.encoder(inputs)), target)
 
     def _loss(self, inputs: GraphBatch | torch.Tensor, y: torch.Tensor, aux: torch.Tensor | None) -> torch.Tensor:
         assert self.net is not None
