@@ -85,6 +85,10 @@ class GatesPredictorSearcher(AskTellSearcher):
             :class:`~gates_sampler.zeroshot.ZeroShotProvider` with its on-disk cache when the space has a
             built-in network, i.e. NB201, DARTS and NB101, else plain GATES), ``True`` (require it),
             or your own :class:`FeatureProvider`.
+        n_unlabeled: with zero-shot information and the predictor's auxiliary head, the auxiliary
+            regression is also fitted on up to this many of the latest candidates that were scored
+            (their zero-shot targets are computed for scoring anyway, no evaluation needed); 0 fits it
+            on the evaluated architectures only, as in the paper's Eq. 13.
         seed: fixes every random draw (sampling, initialisation, minibatch order).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
     """
@@ -103,6 +107,7 @@ class GatesPredictorSearcher(AskTellSearcher):
         n_mutation_parents: int = 10,
         distinct_sampling: bool = True,
         zero_shot: FeatureProvider | bool | str | None = False,
+        n_unlabeled: int = 2000,
         seed: int | None = None,
         device: str | torch.device = "auto",
     ) -> None:
@@ -117,7 +122,10 @@ class GatesPredictorSearcher(AskTellSearcher):
             raise ValueError(f"refit must be one of {REFIT_POLICIES}, got {refit!r}")
         if not isinstance(warm_epochs, int) or warm_epochs < 1:
             raise ValueError(f"warm_epochs must be a positive int, got {warm_epochs!r}")
+        if not isinstance(n_unlabeled, int) or n_unlabeled < 0:
+            raise ValueError(f"n_unlabeled must be an int >= 0, got {n_unlabeled!r}")
         self.n_startup = n_startup
+        self.n_unlabeled = n_unlabeled
         self.n_candidates = n_candidates
         self.candidates = candidates
         self.refit = refit
@@ -141,6 +149,9 @@ class GatesPredictorSearcher(AskTellSearcher):
             kwargs["seed"] = int(self._rng.integers(2**31))
             self._predictor_kwargs = {k: v for k, v in kwargs.items() if k not in ("seed", "device")}
             self.predictor = Predictor(space, **kwargs)
+        # scored candidates whose zero-shot targets also train the auxiliary head (newest last)
+        self._unlabeled: list[Arch] = []
+        self._unlabeled_zs: tuple[list[torch.Tensor] | None, np.ndarray] | None = None
         self._fitted_version = -1  # number of finite results the predictor was last fitted on
         self._data_version = 0
         self.ask_seconds: list[float] = []
@@ -166,8 +177,35 @@ class GatesPredictorSearcher(AskTellSearcher):
             raise RuntimeError("need at least 2 finite results to fit the predictor")
         zs_op, zs_arch = self._features(archs)
         warm = self.refit == "warm" and self.predictor.trained
-        self.predictor.fit(archs, values, zs_op, zs_arch, epochs=self.warm_epochs if warm else None, warm_start=warm)
+        extra: dict[str, Any] = {}
+        if self._unlabeled and self._uses_unlabeled:
+            if self._unlabeled_zs is None:  # e.g. after loading a saved state
+                op, arch = self._features(self._unlabeled)
+                assert arch is not None
+                self._unlabeled_zs = (op, arch)
+            extra = dict(aux_archs=self._unlabeled, aux_zs_op=self._unlabeled_zs[0], aux_zs_arch=self._unlabeled_zs[1])
+        self.predictor.fit(archs, values, zs_op, zs_arch, epochs=self.warm_epochs if warm else None, warm_start=warm, **extra)
         self._fitted_version = self._data_version
+
+    @property
+    def _uses_unlabeled(self) -> bool:
+        return self.zero_shot is not None and self.n_unlabeled > 0 and bool(self.predictor.config["aux_dim"])
+
+    def _remember_unlabeled(self, pool: list[Arch], zs_op: list[torch.Tensor] | None, zs_arch: np.ndarray) -> None:
+        """Add scored candidates to the auxiliary head's unlabeled set, keeping the newest ``n_unlabeled``."""
+        if self._unlabeled_zs is None and self._unlabeled:
+            op, arch = self._features(self._unlabeled)
+            assert arch is not None
+            self._unlabeled_zs = (op, arch)
+        old_op, old_arch = self._unlabeled_zs if self._unlabeled_zs is not None else (None, np.zeros((0, zs_arch.shape[1])))
+        keep = self.n_unlabeled
+        self._unlabeled = (self._unlabeled + list(pool))[-keep:]
+        arch = np.concatenate([old_arch, zs_arch])[-keep:]
+        op = None
+        if zs_op is not None:
+            op = [f if o is None else torch.cat([o, f]) for o, f in zip(old_op or [None] * len(zs_op), zs_op)]
+            op = [f[-keep:] for f in op]
+        self._unlabeled_zs = (op, arch)
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         """Predicted scores of ``archs`` (higher = predicted better), fitting first if needed."""
@@ -205,6 +243,17 @@ class GatesPredictorSearcher(AskTellSearcher):
         start = time.perf_counter()
         if self.n_complete < self.n_startup:
             out = self._random_unseen(n, reduced=self.distinct_sampling)
+        elif self._uses_unlabeled:
+            # draw the candidates first, so that the refit can already use their zero-shot targets
+            pool = self._candidate_pool(n)
+            if not pool:
+                return []
+            zs_op, zs_arch = self._features(pool)
+            assert zs_arch is not None
+            self._remember_unlabeled(pool, zs_op, zs_arch)
+            self.fit_predictor()
+            scores = self.predictor.score(pool, zs_op)
+            out = [pool[i] for i in np.argsort(-scores, kind="stable")[:n]]
         else:
             self.fit_predictor()
             pool = self._candidate_pool(n)
@@ -228,6 +277,7 @@ class GatesPredictorSearcher(AskTellSearcher):
             "n_mutation_parents": self.n_mutation_parents,
             "distinct_sampling": self.distinct_sampling,
             "zero_shot": self._zero_shot_setting,
+            "n_unlabeled": self.n_unlabeled,
             "predictor": self._predictor_kwargs,
         }
 
@@ -236,6 +286,7 @@ class GatesPredictorSearcher(AskTellSearcher):
         state["predictor_state"] = self.predictor.state_dict()
         state["fitted_version"] = self._fitted_version
         state["data_version"] = self._data_version
+        state["unlabeled"] = [str(a) for a in self._unlabeled]
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -247,6 +298,9 @@ class GatesPredictorSearcher(AskTellSearcher):
         self.predictor.load_state_dict(state["predictor_state"])
         self._fitted_version = state["fitted_version"]
         self._data_version = state["data_version"]
+        # features are looked up again (from the zero-shot cache) at the next fit
+        self._unlabeled = [self.space.parse(a) for a in state.get("unlabeled", [])]
+        self._unlabeled_zs = None
 
     @classmethod
     def load(cls, path: Any, space: SearchSpace | None = None, **kwargs: Any) -> "GatesPredictorSearcher":

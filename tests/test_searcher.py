@@ -232,3 +232,51 @@ def test_space_exhaustion_raises():
         s.tell(a, 1.0)
     with pytest.raises(RuntimeError, match="exhausted"):
         s.ask()
+
+
+class CountingZeroShot:
+    """A cheap FeatureProvider: per-op one-hot flags and operation counts as architecture targets."""
+
+    op_feature_dim = 1
+    arch_feature_dim = 2
+
+    def __init__(self) -> None:
+        self.space = NB201Space()
+
+    def op_features(self, archs):
+        return [(c.ops == 4).float().unsqueeze(-1) for c in self.space.encode(archs).cells]
+
+    def arch_features(self, archs):
+        return np.array([[sum(o == "nor_conv_3x3" for o in a.ops), sum(o == "none" for o in a.ops)] for a in archs], dtype=float)
+
+
+def test_scored_candidates_train_the_auxiliary_head(bench, monkeypatch):
+    s = make(zero_shot=CountingZeroShot(), n_unlabeled=120)
+    fits = []
+    original = s.predictor.fit
+
+    def spy(*args, **kw):
+        fits.append(len(kw.get("aux_archs") or []))
+        return original(*args, **kw)
+
+    monkeypatch.setattr(s.predictor, "fit", spy)
+    drive(s, bench, 9)
+    # 5 random proposals, then 4 predictor asks of 50 candidates each: the set is capped at 120
+    assert fits == [50, 100, 120, 120]
+    assert len(s._unlabeled) == 120 and s._unlabeled_zs[1].shape == (120, 2)
+    assert s._unlabeled_zs[0][0].shape[0] == 120
+
+    off = make(zero_shot=CountingZeroShot(), n_unlabeled=0)
+    drive(off, bench, 7)
+    assert off._unlabeled == []
+    with pytest.raises(ValueError, match="n_unlabeled"):
+        make(n_unlabeled=-1)
+
+
+def test_save_load_with_unlabeled_set_reproduces_the_run(bench, tmp_path):
+    a = make(seed=4, zero_shot=CountingZeroShot(), n_unlabeled=80)
+    drive(a, bench, 8)
+    a.save(tmp_path / "s.pt")
+    b = GatesPredictorSearcher.load(tmp_path / "s.pt", zero_shot=CountingZeroShot())
+    assert [str(x) for x in b._unlabeled] == [str(x) for x in a._unlabeled]
+    assert drive(a, bench, 3) == drive(b, bench, 3)
