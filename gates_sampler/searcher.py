@@ -211,8 +211,8 @@ class GatesPredictorSearcher(AskTellSearcher):
         """Predicted scores of ``archs`` (higher = predicted better), fitting first if needed."""
         archs = [self.space.coerce(a) for a in archs]
         self.fit_predictor()
-        zs_op, _ = self._features(archs)
-        return self.predictor.score(archs, zs_op)
+        zs_op, zs_arch = self._features(archs)
+        return self.predictor.score(archs, zs_op, zs_arch)
 
     # ----- proposals --------------------------------------------------------------------------
     def _candidate_pool(self, n: int) -> list[Arch]:
@@ -252,15 +252,15 @@ class GatesPredictorSearcher(AskTellSearcher):
             assert zs_arch is not None
             self._remember_unlabeled(pool, zs_op, zs_arch)
             self.fit_predictor()
-            scores = self.predictor.score(pool, zs_op)
+            scores = self.predictor.score(pool, zs_op, zs_arch)
             out = [pool[i] for i in np.argsort(-scores, kind="stable")[:n]]
         else:
             self.fit_predictor()
             pool = self._candidate_pool(n)
             if not pool:
                 return []
-            zs_op, _ = self._features(pool)
-            scores = self.predictor.score(pool, zs_op)
+            zs_op, zs_arch = self._features(pool)
+            scores = self.predictor.score(pool, zs_op, zs_arch)
             out = [pool[i] for i in np.argsort(-scores, kind="stable")[:n]]
         self.ask_seconds.append(time.perf_counter() - start)
         return out

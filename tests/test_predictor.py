@@ -204,6 +204,30 @@ def test_unlabeled_architectures_are_checked(nb201_data) -> None:
         Predictor(space, aux_dim=3, aux_batch=0)
 
 
+def test_arch_input_feeds_zero_shot_targets_to_the_head(nb201_data) -> None:
+    train_a, train_y, test_a, _ = nb201_data
+    space = NB201Space()
+    with pytest.raises(ValueError, match="aux_dim > 0"):
+        Predictor(space, arch_input=True)
+    pred = Predictor(space, epochs=5, seed=0, device="cpu", aux_dim=3, arch_input=True, **TINY)
+    pred.fit(train_a, train_y, zs_arch=_conv_counts(train_a))
+    with pytest.raises(ValueError, match="pass zs_arch"):
+        pred.score(test_a)
+    with pytest.raises(ValueError, match=r"zs_arch must have shape \(400, 3\)"):
+        pred.score(test_a, zs_arch=_conv_counts(test_a)[:, :2])
+    a = pred.score(test_a, zs_arch=_conv_counts(test_a))
+    b = pred.score(test_a, zs_arch=_conv_counts(test_a)[::-1].copy())
+    assert not np.allclose(a, b)  # the scores read the features
+    # a state saved before the option existed (no "arch_input" in its config) still loads
+    old = Predictor(space, epochs=2, seed=0, device="cpu", aux_dim=3, **TINY)
+    old.fit(train_a, train_y, zs_arch=_conv_counts(train_a))
+    state = old.state_dict()
+    del state["config"]["arch_input"]
+    fresh = Predictor(space, epochs=2, seed=0, device="cpu", aux_dim=3, **TINY)
+    fresh.load_state_dict(state)
+    assert np.allclose(fresh.score(test_a), old.score(test_a))
+
+
 def test_fit_callback_runs_after_every_epoch_in_eval_mode(nb201_data) -> None:
     train_a, train_y, test_a, _ = nb201_data
     pred = Predictor(NB201Space(), epochs=4, seed=0, device="cpu", **TINY)

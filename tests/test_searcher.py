@@ -266,6 +266,9 @@ def test_scored_candidates_train_the_auxiliary_head(bench, monkeypatch):
     assert len(s._unlabeled) == 120 and s._unlabeled_zs[1].shape == (120, 2)
     assert s._unlabeled_zs[0][0].shape[0] == 120
 
+    reads = make(zero_shot=CountingZeroShot(), predictor={**FAST, "arch_input": True})
+    assert len(set(drive(reads, bench, 8))) == 8
+
     off = make(zero_shot=CountingZeroShot(), n_unlabeled=0)
     drive(off, bench, 7)
     assert off._unlabeled == []

@@ -89,6 +89,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--aux-pool", action="store_true",
                    help="variants with the auxiliary zero-shot head (ETS, GATES++) also fit it on the zero-shot "
                         "targets of the whole unlabeled training pool")
+    p.add_argument("--arch-input", action="store_true",
+                   help="variants with zero-shot targets (ETS, GATES++) also feed them to the score head")
     p.add_argument("--ks", type=_positive, nargs="+", default=[5, 10], metavar="K", help="K of N@K and Precision@K")
     p.add_argument("--ablation", action="store_true",
                    help="run the GATES / +EES / +ETS / GATES++ grid (paper Table 7) on identical subsets and seeds")
@@ -160,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, ks=args.ks, variants=variants, zero_shot=zero_shot, subset_seed=args.subset_seed,
         device=str(device), progress=not args.no_progress, on_result=save_partial,
         tau_epochs=args.tau_epochs, aux_pool=args.aux_pool,
+        predictor_kwargs={"arch_input": True} if args.arch_input else None,
     )
     wall = time.perf_counter() - start
     rows = summarize(results)

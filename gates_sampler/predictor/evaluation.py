@@ -329,7 +329,7 @@ def evaluate_predictor(
         position = np.full(split.pool_size, -1, dtype=np.int64)
         position[used] = np.arange(len(used))
         train_zs = (pool_feats, position)
-        test_zs = _zero_shot_features(zero_shot, split.test_archs, need_op, False)
+        test_zs = _zero_shot_features(zero_shot, split.test_archs, need_op, need_arch and bool((predictor_kwargs or {}).get("arch_input")))
 
     jobs = [(r, n, s, seed, v) for r, n in zip(ratios, sizes) for s in range(n_subsets) for seed in seeds for v in variants]
     bar = None
@@ -344,7 +344,7 @@ def evaluate_predictor(
             use_op, use_arch = flags[variant]
             idx = subsets[(n, s)]
             archs = [split.train_archs[i] for i in idx]
-            zs_op = zs_arch = test_op = None
+            zs_op = zs_arch = test_op = test_arch = None
             pool: dict[str, Any] = {}
             if use_op or use_arch:
                 feats, position = train_zs  # type: ignore[misc]
@@ -352,9 +352,13 @@ def evaluate_predictor(
                 zs_op = op_all if use_op else None
                 zs_arch = arch_all if use_arch else None
                 test_op = test_zs.op if use_op else None  # type: ignore[union-attr]
+                test_arch = test_zs.arch if use_arch else None  # type: ignore[union-attr]
                 if aux_pool and use_arch:
                     pool_op, pool_arch = feats.take(position)
                     pool = dict(aux_archs=split.train_archs, aux_zs_op=pool_op if use_op else None, aux_zs_arch=pool_arch)
+            run_kwargs = dict(kwargs)
+            if not use_arch:
+                run_kwargs.pop("arch_input", None)  # only the variants with zero-shot targets read them
             pred = Predictor(
                 split.space,
                 encoder="mlp" if encoder == "mlp" else "gates",
@@ -364,16 +368,18 @@ def evaluate_predictor(
                 aux_dim=int(zero_shot.arch_feature_dim) if use_arch else 0,
                 seed=int(seed),
                 device=device,
-                **kwargs,
+                **run_kwargs,
             )
             taus: list[float] = []
             last: dict[str, Any] = {"scores": None, "seconds": 0.0}
 
-            def score_test(epoch: int, pred: Predictor = pred, test_op: Any = test_op, taus: list[float] = taus, last: dict[str, Any] = last) -> None:
+            def score_test(
+                epoch: int, pred: Predictor = pred, test_op: Any = test_op, test_arch: Any = test_arch, taus: list[float] = taus, last: dict[str, Any] = last
+            ) -> None:
                 if epoch <= epochs - tau_epochs:
                     return
                 t0 = time.perf_counter()
-                last["scores"] = pred.score(split.test_archs, zs_op=test_op)
+                last["scores"] = pred.score(split.test_archs, zs_op=test_op, zs_arch=test_arch)
                 taus.append(kendall_tau(split.test_values, last["scores"]))
                 last["seconds"] += time.perf_counter() - t0
 

@@ -24,12 +24,15 @@ OpFeatures = Sequence[torch.Tensor]  # one tensor per cell, batched like CellBat
 
 
 class _Net(nn.Module):
-    def __init__(self, encoder: nn.Module, head_hidden: tuple[int, ...], comparator: bool, aux_dim: int, head_dropout: float = 0.0) -> None:
+    def __init__(
+        self, encoder: nn.Module, head_hidden: tuple[int, ...], comparator: bool, aux_dim: int, head_dropout: float = 0.0, arch_input: bool = False
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         d = encoder.out_dim
         self.comparator = comparator
-        self.head = mlp_head(2 * d if comparator else d, head_hidden, 1, dropout=head_dropout)
+        h = d + aux_dim if arch_input else d
+        self.head = mlp_head(2 * h if comparator else h, head_hidden, 1, dropout=head_dropout)
         self.aux_head = mlp_head(d, head_hidden, aux_dim) if aux_dim else None
 
     def score_emb(self, emb: torch.Tensor) -> torch.Tensor:
@@ -75,6 +78,8 @@ class Predictor:
         op_feature_dim: size of per-op zero-shot features (GATES++ EES); 0 disables them.
         aux_dim: size of the architecture-level auxiliary regression target (GATES++ ETS); 0 disables it.
         aux_weight: weight of the auxiliary loss.
+        arch_input: also feed the (standardised) architecture-level zero-shot vector to the score head
+            (needs ``aux_dim > 0``; ``score`` then needs ``zs_arch`` too).
         aux_batch: how many unlabeled architectures (``fit(aux_archs=...)``) join every training step
             for the auxiliary loss only.
         seed: fixes initialisation and minibatch order.
@@ -106,6 +111,7 @@ class Predictor:
         aux_dim: int = 0,
         aux_weight: float = 0.5,
         aux_batch: int = 128,
+        arch_input: bool = False,
         seed: int | None = None,
         device: str | torch.device = "auto",
         num_threads: int | None = 1,
@@ -123,8 +129,10 @@ class Predictor:
             encoder=encoder, loss=loss, margin=margin, epochs=epochs, lr=lr, weight_decay=weight_decay,
             batch_size=batch_size, op_dim=op_dim, hidden=hidden, n_layers=n_layers, self_loop=self_loop,
             head_hidden=tuple(head_hidden), head_dropout=head_dropout, activation=activation, dropout=dropout,
-            op_feature_dim=op_feature_dim, aux_dim=aux_dim, aux_weight=aux_weight,
+            op_feature_dim=op_feature_dim, aux_dim=aux_dim, aux_weight=aux_weight, arch_input=bool(arch_input),
         )
+        if arch_input and not aux_dim:
+            raise ValueError("arch_input feeds the architecture-level zero-shot vector to the head: it needs aux_dim > 0")
         if aux_batch < 1:
             raise ValueError(f"aux_batch must be >= 1, got {aux_batch}")
         # Kept out of ``config`` so that states saved before the option existed still load.
@@ -156,7 +164,7 @@ class Predictor:
             else:
                 width = sum(len(v) for v in self.space.distributions().values())
                 enc = MLPEncoder(width)
-            self.net = _Net(enc, c["head_hidden"], c["loss"] == "comparator", c["aux_dim"], c["head_dropout"]).to(self.device)
+            self.net = _Net(enc, c["head_hidden"], c["loss"] == "comparator", c["aux_dim"], c["head_dropout"], c["arch_input"]).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
         self.trained = False
 
@@ -327,11 +335,12 @@ class Predictor:
         assert self.net is not None
         c = self.config
         emb = self.net.encoder(inputs)
+        head_in = torch.cat([emb, aux], dim=-1) if c["arch_input"] and aux is not None else emb
         kind = c["loss"]
         if kind == "comparator":
-            loss = L.comparator_loss(self.net.compare, emb, y, c["margin"])
+            loss = L.comparator_loss(self.net.compare, head_in, y, c["margin"])
         else:
-            s = self.net.score_emb(emb)
+            s = self.net.score_emb(head_in)
             if kind == "hinge":
                 loss = L.pairwise_hinge(s, y, c["margin"])
             elif kind == "bce":
@@ -353,17 +362,27 @@ class Predictor:
         return self.net.encoder(self._inputs(archs, zs_op))
 
     @torch.no_grad()
-    def score(self, archs: Sequence[Arch], zs_op: OpFeatures | None = None) -> np.ndarray:
+    def score(self, archs: Sequence[Arch], zs_op: OpFeatures | None = None, zs_arch: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
         """Predicted scores (higher = predicted better). For the comparator loss, the scores are
-        ranks from a randomized quick-sort with the learned comparator."""
+        ranks from a randomized quick-sort with the learned comparator. ``zs_arch`` (``[N, aux_dim]``)
+        is needed with ``arch_input=True`` and ignored otherwise."""
         if len(archs) == 0:
             return np.zeros(0)
         with _cpu_threads(self.device, self.num_threads):
-            return self._score(archs, zs_op)
+            return self._score(archs, zs_op, zs_arch)
 
-    def _score(self, archs: Sequence[Arch], zs_op: OpFeatures | None) -> np.ndarray:
+    def _score(self, archs: Sequence[Arch], zs_op: OpFeatures | None, zs_arch: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
         assert self.net is not None
         emb = self.embed(archs, zs_op)
+        if self.config["arch_input"]:
+            if zs_arch is None:
+                raise ValueError("this predictor reads architecture-level zero-shot features (arch_input=True); pass zs_arch")
+            za = torch.as_tensor(np.asarray(zs_arch), dtype=emb.dtype, device=emb.device)
+            if za.shape != (len(archs), self.config["aux_dim"]):
+                raise ValueError(f"zs_arch must have shape ({len(archs)}, {self.config['aux_dim']}), got {tuple(za.shape)}")
+            if self.aux_mean is None or self.aux_std is None:
+                raise ValueError("fit the predictor before scoring with arch_input=True (it standardises zs_arch)")
+            emb = torch.cat([emb, (za - self.aux_mean) / self.aux_std], dim=-1)
         if self.config["loss"] != "comparator":
             return self.net.score_emb(emb).double().cpu().numpy()
 
@@ -393,8 +412,9 @@ class Predictor:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (the configuration must match)."""
-        if state["config"] != self.config:
-            diff = {k: (state["config"].get(k), v) for k, v in self.config.items() if state["config"].get(k) != v}
+        saved = {"arch_input": False, **state["config"]}  # states from before the option existed
+        if saved != self.config:
+            diff = {k: (saved.get(k), v) for k, v in self.config.items() if saved.get(k) != v}
             raise ValueError(f"predictor state was saved with a different configuration: {diff}")
         assert self.net is not None and self.optimizer is not None
         self.net.load_state_dict(state["net"])
