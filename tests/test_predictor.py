@@ -509,3 +509,20 @@ def test_cli_eval_predictor(tmp_path, monkeypatch, capsys) -> None:
     assert "no zero-shot package" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["eval-predictor", "--ratios", "150"])
+
+
+def test_pair_subsampling_draws_valid_pairs_and_stays_reproducible(nb201_data) -> None:
+    from gates_sampler.predictor.losses import better_pairs
+
+    y = torch.tensor([0.3, 0.1, 0.9, 0.5, 0.5])
+    hi, lo = better_pairs(y)
+    assert len(hi) == 9  # 10 pairs, one tie
+    hi, lo = better_pairs(y, max_pairs=4)
+    assert len(hi) == 4 and bool((y[hi] > y[lo]).all())
+    train_a, train_y, test_a, _ = nb201_data
+    runs = [Predictor(NB201Space(), epochs=5, seed=3, device="cpu", pair_ratio=1.0, **TINY).fit(train_a, train_y).score(test_a) for _ in range(2)]
+    assert np.array_equal(runs[0], runs[1])
+    full = Predictor(NB201Space(), epochs=5, seed=3, device="cpu", **TINY).fit(train_a, train_y).score(test_a)
+    assert not np.allclose(full, runs[0])  # 60 of the 1770 pairs per step: a different fit
+    with pytest.raises(ValueError, match="pair_ratio"):
+        Predictor(NB201Space(), pair_ratio=0)

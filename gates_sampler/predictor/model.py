@@ -78,6 +78,9 @@ class Predictor:
         op_feature_dim: size of per-op zero-shot features (GATES++ EES); 0 disables them.
         aux_dim: size of the architecture-level auxiliary regression target (GATES++ ETS); 0 disables it.
         aux_weight: weight of the auxiliary loss.
+        pair_ratio: with a pairwise loss, train each minibatch of ``n`` architectures on at most
+            ``pair_ratio * n`` random better/worse pairs (the reference implementation's
+            ``max_compare_ratio``, 4) instead of all of them; ``None`` uses all pairs.
         arch_input: also feed the (standardised) architecture-level zero-shot vector to the score head
             (needs ``aux_dim > 0``; ``score`` then needs ``zs_arch`` too).
         aux_batch: how many unlabeled architectures (``fit(aux_archs=...)``) join every training step
@@ -112,6 +115,7 @@ class Predictor:
         aux_weight: float = 0.5,
         aux_batch: int = 128,
         arch_input: bool = False,
+        pair_ratio: float | None = None,
         seed: int | None = None,
         device: str | torch.device = "auto",
         num_threads: int | None = 1,
@@ -133,6 +137,10 @@ class Predictor:
         )
         if arch_input and not aux_dim:
             raise ValueError("arch_input feeds the architecture-level zero-shot vector to the head: it needs aux_dim > 0")
+        if pair_ratio is not None and not pair_ratio > 0:
+            raise ValueError(f"pair_ratio must be > 0 or None, got {pair_ratio!r}")
+        # like aux_batch, a training-only setting kept out of ``config`` (saved states stay loadable)
+        self.pair_ratio = pair_ratio
         if aux_batch < 1:
             raise ValueError(f"aux_batch must be >= 1, got {aux_batch}")
         # Kept out of ``config`` so that states saved before the option existed still load.
@@ -337,14 +345,15 @@ class Predictor:
         emb = self.net.encoder(inputs)
         head_in = torch.cat([emb, aux], dim=-1) if c["arch_input"] and aux is not None else emb
         kind = c["loss"]
+        max_pairs = None if self.pair_ratio is None else max(1, int(self.pair_ratio * len(y)))
         if kind == "comparator":
-            loss = L.comparator_loss(self.net.compare, head_in, y, c["margin"])
+            loss = L.comparator_loss(self.net.compare, head_in, y, c["margin"], max_pairs)
         else:
             s = self.net.score_emb(head_in)
             if kind == "hinge":
-                loss = L.pairwise_hinge(s, y, c["margin"])
+                loss = L.pairwise_hinge(s, y, c["margin"], max_pairs)
             elif kind == "bce":
-                loss = L.pairwise_bce(s, y)
+                loss = L.pairwise_bce(s, y, max_pairs)
             elif kind == "listmle":
                 loss = L.listmle(s, y)
             else:
