@@ -84,7 +84,9 @@ class GatesPredictorSearcher(AskTellSearcher):
         zero_shot: GATES++ zero-shot information: ``False`` (default, plain GATES), ``"auto"`` (a
             :class:`~gates_sampler.zeroshot.ZeroShotProvider` with its on-disk cache when the space has a
             built-in network, i.e. NB201, DARTS and NB101, else plain GATES), ``True`` (require it),
-            or your own :class:`FeatureProvider`.
+            or your own :class:`FeatureProvider`. With it, the predictor defaults to the full scheme:
+            op features in the gates, the auxiliary head (also fitted on scored candidates, see
+            ``n_unlabeled``) and the architecture-level metrics as score-head input (``arch_input``).
         n_unlabeled: with zero-shot information and the predictor's auxiliary head, the auxiliary
             regression is also fitted on up to this many of the latest candidates that were scored
             (their zero-shot targets are computed for scoring anyway, no evaluation needed); 0 fits it
@@ -145,6 +147,9 @@ class GatesPredictorSearcher(AskTellSearcher):
             if self.zero_shot is not None:
                 kwargs.setdefault("op_feature_dim", self.zero_shot.op_feature_dim)
                 kwargs.setdefault("aux_dim", self.zero_shot.arch_feature_dim)
+                # the head also reads the architecture-level metrics: on NAS-Bench-201 this turned
+                # GATES++ from worse than GATES in search to better (README, "GATES++")
+                kwargs.setdefault("arch_input", bool(kwargs["aux_dim"]))
             kwargs.setdefault("device", device)
             kwargs["seed"] = int(self._rng.integers(2**31))
             self._predictor_kwargs = {k: v for k, v in kwargs.items() if k not in ("seed", "device")}
@@ -294,6 +299,7 @@ class GatesPredictorSearcher(AskTellSearcher):
             raise ValueError("load_state_dict needs a searcher whose predictor was built from keyword arguments")
         if "predictor_state" not in state:
             raise ValueError("not a GatesPredictorSearcher state: 'predictor_state' is missing")
+        state = self._upgrade_state(state)
         super().load_state_dict(state)
         self.predictor.load_state_dict(state["predictor_state"])
         self._fitted_version = state["fitted_version"]
@@ -302,9 +308,24 @@ class GatesPredictorSearcher(AskTellSearcher):
         self._unlabeled = [self.space.parse(a) for a in state.get("unlabeled", [])]
         self._unlabeled_zs = None
 
+    @staticmethod
+    def _upgrade_state(state: dict[str, Any]) -> dict[str, Any]:
+        """Fill settings that states saved by earlier releases lack with the behaviour they had."""
+        config = state.get("config")
+        if not isinstance(config, dict):
+            return state
+        config = dict(config)
+        config.setdefault("n_unlabeled", 2000)
+        if isinstance(config.get("predictor"), dict) and "arch_input" not in config["predictor"]:
+            if "arch_input" not in state["predictor_state"].get("config", {}):
+                config["predictor"] = {**config["predictor"], "arch_input": False}
+        return {**state, "config": config}
+
     @classmethod
     def load(cls, path: Any, space: SearchSpace | None = None, **kwargs: Any) -> "GatesPredictorSearcher":
         state = cls.read_state(path)
+        if "predictor_state" in state:
+            state = cls._upgrade_state(state)
         config = dict(state.get("config", {}))
         if "predictor" in config:
             config["predictor"] = dict(config["predictor"] or {})

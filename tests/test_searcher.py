@@ -283,3 +283,19 @@ def test_save_load_with_unlabeled_set_reproduces_the_run(bench, tmp_path):
     b = GatesPredictorSearcher.load(tmp_path / "s.pt", zero_shot=CountingZeroShot())
     assert [str(x) for x in b._unlabeled] == [str(x) for x in a._unlabeled]
     assert drive(a, bench, 3) == drive(b, bench, 3)
+
+
+def test_zero_shot_state_saved_before_arch_input_existed_still_loads(bench, tmp_path):
+    import torch
+
+    a = make(seed=2, zero_shot=CountingZeroShot(), predictor={**FAST, "arch_input": False})
+    assert make(zero_shot=CountingZeroShot()).predictor.config["arch_input"]  # the GATES++ default
+    drive(a, bench, 7)
+    a.save(tmp_path / "old.pt")
+    state = torch.load(tmp_path / "old.pt", weights_only=False)
+    del state["config"]["predictor"]["arch_input"], state["predictor_state"]["config"]["arch_input"]
+    del state["config"]["n_unlabeled"]
+    torch.save(state, tmp_path / "old.pt")
+    b = GatesPredictorSearcher.load(tmp_path / "old.pt", zero_shot=CountingZeroShot())
+    assert not b.predictor.config["arch_input"]
+    assert drive(a, bench, 2) == drive(b, bench, 2)
