@@ -51,6 +51,23 @@ def test_search_resumes_from_its_state_file(tmp_path, capsys):
     assert len(history) == 9 and len({h["arch"] for h in history}) == 9
 
 
+def test_search_zero_shot_flag_asks_for_gates_plus_plus(monkeypatch):
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake(space, **kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr("gates_sampler.commands.search.GatesPredictorSearcher", fake)
+    for flag, expected in ((["--zero-shot"], "auto"), ([], False)):
+        with pytest.raises(Stop):
+            main(["search", "--budget", "3", "--device", "cpu", *flag])
+        assert seen["zero_shot"] == expected
+
+
 @pytest.mark.skipif(not NB301_DIR.exists(), reason="NB301 surrogate files not found under ../shared/data")
 def test_compare_on_the_nb301_surrogate_has_no_regret_column(tmp_path, capsys):
     rc = main(["compare", "--benchmark", "nb301", "--nb301-path", str(NB301_DIR), "--methods", "random", "--seeds", "1",
