@@ -184,11 +184,8 @@ class GatesPredictorSearcher(AskTellSearcher):
         warm = self.refit == "warm" and self.predictor.trained
         extra: dict[str, Any] = {}
         if self._unlabeled and self._uses_unlabeled:
-            if self._unlabeled_zs is None:  # e.g. after loading a saved state
-                op, arch = self._features(self._unlabeled)
-                assert arch is not None
-                self._unlabeled_zs = (op, arch)
-            extra = dict(aux_archs=self._unlabeled, aux_zs_op=self._unlabeled_zs[0], aux_zs_arch=self._unlabeled_zs[1])
+            op, arch = self._unlabeled_features()
+            extra = dict(aux_archs=self._unlabeled, aux_zs_op=op, aux_zs_arch=arch)
         self.predictor.fit(archs, values, zs_op, zs_arch, epochs=self.warm_epochs if warm else None, warm_start=warm, **extra)
         self._fitted_version = self._data_version
 
@@ -196,13 +193,17 @@ class GatesPredictorSearcher(AskTellSearcher):
     def _uses_unlabeled(self) -> bool:
         return self.zero_shot is not None and self.n_unlabeled > 0 and bool(self.predictor.config["aux_dim"])
 
-    def _remember_unlabeled(self, pool: list[Arch], zs_op: list[torch.Tensor] | None, zs_arch: np.ndarray) -> None:
-        """Add scored candidates to the auxiliary head's unlabeled set, keeping the newest ``n_unlabeled``."""
-        if self._unlabeled_zs is None and self._unlabeled:
+    def _unlabeled_features(self) -> tuple[list[torch.Tensor] | None, np.ndarray]:
+        """Zero-shot features of the unlabeled set, looked up again after loading a saved state."""
+        if self._unlabeled_zs is None:
             op, arch = self._features(self._unlabeled)
             assert arch is not None
             self._unlabeled_zs = (op, arch)
-        old_op, old_arch = self._unlabeled_zs if self._unlabeled_zs is not None else (None, np.zeros((0, zs_arch.shape[1])))
+        return self._unlabeled_zs
+
+    def _remember_unlabeled(self, pool: list[Arch], zs_op: list[torch.Tensor] | None, zs_arch: np.ndarray) -> None:
+        """Add scored candidates to the auxiliary head's unlabeled set, keeping the newest ``n_unlabeled``."""
+        old_op, old_arch = self._unlabeled_features() if self._unlabeled else (None, np.zeros((0, zs_arch.shape[1])))
         keep = self.n_unlabeled
         self._unlabeled = (self._unlabeled + list(pool))[-keep:]
         arch = np.concatenate([old_arch, zs_arch])[-keep:]
