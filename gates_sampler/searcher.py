@@ -203,15 +203,14 @@ class GatesPredictorSearcher(AskTellSearcher):
 
     def _remember_unlabeled(self, pool: list[Arch], zs_op: list[torch.Tensor] | None, zs_arch: np.ndarray) -> None:
         """Add scored candidates to the auxiliary head's unlabeled set, keeping the newest ``n_unlabeled``."""
-        old_op, old_arch = self._unlabeled_features() if self._unlabeled else (None, np.zeros((0, zs_arch.shape[1])))
+        op, arch = zs_op, zs_arch
+        if self._unlabeled:
+            old_op, old_arch = self._unlabeled_features()
+            arch = np.concatenate([old_arch, zs_arch])
+            op = None if zs_op is None or old_op is None else [torch.cat([o, f]) for o, f in zip(old_op, zs_op)]
         keep = self.n_unlabeled
         self._unlabeled = (self._unlabeled + list(pool))[-keep:]
-        arch = np.concatenate([old_arch, zs_arch])[-keep:]
-        op = None
-        if zs_op is not None:
-            op = [f if o is None else torch.cat([o, f]) for o, f in zip(old_op or [None] * len(zs_op), zs_op)]
-            op = [f[-keep:] for f in op]
-        self._unlabeled_zs = (op, arch)
+        self._unlabeled_zs = (None if op is None else [f[-keep:] for f in op], arch[-keep:])
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         """Predicted scores of ``archs`` (higher = predicted better), fitting first if needed."""
@@ -249,23 +248,18 @@ class GatesPredictorSearcher(AskTellSearcher):
         start = time.perf_counter()
         if self.n_complete < self.n_startup:
             out = self._random_unseen(n, reduced=self.distinct_sampling)
-        elif self._uses_unlabeled:
-            # draw the candidates first, so that the refit can already use their zero-shot targets
-            pool = self._candidate_pool(n)
-            if not pool:
-                return []
-            zs_op, zs_arch = self._features(pool)
-            assert zs_arch is not None
-            self._remember_unlabeled(pool, zs_op, zs_arch)
-            self.fit_predictor()
-            scores = self.predictor.score(pool, zs_op, zs_arch)
-            out = [pool[i] for i in np.argsort(-scores, kind="stable")[:n]]
         else:
-            self.fit_predictor()
+            # Candidates are drawn before the refit, so that it can already learn their zero-shot
+            # targets; the fit draws nothing from the searcher's generator, so the order does not
+            # change which candidates are drawn.
             pool = self._candidate_pool(n)
             if not pool:
                 return []
             zs_op, zs_arch = self._features(pool)
+            if self._uses_unlabeled:
+                assert zs_arch is not None
+                self._remember_unlabeled(pool, zs_op, zs_arch)
+            self.fit_predictor()
             scores = self.predictor.score(pool, zs_op, zs_arch)
             out = [pool[i] for i in np.argsort(-scores, kind="stable")[:n]]
         self.ask_seconds.append(time.perf_counter() - start)

@@ -319,7 +319,7 @@ def evaluate_predictor(
     sizes = [train_size(split.pool_size, r) for r in ratios]
     subsets = {(n, s): draw_subset(split.pool_size, n, s, subset_seed) for n in sizes for s in range(n_subsets)}
 
-    train_zs = test_zs = None
+    train_zs = test_zs = pool_op = pool_arch = None
     if need_op or need_arch:
         used = np.unique(np.concatenate(list(subsets.values())))
         if aux_pool and need_arch:
@@ -329,6 +329,8 @@ def evaluate_predictor(
         position = np.full(split.pool_size, -1, dtype=np.int64)
         position[used] = np.arange(len(used))
         train_zs = (pool_feats, position)
+        # with aux_pool every pool cell is in ``used``, in pool order: the auxiliary head's unlabeled set
+        pool_op, pool_arch = pool_feats.op, pool_feats.arch
         test_zs = _zero_shot_features(zero_shot, split.test_archs, need_op, need_arch and bool((predictor_kwargs or {}).get("arch_input")))
 
     jobs = [(r, n, s, seed, v) for r, n in zip(ratios, sizes) for s in range(n_subsets) for seed in seeds for v in variants]
@@ -354,7 +356,6 @@ def evaluate_predictor(
                 test_op = test_zs.op if use_op else None  # type: ignore[union-attr]
                 test_arch = test_zs.arch if use_arch else None  # type: ignore[union-attr]
                 if aux_pool and use_arch:
-                    pool_op, pool_arch = feats.take(position)
                     pool = dict(aux_archs=split.train_archs, aux_zs_op=pool_op if use_op else None, aux_zs_arch=pool_arch)
             run_kwargs = dict(kwargs)
             if not use_arch:
@@ -373,9 +374,8 @@ def evaluate_predictor(
             taus: list[float] = []
             last: dict[str, Any] = {"scores": None, "seconds": 0.0}
 
-            def score_test(
-                epoch: int, pred: Predictor = pred, test_op: Any = test_op, test_arch: Any = test_arch, taus: list[float] = taus, last: dict[str, Any] = last
-            ) -> None:
+            # called inside this iteration's fit, so it sees this iteration's variables
+            def score_test(epoch: int) -> None:
                 if epoch <= epochs - tau_epochs:
                     return
                 t0 = time.perf_counter()

@@ -139,11 +139,10 @@ class Predictor:
             raise ValueError("arch_input feeds the architecture-level zero-shot vector to the head: it needs aux_dim > 0")
         if pair_ratio is not None and not pair_ratio > 0:
             raise ValueError(f"pair_ratio must be > 0 or None, got {pair_ratio!r}")
-        # like aux_batch, a training-only setting kept out of ``config`` (saved states stay loadable)
-        self.pair_ratio = pair_ratio
         if aux_batch < 1:
             raise ValueError(f"aux_batch must be >= 1, got {aux_batch}")
-        # Kept out of ``config`` so that states saved before the option existed still load.
+        # Training-only settings, kept out of ``config`` so that states saved before they existed still load.
+        self.pair_ratio = pair_ratio
         self.aux_batch = int(aux_batch)
         self.seed = seed
         self.device = resolve_device(device)
@@ -272,17 +271,15 @@ class Predictor:
         if c["aux_dim"]:
             if zs_arch is None:
                 raise ValueError("this predictor has an auxiliary head (aux_dim > 0); pass zs_arch")
-            aux = torch.as_tensor(np.asarray(zs_arch), dtype=torch.float32, device=self.device)
-            if aux.shape != (len(archs), c["aux_dim"]):
-                raise ValueError(f"zs_arch must have shape ({len(archs)}, {c['aux_dim']}), got {tuple(aux.shape)}")
+            aux = self._arch_vectors(zs_arch, len(archs), "zs_arch")
         extra = self._aux_extra(aux_archs, aux_zs_op, aux_zs_arch)
         if aux is not None:
             if not warm_start or self.aux_mean is None:
                 both = aux if extra is None else torch.cat([aux, extra[1]])
                 self.aux_mean, self.aux_std = both.mean(0), both.std(0) + 1e-6
-            aux = (aux - self.aux_mean) / self.aux_std
+            aux = self._standardise(aux)
             if extra is not None:
-                extra = (extra[0], (extra[1] - self.aux_mean) / self.aux_std)
+                extra = (extra[0], self._standardise(extra[1]))
         n = len(archs)
         bs = min(c["batch_size"], n)
         n_epochs = epochs if epochs is not None else c["epochs"]
@@ -328,12 +325,22 @@ class Predictor:
             raise ValueError("aux_archs trains the auxiliary head, which this predictor lacks (aux_dim=0)")
         if aux_zs_arch is None:
             raise ValueError("aux_archs needs its zero-shot targets: pass aux_zs_arch")
-        target = torch.as_tensor(np.asarray(aux_zs_arch), dtype=torch.float32, device=self.device)
-        if target.shape != (len(aux_archs), self.config["aux_dim"]):
-            raise ValueError(f"aux_zs_arch must have shape ({len(aux_archs)}, {self.config['aux_dim']}), got {tuple(target.shape)}")
+        target = self._arch_vectors(aux_zs_arch, len(aux_archs), "aux_zs_arch")
         if not torch.isfinite(target).all():
             raise ValueError("aux_zs_arch holds NaN or infinite values")
         return self._inputs(aux_archs, aux_zs_op), target
+
+    def _arch_vectors(self, values: np.ndarray | torch.Tensor, n: int, name: str) -> torch.Tensor:
+        """``values`` as an ``[n, aux_dim]`` float tensor on the device, or a ``ValueError`` naming ``name``."""
+        t = torch.as_tensor(np.asarray(values), dtype=torch.float32, device=self.device)
+        if t.shape != (n, self.config["aux_dim"]):
+            raise ValueError(f"{name} must have shape ({n}, {self.config['aux_dim']}), got {tuple(t.shape)}")
+        return t
+
+    def _standardise(self, t: torch.Tensor) -> torch.Tensor:
+        """Architecture-level vectors on the scale fixed at the first fit."""
+        assert self.aux_mean is not None and self.aux_std is not None
+        return (t - self.aux_mean) / self.aux_std
 
     def _aux_loss(self, inputs: GraphBatch | torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         assert self.net is not None and self.net.aux_head is not None
@@ -386,12 +393,10 @@ class Predictor:
         if self.config["arch_input"]:
             if zs_arch is None:
                 raise ValueError("this predictor reads architecture-level zero-shot features (arch_input=True); pass zs_arch")
-            za = torch.as_tensor(np.asarray(zs_arch), dtype=emb.dtype, device=emb.device)
-            if za.shape != (len(archs), self.config["aux_dim"]):
-                raise ValueError(f"zs_arch must have shape ({len(archs)}, {self.config['aux_dim']}), got {tuple(za.shape)}")
-            if self.aux_mean is None or self.aux_std is None:
+            za = self._arch_vectors(zs_arch, len(archs), "zs_arch")
+            if self.aux_mean is None:
                 raise ValueError("fit the predictor before scoring with arch_input=True (it standardises zs_arch)")
-            emb = torch.cat([emb, (za - self.aux_mean) / self.aux_std], dim=-1)
+            emb = torch.cat([emb, self._standardise(za)], dim=-1)
         if self.config["loss"] != "comparator":
             return self.net.score_emb(emb).double().cpu().numpy()
 
