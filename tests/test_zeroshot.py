@@ -26,6 +26,7 @@ from gates_sampler.zeroshot import (
     synthetic_batch,
 )
 from gates_sampler.zeroshot.metrics import _count_flops
+from gates_sampler.zeroshot.table import ZeroShotTable, write_table
 
 TINY = dict(C=4, N=1)  # NB201 network small enough for unit tests
 
@@ -221,3 +222,77 @@ def test_params_and_flops_rank_like_nas_bench_suite_zero() -> None:
         flops.append(sum(_count_flops(net, x).values()))
     assert np.allclose(np.array(params) / 1e6, df["params"].to_numpy(), atol=1e-6)  # exact counts
     assert spearmanr(flops, df["flops"]).statistic >= 0.99
+
+
+# ----- precomputed tables -----------------------------------------------------------------------
+def test_table_roundtrip_is_exact_and_replaces_computation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sp = NB201Space()
+    archs = sp.sample_unique(np.random.default_rng(11), 5)
+    zs = tiny_provider(tmp_path)
+    results = dict(zip(map(str, archs), zs.results(archs)))
+    # the reference sample that fixes the feature scaling belongs in a table as well
+    ref = sp.sample_unique(np.random.default_rng(zs.seed), zs.n_reference)
+    path = write_table(tmp_path / "t.npz", sp.name, zs.config_key, zs.description, {**dict(zip(map(str, ref), zs.results(ref))), **results})
+    table = ZeroShotTable(path)
+    assert len(table) == 5 + len({str(a) for a in ref} - set(results)) and str(archs[0]) in table and table.get("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|") is None
+    for key, want in results.items():
+        got = table.get(key)
+        assert got is not None and np.array_equal(got.arch, want.arch) and np.array_equal(got.extra, want.extra)
+        assert got.ops.keys() == want.ops.keys() and all(np.array_equal(got.ops[k], want.ops[k]) for k in want.ops)
+    # a provider reading the table computes nothing and sees the same features as the one that computed them
+    monkeypatch.setattr(ZeroShotProvider, "compute_one", lambda *_a, **_k: pytest.fail("computed a tabled architecture"))
+    reader = tiny_provider(tmp_path / "other", table=path)
+    assert np.array_equal(reader.arch_features(archs[:3]), zs.arch_features(archs[:3]))
+    assert torch.equal(reader.op_features(archs[:3])[0], zs.op_features(archs[:3])[0])
+    # pickled as its path, read again on the other side
+    assert len(pickle.dumps(table)) < 500 and len(pickle.loads(pickle.dumps(table))) == len(table)
+
+
+def test_table_errors_name_the_file_and_the_problem(tmp_path: Path) -> None:
+    sp = NB201Space()
+    zs = tiny_provider(tmp_path)
+    arch = sp.sample(np.random.default_rng(0))
+    path = write_table(tmp_path / "t.npz", sp.name, zs.config_key, zs.description, {str(arch): zs.results([arch])[0]})
+    with pytest.raises(ValueError, match="does not exist"):
+        ZeroShotTable(tmp_path / "missing.npz")
+    (tmp_path / "bad.npz").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="bad.npz.*not a readable"):
+        ZeroShotTable(tmp_path / "bad.npz")
+    # a table of another configuration is refused rather than silently mixed in
+    with pytest.raises(ValueError, match="config"):
+        ZeroShotProvider(sp, cache=False, batch_size=8, image_size=8, C=6, N=1, table=path)
+    with pytest.raises(ValueError, match="no zero-shot table is bundled"):
+        tiny_provider(tmp_path, table=True)
+    bad = ZeroShotResult(arch=np.array([np.nan, 0, 0, 0, 0.0]))
+    with pytest.raises(ValueError, match="not finite"):
+        write_table(tmp_path / "n.npz", sp.name, zs.config_key, zs.description, {str(arch): bad})
+    with pytest.raises(ValueError, match="no zero-shot results"):
+        write_table(tmp_path / "e.npz", sp.name, zs.config_key, zs.description, {})
+
+
+def test_bundled_nb201_table_covers_the_space_and_matches_computation() -> None:
+    # Fails when the metrics, the default network or the batch change without the table being
+    # rebuilt (gates-nas precompute-zeroshot --space nb201 --export gates_sampler/zeroshot/data).
+    sp = NB201Space()
+    zs = ZeroShotProvider(sp, cache=False, device="cpu")
+    assert zs.table is not None and len(zs.table) == 15625
+    assert set(zs.table._row) == {str(a) for a in sp.enumerate()}
+    fresh = ZeroShotProvider(sp, cache=False, table=False, device="cpu")
+    for arch in sp.sample_unique(np.random.default_rng(3), 3):
+        want, got = fresh.compute_one(arch), zs.table.get(str(arch))
+        assert got is not None and got.ops.keys() == want.ops.keys()
+        np.testing.assert_allclose(got.arch, want.arch, rtol=1e-4, atol=1e-6)
+        for k in want.ops:
+            np.testing.assert_allclose(got.ops[k], want.ops[k], rtol=1e-4, atol=1e-6)
+
+
+def test_precompute_command_exports_a_table(tmp_path: Path) -> None:
+    from gates_sampler.cli import main
+
+    rc = main(["precompute-zeroshot", "--space", "nb201", "--limit", "3", "--jobs", "1", "--cache", str(tmp_path / "c.sqlite"),
+               "--export", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    zs = ZeroShotProvider(NB201Space(), cache=False, table=False, device="cpu")
+    table = ZeroShotTable(tmp_path / f"nb201-{zs.config_key}.npz")
+    first = list(NB201Space().enumerate())[:3]
+    assert len(table) == 3 and all(str(a) in table for a in first)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=("proxy", "full"), default="proxy", help="network size (default: proxy)")
     p.add_argument("--seed", type=int, default=0, help="seed of batch, initialisation and sampling (default: 0)")
     p.add_argument("--device", default="cpu", help="device (default: cpu; 'auto' uses CUDA when present, then one process)")
+    p.add_argument(
+        "--export", default=None, metavar="PATH",
+        help="also write the results of these architectures as a table file (.npz) that ZeroShotProvider(table=PATH) "
+        "reads without SQLite, e.g. on the workers of a cluster; a directory gets the file name <space>-<config>.npz",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
@@ -37,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the command; prints a one-line summary."""
     from gates_sampler.spaces import DartsSpace, NB101Space, NB201Space
     from gates_sampler.zeroshot import ZeroShotProvider
+    from gates_sampler.zeroshot.table import table_filename, write_table
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be a positive int, got {args.limit}")
@@ -49,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         if args.limit is None:
             raise ValueError(f"the {args.space} space is too large to enumerate; pass --limit N to draw N random architectures")
         archs = space.sample_unique(np.random.default_rng(args.seed), args.limit)
-    zs = ZeroShotProvider(space, cache=args.cache, preset=args.preset, seed=args.seed, device=args.device)
+    # table=False: compute (or read from the SQLite cache) rather than copy a bundled table
+    zs = ZeroShotProvider(space, cache=args.cache, preset=args.preset, seed=args.seed, device=args.device, table=False)
     start = time.perf_counter()
     n = zs.precompute(archs, jobs=args.jobs, progress=not args.no_progress)
     secs = time.perf_counter() - start
@@ -58,4 +66,11 @@ def run(args: argparse.Namespace) -> int:
     rate = f", {secs / n:.3f} s per architecture (wall clock)" if n else ""
     print(f"{args.space}: computed {n} of {len(archs)} architectures in {secs:.1f} s{rate}; "
           f"the cache {zs.cache.path} holds {total} for config {zs.config_key} ({args.preset})")
+    if args.export is not None:
+        path = Path(args.export).expanduser()
+        if path.is_dir():
+            path = path / table_filename(space.name, zs.config_key)
+        results = dict(zip((str(a) for a in archs), zs.results(archs)))
+        write_table(path, space.name, zs.config_key, zs.description, results)
+        print(f"wrote {len(results)} architectures to {path}")
     return 0

@@ -36,6 +36,7 @@ from gates_sampler.spaces.base import Arch, SearchSpace
 from gates_sampler.utils import resolve_device
 from gates_sampler.zeroshot.cache import ZeroShotCache
 from gates_sampler.zeroshot.metrics import ARCH_METRICS, METRIC_VERSION, OP_METRICS, ZeroShotResult, compute_zeroshot, synthetic_batch
+from gates_sampler.zeroshot.table import ZeroShotTable, bundled_table
 
 logger = logging.getLogger("gates_sampler")
 
@@ -88,6 +89,10 @@ class ZeroShotProvider:
         seed: seeds the synthetic batch, the network initialisation and the reference sample.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ...
         progress: show a progress bar when computing missing values.
+        table: precomputed results read before the cache: ``None`` (default) for the table shipped
+            with the package when one matches this configuration (all of NAS-Bench-201 for the
+            default settings), a path of a table written by ``gates-nas precompute-zeroshot
+            --export``, a :class:`ZeroShotTable`, or ``False`` for none.
         scaling: ``"slog1p-std"`` (default: signed log1p of the heavy-tailed dimensions, then
             standardisation), ``"slog1p"`` (the log step only) or ``"none"`` (raw values).
         n_reference: architectures of the seeded reference sample that fix the standardisation.
@@ -112,6 +117,7 @@ class ZeroShotProvider:
         progress: bool = False,
         scaling: str = "slog1p-std",
         n_reference: int = 64,
+        table: str | os.PathLike | ZeroShotTable | bool | None = None,
         **network: Any,
     ) -> None:
         if not isinstance(space, SearchSpace):
@@ -155,11 +161,28 @@ class ZeroShotProvider:
             self.cache = ZeroShotCache()
         else:
             self.cache = ZeroShotCache(cache)
+        self.table = self._resolve_table(table)
         self._memo: dict[str, ZeroShotResult] = {}
         #: standardisation statistics (filled lazily from the reference sample)
         self.feature_stats: dict[str, list[float]] | None = None
 
     # ----- set-up -------------------------------------------------------------------------------
+    def _resolve_table(self, table: Any) -> ZeroShotTable | None:
+        if table is None or table is True:
+            found = bundled_table(self.space.name, self.config_key)
+            if found is None and table is True:
+                raise ValueError(f"no zero-shot table is bundled for {self.space.name!r} with config {self.config_key}; pass a path")
+            return found
+        if table is False:
+            return None
+        t = table if isinstance(table, ZeroShotTable) else ZeroShotTable(table)
+        if t.space != self.space.name or t.config_key != self.config_key:
+            raise ValueError(
+                f"zero-shot table {str(t.path)!r} holds space {t.space!r} config {t.config_key} ({t.description}); "
+                f"this provider computes space {self.space.name!r} config {self.config_key} ({self.description})"
+            )
+        return t
+
     def _make_batch(self, batch: Any, batch_size: int, image_size: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
         nc = int(self.network_config["num_classes"])
         in_ch = int(self.network_config.get("in_channels", 3))
@@ -214,6 +237,9 @@ class ZeroShotProvider:
         archs = [self.space.coerce(a) for a in archs]
         keys = [self._key(a) for a in archs]
         missing = [k for k in dict.fromkeys(keys) if k not in self._memo]
+        if missing and self.table is not None:
+            self._memo.update(self.table.get_many(missing))
+            missing = [k for k in missing if k not in self._memo]
         if missing and self.cache is not None:
             self._memo.update(self.cache.get_many(self.space.name, self.config_key, missing))
             missing = [k for k in missing if k not in self._memo]
@@ -234,6 +260,11 @@ class ZeroShotProvider:
         todo: dict[str, Arch] = {}
         for a in archs:
             todo.setdefault(self._key(a), a)
+        if self.table is not None:
+            have = self.table.get_many(todo)
+            self._memo.update(have)
+            for k in have:
+                todo.pop(k)
         if self.cache is not None:
             have = self.cache.get_many(self.space.name, self.config_key, list(todo))
             self._memo.update(have)
