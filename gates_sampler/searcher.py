@@ -50,12 +50,35 @@ def _resolve_zero_shot(setting: Any, space: SearchSpace, device: str | torch.dev
             return None
         from gates_sampler.zeroshot import ZeroShotProvider
 
-        return ZeroShotProvider(space, device=device)
+        provider = ZeroShotProvider(space, device=device)
+        if setting == "auto" and provider.table is None:
+            # Computing features costs about 0.1 s per NB201 cell and more for DARTS / NB101 on a CPU, for
+            # every one of the n_candidates scored per ask: too slow for look-up searches by default.
+            logger.info(
+                "no precomputed zero-shot table for %r: using plain GATES; zero_shot=True computes the GATES++ "
+                "features (cached on disk), worth it when evaluations train networks", space.name,
+            )
+            return None
+        return provider
     if isinstance(setting, str):
         raise ValueError(f"zero_shot must be 'auto', True, False or a FeatureProvider, got {setting!r}")
     if not all(hasattr(setting, a) for a in ("op_feature_dim", "arch_feature_dim", "op_features", "arch_features")):
         raise ValueError("zero_shot must provide op_feature_dim, arch_feature_dim, op_features() and arch_features()")
     return setting
+
+
+def _predictor_wants_zero_shot(predictor: Any) -> bool | None:
+    """What the ``predictor`` argument implies for ``zero_shot="auto"``: ``False`` when it rules out
+    zero-shot inputs (an MLP, or a :class:`Predictor` built without them), ``True`` when it asks for
+    them (``op_feature_dim`` / ``aux_dim`` > 0, as in a state saved by a GATES++ search), else ``None``."""
+    if isinstance(predictor, Predictor):
+        return bool(predictor.config["op_feature_dim"] or predictor.config["aux_dim"])
+    if isinstance(predictor, dict):
+        if predictor.get("encoder", "gates") == "mlp":
+            return False
+        if predictor.get("op_feature_dim") or predictor.get("aux_dim"):
+            return True
+    return None
 
 
 class GatesPredictorSearcher(AskTellSearcher):
@@ -81,10 +104,12 @@ class GatesPredictorSearcher(AskTellSearcher):
         n_mutation_parents: how many of the best architectures the mutation candidates start from.
         distinct_sampling: draw random architectures uniformly over functionally distinct cells
             (reduced forms, see ``SearchSpace.is_reduced``) instead of over raw parameter settings.
-        zero_shot: GATES++ zero-shot information: ``False`` (default, plain GATES), ``"auto"`` (a
-            :class:`~gates_sampler.zeroshot.ZeroShotProvider` with its on-disk cache when the space has a
-            built-in network, i.e. NB201, DARTS and NB101, else plain GATES), ``True`` (require it),
-            or your own :class:`FeatureProvider`. With it, the predictor defaults to the full scheme:
+        zero_shot: GATES++ zero-shot information: ``"auto"`` (default: GATES++ where the features are
+            precomputed, i.e. NAS-Bench-201, whose table ships with the package; plain GATES elsewhere
+            and when ``predictor`` is an MLP or a :class:`Predictor` built without zero-shot inputs),
+            ``True`` (a :class:`~gates_sampler.zeroshot.ZeroShotProvider` computing and caching the
+            features on NB201, DARTS and NB101), ``False`` (plain GATES), or your own
+            :class:`FeatureProvider`. With it, the predictor defaults to the full scheme:
             op features in the gates, the auxiliary head (also fitted on scored candidates, see
             ``n_unlabeled``) and the architecture-level metrics as score-head input (``arch_input``).
         n_unlabeled: with zero-shot information and the predictor's auxiliary head, the auxiliary
@@ -108,7 +133,7 @@ class GatesPredictorSearcher(AskTellSearcher):
         warm_epochs: int = 10,
         n_mutation_parents: int = 10,
         distinct_sampling: bool = True,
-        zero_shot: FeatureProvider | bool | str | None = False,
+        zero_shot: FeatureProvider | bool | str | None = "auto",
         n_unlabeled: int = 2000,
         seed: int | None = None,
         device: str | torch.device = "auto",
@@ -135,6 +160,10 @@ class GatesPredictorSearcher(AskTellSearcher):
         self.n_mutation_parents = n_mutation_parents
         self.distinct_sampling = bool(distinct_sampling)
         self._zero_shot_setting = zero_shot if isinstance(zero_shot, (bool, str)) or zero_shot is None else "custom"
+        if isinstance(zero_shot, str) and zero_shot == "auto":
+            wants = _predictor_wants_zero_shot(predictor)
+            if wants is not None:
+                zero_shot = wants
         self.zero_shot = _resolve_zero_shot(zero_shot, space, device)
         self._predictor_kwargs: dict[str, Any] | None
         if isinstance(predictor, Predictor):

@@ -51,7 +51,7 @@ def test_search_resumes_from_its_state_file(tmp_path, capsys):
     assert len(history) == 9 and len({h["arch"] for h in history}) == 9
 
 
-def test_search_zero_shot_flag_asks_for_gates_plus_plus(monkeypatch):
+def test_search_zero_shot_flags_choose_the_predictor(monkeypatch):
     seen = {}
 
     class Stop(Exception):
@@ -62,7 +62,7 @@ def test_search_zero_shot_flag_asks_for_gates_plus_plus(monkeypatch):
         raise Stop
 
     monkeypatch.setattr("gates_sampler.commands.search.GatesPredictorSearcher", fake)
-    for flag, expected in ((["--zero-shot"], "auto"), ([], False)):
+    for flag, expected in ((["--zero-shot"], True), (["--no-zero-shot"], False), ([], "auto")):
         with pytest.raises(Stop):
             main(["search", "--budget", "3", "--device", "cpu", *flag])
         assert seen["zero_shot"] == expected

@@ -399,3 +399,16 @@ def test_run_optuna_gates(bench):
     assert values == expected
     with pytest.raises(ValueError, match="n_trials"):
         run_optuna_gates(bench, 0, 0)
+
+
+def test_default_sampler_on_nb201_is_gates_plus_plus_without_computing(bench, space, monkeypatch, tmp_path):
+    from gates_sampler.zeroshot import ZeroShotProvider
+
+    monkeypatch.setenv("GATES_SAMPLER_CACHE", str(tmp_path / "empty.sqlite"))
+    monkeypatch.setattr(ZeroShotProvider, "compute_one", lambda *_a, **_k: pytest.fail("computed zero-shot metrics"))
+    fast = {k: v for k, v in FAST.items() if k != "zero_shot"}
+    sampler = GatesSampler(space, seed=0, **fast)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(arch_objective(bench), n_trials=7)
+    s = sampler.searcher
+    assert s is not None and s.zero_shot is not None and s.predictor.config["aux_dim"] == 5 and s.predictor.trained

@@ -299,3 +299,35 @@ def test_zero_shot_state_saved_before_arch_input_existed_still_loads(bench, tmp_
     b = GatesPredictorSearcher.load(tmp_path / "old.pt", zero_shot=CountingZeroShot())
     assert not b.predictor.config["arch_input"]
     assert drive(a, bench, 2) == drive(b, bench, 2)
+
+
+def test_default_is_gates_plus_plus_on_nb201_from_the_bundled_table(bench, monkeypatch, tmp_path):
+    from gates_sampler.zeroshot import ZeroShotProvider
+
+    monkeypatch.setenv("GATES_SAMPLER_CACHE", str(tmp_path / "empty.sqlite"))  # nothing cached: the table must serve
+    monkeypatch.setattr(ZeroShotProvider, "compute_one", lambda *_a, **_k: pytest.fail("computed zero-shot metrics"))
+    s = GatesPredictorSearcher(NB201Space(), seed=0, device="cpu", n_startup=4, n_candidates=30, predictor=FAST)
+    assert s.zero_shot is not None and s.zero_shot.table is not None
+    c = s.predictor.config
+    assert (c["op_feature_dim"], c["aux_dim"], c["arch_input"]) == (6, 5, True)
+    drive(s, bench, 7)
+    assert s.predictor.trained and s._unlabeled  # scored candidates joined the auxiliary head's set
+
+
+def test_auto_falls_back_to_plain_gates_where_features_would_be_computed(caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="gates_sampler"):
+        darts = GatesPredictorSearcher(DartsSpace(), seed=0, device="cpu")
+    assert darts.zero_shot is None and darts.predictor.config["op_feature_dim"] == 0
+    assert "zero_shot=True" in caplog.text
+    # predictors that cannot read zero-shot inputs keep plain GATES on NB201 too
+    from gates_sampler.predictor import Predictor
+
+    sp = NB201Space()
+    assert GatesPredictorSearcher(sp, predictor={"encoder": "mlp"}, device="cpu").zero_shot is None
+    assert GatesPredictorSearcher(sp, predictor=Predictor(sp, device="cpu"), device="cpu").zero_shot is None
+    assert GatesPredictorSearcher(sp, zero_shot=False, device="cpu").predictor.config["aux_dim"] == 0
+    # a predictor asking for zero-shot inputs (as a saved GATES++ state does) gets a provider that computes them
+    wants = GatesPredictorSearcher(DartsSpace(), predictor={"op_feature_dim": 6, "aux_dim": 5}, device="cpu")
+    assert wants.zero_shot is not None and wants.zero_shot.table is None

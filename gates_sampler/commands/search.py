@@ -22,9 +22,12 @@ def register(sub: Any) -> None:
     p.add_argument("--n-startup", type=int, default=10)
     p.add_argument("--n-candidates", type=int, default=200)
     p.add_argument("--candidates", choices=CANDIDATE_MODES, default="random")
-    p.add_argument("--zero-shot", action="store_true",
-                   help="GATES++: use zero-shot metrics of the built-in networks (fill the cache first with "
-                        "'gates-nas precompute-zeroshot', else each new cell costs about a second of CPU)")
+    zs = p.add_mutually_exclusive_group()
+    zs.add_argument("--zero-shot", dest="zero_shot", action="store_const", const=True, default="auto",
+                    help="GATES++ on any built-in space: compute the zero-shot metrics of candidates that no table or "
+                         "cache holds (default: GATES++ where a table ships, i.e. NAS-Bench-201, plain GATES elsewhere)")
+    zs.add_argument("--no-zero-shot", dest="zero_shot", action="store_const", const=False,
+                    help="plain GATES, without zero-shot information")
     p.add_argument("--device", default="auto")
     p.add_argument("--state", default=None, help="save the searcher here after every evaluation; resume from it if it exists")
     p.add_argument("--json", default=None, help="write the history (arch, value) as JSON")
@@ -38,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     settings = dict(
         direction=bench.direction, seed=args.seed, n_startup=args.n_startup,
         n_candidates=args.n_candidates, candidates=args.candidates, device=args.device,
-        zero_shot="auto" if args.zero_shot else False,
+        zero_shot=args.zero_shot,
     )
     if args.state and os.path.exists(args.state):
         searcher = GatesPredictorSearcher.load(args.state, bench.space, **settings)
