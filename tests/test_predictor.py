@@ -526,3 +526,26 @@ def test_pair_subsampling_draws_valid_pairs_and_stays_reproducible(nb201_data) -
     assert not np.allclose(full, runs[0])  # 60 of the 1770 pairs per step: a different fit
     with pytest.raises(ValueError, match="pair_ratio"):
         Predictor(NB201Space(), pair_ratio=0)
+
+
+def test_cli_eval_predictor_passes_zero_shot_options(monkeypatch, capsys) -> None:
+    from gates_sampler import cli
+
+    seen: dict = {}
+
+    def fake(split, ratios, **kw):
+        seen.update(kw)
+        return []
+
+    monkeypatch.setattr("gates_sampler.commands.eval_predictor.load_zero_shot", lambda space: "provider")
+    monkeypatch.setattr("gates_sampler.commands.eval_predictor.evaluate_predictor", fake)
+    cli.main(["eval-predictor", "--encoder", "gates++", "--aux-pool", "--arch-input", "--aux-weight", "0.1",
+              "--ratios", "0.5", "--no-timing", "--no-progress", "--device", "cpu"])
+    assert seen["aux_pool"] is True and seen["zero_shot"] == "provider"
+    assert seen["predictor_kwargs"] == {"arch_input": True, "aux_weight": 0.1}
+    seen.clear()
+    cli.main(["eval-predictor", "--ratios", "0.5", "--no-timing", "--no-progress", "--device", "cpu"])
+    assert seen["predictor_kwargs"] is None and seen["aux_pool"] is False
+    capsys.readouterr()
+    assert cli.main(["eval-predictor", "--aux-weight", "nan", "--no-timing", "--device", "cpu"]) != 0
+    assert "--aux-weight must be a finite number >= 0, got nan" in capsys.readouterr().err

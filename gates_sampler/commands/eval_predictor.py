@@ -91,6 +91,8 @@ def register(subparsers: Any) -> None:
                         "targets of the whole unlabeled training pool")
     p.add_argument("--arch-input", action="store_true",
                    help="variants with zero-shot targets (ETS, GATES++) also feed them to the score head")
+    p.add_argument("--aux-weight", type=float, default=None, metavar="W",
+                   help="weight of the auxiliary zero-shot loss (ETS, GATES++; default: the Predictor's)")
     p.add_argument("--ks", type=_positive, nargs="+", default=[5, 10], metavar="K", help="K of N@K and Precision@K")
     p.add_argument("--ablation", action="store_true",
                    help="run the GATES / +EES / +ETS / GATES++ grid (paper Table 7) on identical subsets and seeds")
@@ -104,6 +106,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-timing", action="store_true", help="skip the 200-cell fit-time measurement")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
+
+
+def _predictor_kwargs(args: argparse.Namespace) -> dict | None:
+    kwargs: dict = {}
+    if args.arch_input:
+        kwargs["arch_input"] = True
+    if args.aux_weight is not None:
+        if not (args.aux_weight >= 0 and np.isfinite(args.aux_weight)):
+            raise ValueError(f"--aux-weight must be a finite number >= 0, got {args.aux_weight}")
+        kwargs["aux_weight"] = args.aux_weight
+    return kwargs or None
 
 
 def _seeds(n: int) -> list[int]:
@@ -162,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, ks=args.ks, variants=variants, zero_shot=zero_shot, subset_seed=args.subset_seed,
         device=str(device), progress=not args.no_progress, on_result=save_partial,
         tau_epochs=args.tau_epochs, aux_pool=args.aux_pool,
-        predictor_kwargs={"arch_input": True} if args.arch_input else None,
+        predictor_kwargs=_predictor_kwargs(args),
     )
     wall = time.perf_counter() - start
     rows = summarize(results)
