@@ -276,7 +276,7 @@ def test_bundled_nb201_table_covers_the_space_and_matches_computation() -> None:
     sp = NB201Space()
     zs = ZeroShotProvider(sp, cache=False, device="cpu")
     assert zs.table is not None and len(zs.table) == 15625
-    assert set(zs.table._row) == {str(a) for a in sp.enumerate()}
+    assert set(zs.table) == {str(a) for a in sp.enumerate()}
     fresh = ZeroShotProvider(sp, cache=False, table=False, device="cpu")
     for arch in sp.sample_unique(np.random.default_rng(3), 3):
         want, got = fresh.compute_one(arch), zs.table.get(str(arch))

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -91,6 +91,10 @@ class ZeroShotTable:
 
     def __len__(self) -> int:
         return len(self._row)
+
+    def __iter__(self) -> Iterator[str]:
+        """The architecture strings the table holds."""
+        return iter(self._row)
 
     def __contains__(self, key: object) -> bool:
         return key in self._row
