@@ -236,16 +236,10 @@ class ZeroShotProvider:
         """Raw :class:`ZeroShotResult` of every architecture, computing and caching what is missing."""
         archs = [self.space.coerce(a) for a in archs]
         keys = [self._key(a) for a in archs]
-        missing = [k for k in dict.fromkeys(keys) if k not in self._memo]
-        if missing and self.table is not None:
-            self._memo.update(self.table.get_many(missing))
-            missing = [k for k in missing if k not in self._memo]
-        if missing and self.cache is not None:
-            self._memo.update(self.cache.get_many(self.space.name, self.config_key, missing))
-            missing = [k for k in missing if k not in self._memo]
+        missing = {k: a for k, a in zip(keys, archs) if k not in self._memo}
         if missing:
-            by_key = {self._key(a): a for a in archs}
-            self.precompute([by_key[k] for k in missing], jobs=1, progress=self.progress)
+            # one lookup path for every source: memo, table, cache, then computation
+            self.precompute(list(missing.values()), jobs=1, progress=self.progress)
         return [self._memo[k] for k in keys]
 
     def precompute(self, archs: Iterable[Arch | str], jobs: int | None = None, progress: bool = True, chunk: int = 64) -> int:
@@ -259,18 +253,14 @@ class ZeroShotProvider:
         archs = [self.space.coerce(a) for a in archs]
         todo: dict[str, Arch] = {}
         for a in archs:
-            todo.setdefault(self._key(a), a)
-        if self.table is not None:
-            have = self.table.get_many(todo)
-            self._memo.update(have)
-            for k in have:
-                todo.pop(k)
-        if self.cache is not None:
-            have = self.cache.get_many(self.space.name, self.config_key, list(todo))
-            self._memo.update(have)
-            for k in have:
-                todo.pop(k)
-        todo = {k: a for k, a in todo.items() if k not in self._memo}
+            key = self._key(a)
+            if key not in self._memo:
+                todo.setdefault(key, a)
+        # stored values first: the read-only table, then the shared cache
+        if todo and self.table is not None:
+            self._adopt(self.table.get_many(todo), todo)
+        if todo and self.cache is not None:
+            self._adopt(self.cache.get_many(self.space.name, self.config_key, list(todo)), todo)
         if not todo:
             return 0
         jobs = os.cpu_count() or 1 if jobs is None else int(jobs)
@@ -309,6 +299,11 @@ class ZeroShotProvider:
             if bar is not None:
                 bar.close()
         return len(items)
+
+    def _adopt(self, found: dict[str, ZeroShotResult], todo: dict[str, Arch]) -> None:
+        self._memo.update(found)
+        for k in found:
+            todo.pop(k)
 
     def _flush(self, pending: dict[str, ZeroShotResult]) -> None:
         if pending and self.cache is not None:

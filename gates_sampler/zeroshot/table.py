@@ -12,6 +12,7 @@ table as from the cache or a fresh computation.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -71,15 +72,15 @@ class ZeroShotTable:
         self.space = str(data["space"])
         self.config_key = str(data["config_key"])
         self.description: dict = json.loads(str(data["description"]))
-        self._arch = data["arch"].astype(np.float64)
-        self._extra = data["extra"].astype(np.float64)
+        self._arch = np.asarray(data["arch"], dtype=np.float64)
+        self._extra = np.asarray(data["extra"], dtype=np.float64)
         self._row = {str(a): i for i, a in enumerate(data["archs"])}
         # per architecture, the slice of its op entries (rows are written grouped and in order)
-        op_row = data["op_row"].astype(np.int64)
+        op_row = np.asarray(data["op_row"], dtype=np.int64)
         self._op_start = np.searchsorted(op_row, np.arange(n), side="left")
         self._op_end = np.searchsorted(op_row, np.arange(n), side="right")
-        self._op_key = data["op_key"].astype(np.int64)
-        self._op_vals = data["op_vals"].astype(np.float64)
+        self._op_key = np.asarray(data["op_key"], dtype=np.int64)
+        self._op_vals = np.asarray(data["op_vals"], dtype=np.float64)
 
     # pickled as its path (a process that unpickles it reads the file again): keeps the pickles of
     # providers and searchers sent to worker processes small
@@ -167,7 +168,11 @@ def write_table(path: str | os.PathLike, space: str, config_key: str, descriptio
     return path
 
 
+@functools.lru_cache(maxsize=None)
 def bundled_table(space: str, config_key: str) -> ZeroShotTable | None:
-    """The table shipped with the package for ``space`` and ``config_key``, if there is one."""
+    """The table shipped with the package for ``space`` and ``config_key``, if there is one.
+
+    Read once per process and shared (tables are read-only): every searcher, sampler and provider
+    on NB201 would otherwise read and index the same file again."""
     path = BUNDLED_DIR / table_filename(space, config_key)
     return ZeroShotTable(path) if path.is_file() else None
