@@ -404,6 +404,22 @@ def test_split_and_subset_sizes() -> None:
         ev.train_size(7813, 0.0)
 
 
+def test_paper_split_is_the_first_half_in_benchmark_index_order() -> None:
+    split = ev.nb201_split("cifar10", split="first")
+    bench = NB201Benchmark("cifar10")
+    order = [str(a) for a in bench.archs()]
+    assert len(order) == len(set(order)) == 15625
+    assert [str(a) for a in split.train_archs] == order[:7813]
+    assert [str(a) for a in split.test_archs] == order[7813:]
+    assert np.array_equal(split.train_values, bench.query_many(split.train_archs))
+    random_split = ev.nb201_split("cifar10")
+    assert {str(a) for a in random_split.train_archs} != set(order[:7813])
+    with pytest.raises(ValueError, match="split must be one of .*'first'.*got 'paper'"):
+        ev.nb201_split("cifar10", split="paper")
+    with pytest.raises(ValueError, match="pool_size must be between 1 and 15624"):
+        ev.nb201_split("cifar10", split="first", pool_size=15625)
+
+
 def _tiny_split(n_train: int = 120, n_test: int = 200) -> ev.PredictorSplit:
     space = NB201Space()
     bench = NB201Benchmark("cifar10")
@@ -546,6 +562,9 @@ def test_cli_eval_predictor_passes_zero_shot_options(monkeypatch, capsys) -> Non
     seen.clear()
     cli.main(["eval-predictor", "--ratios", "0.5", "--no-timing", "--no-progress", "--device", "cpu"])
     assert seen["predictor_kwargs"] is None and seen["aux_pool"] is False
+    assert "split seed 0" in capsys.readouterr().out
+    cli.main(["eval-predictor", "--split", "first", "--ratios", "0.5", "--no-timing", "--no-progress", "--device", "cpu"])
+    assert "first 7813 in benchmark index order" in capsys.readouterr().out
     capsys.readouterr()
     assert cli.main(["eval-predictor", "--aux-weight", "nan", "--no-timing", "--device", "cpu"]) != 0
     assert "--aux-weight must be a finite number >= 0, got nan" in capsys.readouterr().err

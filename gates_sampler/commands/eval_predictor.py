@@ -24,6 +24,7 @@ from gates_sampler.predictor.evaluation import (
     PAPER_SEEDS,
     PAPER_TABLE4_NB201,
     PAPER_TABLE7_NB201,
+    SPLITS,
     evaluate_predictor,
     format_ablation_table,
     format_table,
@@ -67,8 +68,8 @@ def register(subparsers: Any) -> None:
         "eval-predictor",
         help="measure predictor ranking quality on NAS-Bench-201 (Kendall's tau, N@K, Precision@K)",
         description=(
-            "Split the 15625 NAS-Bench-201 cells by a fixed seed into a 7813-cell training pool and a 7812-cell "
-            "test set; for each training ratio train predictors on random subsets of the pool with several "
+            "Split the 15625 NAS-Bench-201 cells by a fixed seed (or, as the paper, by the benchmark's index order) "
+            "into a 7813-cell training pool and a 7812-cell test set; for each training ratio train predictors on random subsets of the pool with several "
             "seeds, rank the test set, and print mean +- std of Kendall's tau, N@K (best true rank among the top-K "
             "predicted, 1 = best) and Precision@K (share of the true top-K among the predicted top-K)."
         ),
@@ -99,7 +100,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--test-cells", type=_positive, default=None, metavar="N",
                    help="rank only N random cells of the test set (quicker, e.g. when GATES++ must compute "
                         "zero-shot features of every test cell); default: all 7812")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the pool / test split")
+    p.add_argument("--split", choices=SPLITS, default="random",
+                   help="'random': the pool / test split drawn by --split-seed; 'first': the paper's split, "
+                        "the first 7813 cells in NAS-Bench-201's index order train, the rest test")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the random pool / test split")
     p.add_argument("--subset-seed", type=int, default=0, help="seed of the training-subset draws")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda', ...")
     p.add_argument("--json", metavar="PATH", help="also write every run and the summary to this JSON file")
@@ -129,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ablation and args.encoder == "mlp":
         raise ValueError("--ablation compares GATES variants; it cannot be combined with --encoder mlp")
     zero_shot = None
-    split = nb201_split(args.dataset, seed=args.split_seed)
+    split = nb201_split(args.dataset, seed=args.split_seed, split=args.split)
     if args.test_cells is not None and args.test_cells < len(split.test_archs):
         keep = np.sort(np.random.default_rng(args.split_seed).choice(len(split.test_archs), args.test_cells, replace=False))
         split.test_archs = [split.test_archs[i] for i in keep]
@@ -147,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{p:g}% = {train_size(split.pool_size, r)}" for p, r in zip(args.ratios, ratios))
     print(
         f"NAS-Bench-201 {args.dataset} validation accuracy: pool {split.pool_size} / test {len(split.test_archs)} cells "
-        f"(split seed {args.split_seed}); training sizes {sizes}; {args.subsets} subsets x seeds {seeds}; "
+        f"({'first 7813 in benchmark index order' if args.split == 'first' else f'split seed {args.split_seed}'}); training sizes {sizes}; {args.subsets} subsets x seeds {seeds}; "
         f"{args.epochs} epochs; encoder {args.encoder}, loss {args.loss}; device {device}"
     )
     fit_200 = None

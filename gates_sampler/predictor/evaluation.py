@@ -1,7 +1,7 @@
 """Predictor-quality harness on NAS-Bench-201 (paper Sec. 6.1-6.2).
 
-Protocol: the 15625 NAS-Bench-201 cells are split by a fixed seed into a 7813-cell training pool and a
-7812-cell test set. For every training ratio, ``n_subsets`` random subsets of the pool are drawn, and on
+Protocol: the 15625 NAS-Bench-201 cells are split into a 7813-cell training pool and a 7812-cell test
+set, by a fixed seed or, as in the paper, by NAS-Bench-201's index order (the first 7813 train). For every training ratio, ``n_subsets`` random subsets of the pool are drawn, and on
 each subset a predictor is trained with each of the training seeds (the paper: 3 subsets x seeds 21,
 2021, 202121, 200 epochs, pairwise hinge loss with margin 0.1). Each trained predictor ranks the whole
 test set and is scored with
@@ -157,25 +157,43 @@ def split_indices(n: int, n_train: int, seed: int) -> tuple[np.ndarray, np.ndarr
     return np.sort(perm[:n_train]), np.sort(perm[n_train:])
 
 
-def nb201_split(dataset: str = "cifar10", metric: str = "val_acc", seed: int = 0, pool_size: int = NB201_POOL_SIZE) -> PredictorSplit:
-    """All 15625 NAS-Bench-201 cells with their mean value over seeds, split by ``seed`` into a
-    ``pool_size``-cell training pool and a test set (the rest)."""
+SPLITS = ("random", "first")
+
+
+def nb201_split(
+    dataset: str = "cifar10", metric: str = "val_acc", seed: int = 0, pool_size: int = NB201_POOL_SIZE, split: str = "random"
+) -> PredictorSplit:
+    """All 15625 NAS-Bench-201 cells with their mean value over seeds, split into a ``pool_size``-cell
+    training pool and a test set (the rest).
+
+    ``split="random"`` splits by ``seed``; ``split="first"`` is the paper's split (Sec. 6.1): the first
+    ``pool_size`` cells in NAS-Bench-201's index order train, the others test (``seed`` is then unused).
+    """
     from gates_sampler.benchmarks.nb201 import NB201Benchmark
 
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split == "first" and not 0 < pool_size < 15625:
+        raise ValueError(f"pool_size must be between 1 and 15624, got {pool_size}")
     bench = NB201Benchmark(dataset, metric)
     space = NB201Space()
-    archs = list(space.enumerate())
+    # the random split permutes the space's enumeration order (as every number measured with it did)
+    archs = bench.archs() if split == "first" else list(space.enumerate())
     values = bench.query_many(archs)
     if bench.direction == "minimize":
         values = -values  # the harness ranks "higher is better"
-    tr, te = split_indices(len(archs), pool_size, seed)
+    if split == "first":
+        tr, te = np.arange(pool_size), np.arange(pool_size, len(archs))
+    else:
+        tr, te = split_indices(len(archs), pool_size, seed)
+    name = f"nb201-{dataset}-{metric}" + ("-first" if split == "first" else "")
     return PredictorSplit(
         space=space,
         train_archs=[archs[i] for i in tr],
         train_values=values[tr],
         test_archs=[archs[i] for i in te],
         test_values=values[te],
-        name=f"nb201-{dataset}-{metric}",
+        name=name,
     )
 
 
