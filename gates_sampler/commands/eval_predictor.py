@@ -68,9 +68,9 @@ def register(subparsers: Any) -> None:
         "eval-predictor",
         help="measure predictor ranking quality on NAS-Bench-201 (Kendall's tau, N@K, Precision@K)",
         description=(
-            "Split the 15625 NAS-Bench-201 cells by a fixed seed (or, as the paper, by the benchmark's index order) "
-            "into a 7813-cell training pool and a 7812-cell test set; for each training ratio train predictors on random subsets of the pool with several "
-            "seeds, rank the test set, and print mean +- std of Kendall's tau, N@K (best true rank among the top-K "
+            "Split the 15625 NAS-Bench-201 cells by a fixed seed (or, as the paper, by the benchmark's index "
+            "order) into a 7813-cell training pool and a 7812-cell test set; for each training ratio train "
+            "predictors on random subsets of the pool with several seeds, rank the test set, and print mean +- std of Kendall's tau, N@K (best true rank among the top-K "
             "predicted, 1 = best) and Precision@K (share of the true top-K among the predicted top-K)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -149,9 +149,10 @@ def run(args: argparse.Namespace) -> int:
     seeds = _seeds(args.seeds)
     variants = list(ABLATION_VARIANTS) if args.ablation else None
     sizes = ", ".join(f"{p:g}% = {train_size(split.pool_size, r)}" for p, r in zip(args.ratios, ratios))
+    how = "first 7813 in benchmark index order" if args.split == "first" else f"split seed {args.split_seed}"
     print(
         f"NAS-Bench-201 {args.dataset} validation accuracy: pool {split.pool_size} / test {len(split.test_archs)} cells "
-        f"({'first 7813 in benchmark index order' if args.split == 'first' else f'split seed {args.split_seed}'}); training sizes {sizes}; {args.subsets} subsets x seeds {seeds}; "
+        f"({how}); training sizes {sizes}; {args.subsets} subsets x seeds {seeds}; "
         f"{args.epochs} epochs; encoder {args.encoder}, loss {args.loss}; device {device}"
     )
     fit_200 = None
