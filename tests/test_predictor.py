@@ -565,6 +565,5 @@ def test_cli_eval_predictor_passes_zero_shot_options(monkeypatch, capsys) -> Non
     assert "split seed 0" in capsys.readouterr().out
     cli.main(["eval-predictor", "--split", "first", "--ratios", "0.5", "--no-timing", "--no-progress", "--device", "cpu"])
     assert "first 7813 in benchmark index order" in capsys.readouterr().out
-    capsys.readouterr()
     assert cli.main(["eval-predictor", "--aux-weight", "nan", "--no-timing", "--device", "cpu"]) != 0
     assert "--aux-weight must be a finite number >= 0, got nan" in capsys.readouterr().err

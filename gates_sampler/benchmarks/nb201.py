@@ -117,7 +117,11 @@ class NB201Benchmark:
         cells train, the rest test); ``tests/test_benchmarks_nb201.py`` checks the order against an
         independent copy of NATS-Bench that carries the index.
         """
-        return [self.space.from_ops([NB201_OPS[int(c)] for c in k]) for k in self._values]
+        return [self._arch(k) for k in self._values]
+
+    def _arch(self, key: str) -> NB201Arch:
+        """The cell of a table key (the inverse of :meth:`key`)."""
+        return self.space.from_ops([NB201_OPS[int(c)] for c in key])
 
     def key(self, arch: Arch) -> str:
         """The table key of a cell (see the module docstring)."""
@@ -148,7 +152,7 @@ class NB201Benchmark:
             k = max(self._values, key=lambda key: sign * float(self._values[key].mean()))
             self._best = (k, float(self._values[k].mean()))
         k, v = self._best
-        return self.space.from_ops([NB201_OPS[int(c)] for c in k]), v
+        return self._arch(k), v
 
     def __repr__(self) -> str:
         return f"NB201Benchmark(dataset={self.dataset!r}, metric={self.metric!r}, seed_mode={self.seed_mode!r})"

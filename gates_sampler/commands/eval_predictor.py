@@ -70,8 +70,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Split the 15625 NAS-Bench-201 cells by a fixed seed (or, as the paper, by the benchmark's index "
             "order) into a 7813-cell training pool and a 7812-cell test set; for each training ratio train "
-            "predictors on random subsets of the pool with several seeds, rank the test set, and print mean +- std of Kendall's tau, N@K (best true rank among the top-K "
-            "predicted, 1 = best) and Precision@K (share of the true top-K among the predicted top-K)."
+            "predictors on random subsets of the pool with several seeds, rank the test set, and print mean "
+            "+- std of Kendall's tau, N@K (best true rank among the top-K predicted, 1 = best) and Precision@K "
+            "(share of the true top-K among the predicted top-K)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
