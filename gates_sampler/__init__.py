@@ -8,9 +8,10 @@ adapters load lazily: ``GatesSampler`` (Optuna, ``pip install 'gates-sampler[opt
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gates_sampler.searcher import GatesPredictorSearcher
+if TYPE_CHECKING:
+    from gates_sampler.searcher import GatesPredictorSearcher
 
 __version__ = "0.1.0"
 __all__ = ["GatesPredictorSearcher", "GatesSampler", "GatesSearcher", "__version__"]
@@ -24,6 +25,11 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    # The core searcher imports torch; importing it on first use keeps `gates-nas --help` quick.
+    if name == "GatesPredictorSearcher":
+        from gates_sampler.searcher import GatesPredictorSearcher
+
+        return GatesPredictorSearcher
     if name in _LAZY:
         module, dist, extra = _LAZY[name]
         import importlib

@@ -9,23 +9,39 @@ against the budget), ``optuna-gates`` (GatesSampler inside an Optuna study), ``r
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from gates_sampler.base_searcher import AskTellSearcher
-from gates_sampler.baselines import RandomSearcher, REASearcher
-from gates_sampler.searcher import GatesPredictorSearcher
+if TYPE_CHECKING:
+    from gates_sampler.base_searcher import AskTellSearcher
+
+# The searchers (torch) and optuna are imported where a run needs them, so that building the
+# command-line parsers stays quick.
 
 logger = logging.getLogger("gates_sampler")
 
 CHECKPOINTS = (20, 50, 100, 150)
 METHODS = ("gates", "random", "rea", "tpe", "tpe-cached", "optuna-gates")
+#: settings a method spec may not set: ``compare`` sets them for every run
+RESERVED_SETTINGS = ("seed", "direction", "space", "search_space")
+#: the runs' asks whose median time the table reports: 20 asks ending at this trial (or at the budget)
+ASK_WINDOW_END = 110
+ASK_WINDOW = 20
+#: name and unit of the benchmarks' metrics
+METRIC_LABELS = {
+    "val_acc": ("validation accuracy", "%"),
+    "latency": ("latency", "s"),
+    "model_size": ("model size", "MB"),
+    "train_time": ("training time", "s"),
+    "runtime": ("training time", "s"),
+}
 
 
 @dataclass
@@ -67,13 +83,78 @@ def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
     return name, kwargs
 
 
-def _make_searcher(name: str, kwargs: dict[str, Any], benchmark: Any, seed: int) -> AskTellSearcher:
-    common = {"direction": benchmark.direction, "seed": seed}
+def _method_class(name: str) -> Any:
+    """The class a method's settings go to."""
     if name == "gates":
-        return GatesPredictorSearcher(benchmark.space, **common, **kwargs)
-    if name == "random":
-        return RandomSearcher(benchmark.space, **common, **kwargs)
-    return REASearcher(benchmark.space, **common, **kwargs)
+        from gates_sampler.searcher import GatesPredictorSearcher
+
+        return GatesPredictorSearcher
+    if name in ("random", "rea"):
+        from gates_sampler.baselines import RandomSearcher, REASearcher
+
+        return RandomSearcher if name == "random" else REASearcher
+    try:
+        import optuna
+    except ImportError as exc:
+        raise ImportError(f"method {name!r} needs optuna: pip install 'gates-sampler[optuna]'") from exc
+    if name == "optuna-gates":
+        from gates_sampler.integrations.optuna import GatesSampler
+
+        return GatesSampler
+    return optuna.samplers.TPESampler
+
+
+def _settings_of(cls: Any) -> list[str]:
+    names = [n for n, p in inspect.signature(cls).parameters.items()
+             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in RESERVED_SETTINGS]
+    if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls).parameters.values()):
+        from gates_sampler.searcher import GatesPredictorSearcher
+
+        names += [n for n in _settings_of(GatesPredictorSearcher) if n not in names and n != "n_startup"]
+    return names
+
+
+def check_method(spec: str, space: Any) -> None:
+    """Raise ``ValueError`` naming the fix if ``spec`` cannot run on ``space`` (unknown method or setting,
+    a setting of the wrong type or range, optuna missing for an Optuna method). Builds the method once
+    with seed 0 and does no search."""
+    name, kwargs = parse_method(spec)
+    cls = _method_class(name)
+    allowed = _settings_of(cls)
+    unknown = [k for k in kwargs if k not in allowed]
+    if unknown:
+        raise ValueError(f"method spec {spec!r}: unknown setting(s) {unknown}; {name} takes {allowed}")
+    for key, value in kwargs.items():
+        expected = _default_type(cls, key)
+        if expected is not None and not _is_instance(value, expected):
+            raise ValueError(f"method spec {spec!r}: setting {key} must be {expected.__name__}, got {value!r}")
+    try:
+        if name in ("tpe", "tpe-cached"):
+            cls(seed=0, **kwargs)
+        else:
+            cls(space, seed=0, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"method spec {spec!r}: {exc}") from None
+
+
+def _default_type(cls: Any, key: str) -> type | None:
+    """The type of a setting's default where it is a plain number or flag (strings may stand for more)."""
+    param = inspect.signature(cls).parameters.get(key)
+    if param is None or type(param.default) not in (bool, int, float):
+        return None
+    return type(param.default)
+
+
+def _is_instance(value: Any, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _make_searcher(name: str, kwargs: dict[str, Any], benchmark: Any, seed: int) -> AskTellSearcher:
+    return _method_class(name)(benchmark.space, direction=benchmark.direction, seed=seed, **kwargs)
 
 
 def _run_asktell(searcher: AskTellSearcher, benchmark: Any, budget: int, progress: Callable[[], None] | None) -> tuple[list[float], list[float], list[str]]:
@@ -92,18 +173,12 @@ def _run_asktell(searcher: AskTellSearcher, benchmark: Any, budget: int, progres
 
 
 def _run_optuna(name: str, kwargs: dict[str, Any], benchmark: Any, budget: int, seed: int, progress: Callable[[], None] | None) -> tuple[list[float], list[float], list[str]]:
-    try:
-        import optuna
-    except ImportError as exc:
-        raise ImportError(f"method {name!r} needs optuna: pip install 'gates-sampler[optuna]'") from exc
+    cls = _method_class(name)
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = benchmark.space
-    if name == "optuna-gates":
-        from gates_sampler.integrations.optuna import GatesSampler
-
-        sampler: Any = GatesSampler(space, seed=seed, **kwargs)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=seed, **kwargs)
+    sampler: Any = cls(space, seed=seed, **kwargs) if name == "optuna-gates" else cls(seed=seed, **kwargs)
     study = optuna.create_study(direction=benchmark.direction, sampler=sampler)
     cache: dict[str, float] = {}
     values, times, archs = [], [], []
@@ -142,8 +217,17 @@ def run_method(spec: str, benchmark: Any, budget: int, seed: int, progress: Call
     return Run(spec, repr(benchmark), seed, values, times, archs, time.perf_counter() - start)
 
 
+def ask_window(budget: int) -> tuple[int, int]:
+    """First and last trial (1-based) of the asks whose median time the table reports: the 20 asks
+    ending at trial 110, or at the budget when it is smaller (a predictor-based method's ask cost
+    grows with the history, so a fixed window compares methods at the same history size)."""
+    end = min(ASK_WINDOW_END, budget)
+    return max(1, end - ASK_WINDOW + 1), end
+
+
 def summarize(runs: Sequence[Run], direction: str, optimum: float | None, checkpoints: Sequence[int] = CHECKPOINTS) -> list[dict[str, Any]]:
-    """Per method: mean/std of the best value at each checkpoint, mean regret, median ask time."""
+    """Per method: mean/std of the best value at each checkpoint, mean regret, median ask time (all
+    asks, and the asks of :func:`ask_window`)."""
     rows = []
     for method in dict.fromkeys(r.method for r in runs):
         rs = [r for r in runs if r.method == method]
@@ -157,14 +241,18 @@ def summarize(runs: Sequence[Run], direction: str, optimum: float | None, checkp
                 row[f"regret@{n}"] = float(reg.mean())
                 row[f"found@{n}"] = int(np.sum(reg < 1e-9))
         row["median_ask_s"] = float(np.median(np.concatenate([r.ask_seconds for r in rs])))
-        row["median_ask_s_late"] = float(np.median(np.concatenate([r.ask_seconds[90:110] for r in rs]) if all(len(r.ask_seconds) > 90 for r in rs) else np.nan))
+        first, last = ask_window(min(len(r.ask_seconds) for r in rs))
+        row["ask_window"] = (first, last)
+        row["median_ask_s_late"] = float(np.median(np.concatenate([r.ask_seconds[first - 1:last] for r in rs])))
         rows.append(row)
     return rows
 
 
 def format_table(rows: Sequence[dict[str, Any]], checkpoints: Sequence[int] = CHECKPOINTS, title: str = "") -> str:
     """A plain-text table of :func:`summarize` rows."""
-    head = ["method"] + [f"N={n}" for n in checkpoints] + [f"regret@{n}" for n in checkpoints if f"regret@{n}" in rows[0]] + ["ask s (median)", "ask s @100"]
+    first, last = rows[0]["ask_window"]
+    head = ["method"] + [f"N={n}" for n in checkpoints] + [f"regret@{n}" for n in checkpoints if f"regret@{n}" in rows[0]]
+    head += ["ask s (median)", f"ask s (trials {first}-{last})"]
     lines = []
     for r in rows:
         cells = [r["method"]] + [f"{r[f'best@{n}'][0]:.3f} +- {r[f'best@{n}'][1]:.3f}" for n in checkpoints]
@@ -191,7 +279,29 @@ def save_runs(runs: Sequence[Run], path_prefix: str) -> list[str]:
     return [path_prefix + ".json", path_prefix + ".csv"]
 
 
-def plot_runs(runs: Sequence[Run], direction: str, path: str, title: str = "", optimum: float | None = None) -> str:
+def describe_benchmark(bench: Any) -> str:
+    """A short readable name, e.g. ``NAS-Bench-201 cifar100, validation accuracy (%)``."""
+    metric = metric_label(bench)
+    name = type(bench).__name__
+    if name == "NB201Benchmark":
+        return f"NAS-Bench-201 {bench.dataset}, {metric}"
+    if name == "NB301Benchmark":
+        return f"NAS-Bench-301 surrogate (epoch {bench.epoch}), {metric}"
+    return f"{name}, {metric}"
+
+
+def metric_label(bench: Any, prefix: str = "", suffix: str = "") -> str:
+    """The benchmark's metric with its unit, e.g. ``metric_label(b, "best ", " so far")`` ->
+    ``"best validation accuracy so far (%)"`` (``"value"`` where the benchmark names no metric)."""
+    metric = getattr(bench, "metric", None)
+    name, unit = METRIC_LABELS.get(metric, (str(metric) if metric else "value", ""))
+    return f"{prefix}{name}{suffix}" + (f" ({unit})" if unit else "")
+
+
+def plot_runs(
+    runs: Sequence[Run], direction: str, path: str, title: str = "", optimum: float | None = None,
+    ylabel: str = "best value so far",
+) -> str:
     """Best-so-far curves (mean and a +-1 std band per method) as a PNG."""
     import matplotlib
 
@@ -210,8 +320,8 @@ def plot_runs(runs: Sequence[Run], direction: str, path: str, title: str = "", o
     if optimum is not None:
         ax.axhline(optimum, color="k", lw=0.8, ls="--", label="optimum")
     ax.set_xlabel("evaluations")
-    ax.set_ylabel("best value so far")
-    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     lo = min(np.percentile(np.concatenate([r.best_so_far(direction)[min(9, len(r.values) - 1):] for r in runs]), 2), optimum or np.inf)
     if direction == "maximize" and optimum is not None:
         ax.set_ylim(lo, optimum + 0.1 * (optimum - lo))

@@ -1,14 +1,20 @@
-"""The gates-nas search and compare commands, end to end on tiny budgets."""
+"""The gates-nas commands: end to end on tiny budgets, and every bad argument rejected before any work."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gates_sampler import experiments as ex
 from gates_sampler.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 NB301_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench301" / "slds-lmu_yahpo_data" / "v1_initial_3a646b8"
 
@@ -61,7 +67,7 @@ def test_search_zero_shot_flags_choose_the_predictor(monkeypatch):
         seen.update(kw)
         raise Stop
 
-    monkeypatch.setattr("gates_sampler.commands.search.GatesPredictorSearcher", fake)
+    monkeypatch.setattr("gates_sampler.searcher.GatesPredictorSearcher", fake)
     for flag, expected in ((["--zero-shot"], True), (["--no-zero-shot"], False), ([], "auto")):
         with pytest.raises(Stop):
             main(["search", "--budget", "3", "--device", "cpu", *flag])
@@ -74,4 +80,160 @@ def test_compare_on_the_nb301_surrogate_has_no_regret_column(tmp_path, capsys):
                "--budget", "6", "--checkpoints", "3", "6", "--out", str(tmp_path / "n"), "--no-plot"])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "NB301Benchmark" in text and "regret" not in text
+    assert "NAS-Bench-301 surrogate (epoch 98), validation accuracy (%)" in text and "regret" not in text
+
+
+# ----- arguments checked before any work ---------------------------------------------------------------
+
+#: every bad command line -> a fragment of its message (the whole table is in the README's CLI section)
+BAD_INPUTS = [
+    (["compare", "--seeds", "0"], "argument --seeds: expected a positive integer, got '0'"),
+    (["compare", "--budget", "-5"], "argument --budget: expected a positive integer, got '-5'"),
+    (["compare", "--budget", "0"], "argument --budget: expected a positive integer, got '0'"),
+    (["compare", "--first-seed", "-1"], "argument --first-seed: expected an integer >= 0"),
+    (["compare", "--jobs", "0"], "argument --jobs: expected a positive integer"),
+    (["compare", "--datasets", "cifar-10"], "argument --datasets: invalid choice: 'cifar-10'"),
+    (["compare", "--epoch", "99"], "argument --epoch: expected an epoch 1..98"),
+    (["compare", "--methods", "gates", "hyperband"], "unknown method 'hyperband'"),
+    (["compare", "--methods", "gates[foo=1]"], "unknown setting(s) ['foo']; gates takes ['n_startup'"),
+    (["compare", "--methods", "gates[n_candidates=abc]"], "setting n_candidates must be int, got 'abc'"),
+    (["compare", "--methods", "gates[candidates=foo]"], "candidates must be one of ('random', 'mutation', 'mixed')"),
+    (["compare", "--methods", "rea[population_size=1]"], "need population_size >= 2"),
+    (["compare", "--methods", "tpe[n_startup_trial=5]"], "unknown setting(s) ['n_startup_trial']; tpe takes"),
+    (["compare", "--methods", "gates[seed=3]"], "unknown setting(s) ['seed']"),
+    (["compare", "--methods", "gates[mixed]"], "must look like key=value"),
+    (["compare", "--budget", "50", "--checkpoints", "20", "100"], "--checkpoints 100 exceed --budget 50"),
+    (["compare", "--benchmark", "nb301"], "--benchmark nb301 needs --nb301-path"),
+    (["compare", "--benchmark", "nb301", "--nb301-path", "/nonexistent"], "is not a folder"),
+    (["compare", "--out", "/etc/hostname/cmp"], "cannot write --out '/etc/hostname/cmp': /etc/hostname is not a folder"),
+    (["search", "--json", "/missing/dir/x.json"], "cannot write --json '/missing/dir/x.json': /missing/dir does not exist"),
+    (["search", "--json", "/"], "--json '/' is a folder; pass a file name"),
+    (["search", "--state", "/etc/hostname/run.pt"], "cannot write --state"),
+    (["search", "--budget", "0"], "argument --budget: expected a positive integer, got '0'"),
+    (["search", "--n-startup", "1"], "argument --n-startup: expected an integer >= 2 (the predictor needs pairs)"),
+    (["search", "--n-candidates", "0"], "argument --n-candidates: expected a positive integer"),
+    (["search", "--seed", "-1"], "argument --seed: expected an integer >= 0"),
+    (["search", "--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
+    (["search", "--candidates", "best"], "argument --candidates: invalid choice: 'best'"),
+    (["search", "--device", "tpu"], "--device: device must be 'auto', 'cpu', 'cuda'"),
+    (["search", "--benchmark", "nb301"], "--benchmark nb301 needs --nb301-path"),
+    (["eval-predictor", "--ablation", "--encoder", "mlp"], "drop --encoder mlp (or --ablation)"),
+    (["eval-predictor", "--aux-weight", "nan"], "--aux-weight must be a finite number >= 0, got nan"),
+    (["eval-predictor", "--aux-weight", "-1"], "--aux-weight must be a finite number >= 0, got -1.0"),
+    (["eval-predictor", "--json", "/missing/x.json"], "cannot write --json"),
+    (["eval-predictor", "--split-seed", "-3"], "argument --split-seed: expected an integer >= 0"),
+    (["eval-predictor", "--ratios", "0"], "argument --ratios: a training ratio is a percent of the pool in (0, 100]"),
+    (["eval-predictor", "--device", "tpu"], "--device: device must be"),
+    (["precompute-zeroshot", "--space", "darts"], "pass --limit N"),
+    (["precompute-zeroshot", "--limit", "0"], "argument --limit: expected a positive integer"),
+    (["precompute-zeroshot", "--jobs", "0"], "argument --jobs: expected a positive integer"),
+    (["precompute-zeroshot", "--cache", "/"], "--cache '/' is a folder"),
+    (["precompute-zeroshot", "--export", "/etc/hostname/z.npz"], "cannot write --export"),
+]
+
+
+@pytest.fixture
+def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command's work function, and loading a benchmark, fail the test if reached."""
+
+    def work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("work started before the arguments were checked")
+
+    for module in ("search", "compare", "eval_predictor", "precompute_zeroshot"):
+        monkeypatch.setattr(f"gates_sampler.commands.{module}.run", work)
+    monkeypatch.setattr("gates_sampler.benchmarks.nb201.NB201Benchmark.__init__", work)
+    monkeypatch.setattr("gates_sampler.commands._common.make_benchmark", work)
+    monkeypatch.setattr(ex, "run_method", work)
+
+
+def exit_status(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        return int(exc.code or 0)
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_arguments_exit_2_before_any_work(argv, message, no_work, capsys) -> None:
+    assert exit_status(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err and "work started" not in err
+
+
+def test_compare_without_matplotlib_names_the_extra_before_any_run(monkeypatch, no_work, capsys) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    assert exit_status(["compare", "--seeds", "1", "--budget", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'gates-sampler[plot]' or pass --no-plot" in err
+
+
+def test_building_the_parser_imports_no_torch() -> None:
+    code = ("import sys, gates_sampler.cli as c; c.build_parser(); "
+            "heavy = [m for m in ('torch', 'optuna', 'ray', 'matplotlib', 'scipy') if m in sys.modules]; "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mirrored_choices_agree_with_their_sources() -> None:
+    from gates_sampler.benchmarks.nb201 import DATASETS
+    from gates_sampler.commands import _common
+    from gates_sampler.predictor.evaluation import PAPER_SEEDS, SPLITS
+    from gates_sampler.predictor.losses import LOSSES
+    from gates_sampler.searcher import CANDIDATE_MODES
+
+    assert _common.NB201_DATASETS == DATASETS and _common.CANDIDATE_MODES == CANDIDATE_MODES
+    assert _common.LOSSES == LOSSES and _common.SPLITS == SPLITS and _common.PAPER_SEEDS == PAPER_SEEDS
+
+
+# ----- the compare table and plot ----------------------------------------------------------------------
+
+def test_ask_window_covers_the_budget() -> None:
+    assert ex.ask_window(150) == (91, 110)
+    assert ex.ask_window(50) == (31, 50)
+    assert ex.ask_window(12) == (1, 12)
+
+
+def test_small_budget_table_shows_the_budget_and_the_ask_time(tmp_path, capsys, monkeypatch) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    seen: dict[str, str] = {}
+    save = Figure.savefig
+
+    def spy(fig: Figure, *args: object, **kwargs: object) -> None:
+        ax = fig.axes[0]
+        seen.update(title=ax.get_title(), ylabel=ax.get_ylabel())
+        save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    rc = main(["compare", "--datasets", "cifar100", "--methods", "random", "--seeds", "2", "--budget", "12",
+               "--out", str(tmp_path / "c")])
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = next(line for line in lines if line.startswith("method"))
+    assert "N=12" in head and "regret@12" in head and "ask s (trials 1-12)" in head
+    row = next(line for line in lines if line.startswith("random")).split()
+    assert row[-1] != "-" and float(row[-1]) >= 0
+    assert seen["title"].startswith("NAS-Bench-201 cifar100, validation accuracy (%)") and "Benchmark(" not in seen["title"]
+    assert seen["ylabel"] == "best validation accuracy so far (%)"
+    assert (tmp_path / "c_nb201_cifar100.png").stat().st_size > 0
+
+
+def test_default_checkpoints_stop_at_the_budget() -> None:
+    from gates_sampler.cli import build_parser
+    from gates_sampler.commands.compare import checkpoints
+
+    parse = build_parser().parse_args
+    assert checkpoints(parse(["compare", "--budget", "30"])) == [20, 30]
+    assert checkpoints(parse(["compare", "--budget", "150"])) == [20, 50, 100, 150]
+    assert checkpoints(parse(["compare", "--budget", "12", "--checkpoints", "5"])) == [5, 12]
+
+
+def test_summary_ask_time_reads_the_window() -> None:
+    run = ex.Run("m", "b", 0, values=list(range(30)), ask_seconds=[0.0] * 10 + [1.0] * 20)
+    row = ex.summarize([run], "maximize", None, [30])[0]
+    assert row["ask_window"] == (11, 30) and row["median_ask_s_late"] == 1.0
+    assert np.isclose(row["median_ask_s"], 1.0)

@@ -3,30 +3,85 @@
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
-import multiprocessing as mp
 import os
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from gates_sampler import experiments as ex
-from gates_sampler.commands._common import add_benchmark_args, benchmark_optimum, make_benchmark
+from gates_sampler.commands._common import (
+    NB201_DATASETS,
+    UsageError,
+    add_benchmark_args,
+    benchmark_optimum,
+    check_benchmark_args,
+    check_importable,
+    check_output_folder,
+    make_benchmark,
+    non_negative_int,
+    positive_int,
+)
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("compare", help="compare search methods on NAS-Bench-201 / -301 look-ups", description=__doc__)
     add_benchmark_args(p)
-    p.add_argument("--datasets", nargs="+", default=["cifar10", "cifar100", "imagenet"], help="NB201 datasets (ignored for nb301)")
-    p.add_argument("--methods", nargs="+", default=["gates", "random", "rea", "tpe"], help="method specs, e.g. gates 'gates[candidates=mixed]' rea tpe tpe-cached optuna-gates")
-    p.add_argument("--seeds", type=int, default=10, help="number of seeds (0..seeds-1)")
-    p.add_argument("--first-seed", type=int, default=0)
-    p.add_argument("--budget", type=int, default=150, help="evaluations per run")
-    p.add_argument("--checkpoints", type=int, nargs="+", default=list(ex.CHECKPOINTS))
-    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes (each uses one torch thread)")
+    p.add_argument("--datasets", nargs="+", choices=NB201_DATASETS, default=list(NB201_DATASETS),
+                   help="NB201 datasets (ignored for nb301)")
+    p.add_argument("--methods", nargs="+", default=["gates", "random", "rea", "tpe"],
+                   help=f"method specs, one of {', '.join(ex.METHODS)}, optionally with settings, e.g. "
+                        "'gates[candidates=mixed]' 'rea[population_size=20]'")
+    p.add_argument("--seeds", type=positive_int, default=10, help="number of seeds (first-seed .. first-seed+seeds-1)")
+    p.add_argument("--first-seed", type=non_negative_int, default=0)
+    p.add_argument("--budget", type=positive_int, default=150, help="evaluations per run")
+    p.add_argument("--checkpoints", type=positive_int, nargs="+", default=None,
+                   help=f"N at which the table reports the best value, each <= --budget; the budget itself is always "
+                        f"reported (default: those of {list(ex.CHECKPOINTS)} below the budget)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="parallel worker processes (each uses one torch thread)")
     p.add_argument("--out", default="results/compare", help="prefix of the raw JSON/CSV and the PNG plot per dataset")
-    p.add_argument("--no-plot", action="store_true")
-    p.set_defaults(func=run)
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG plot (it needs matplotlib)")
+    p.set_defaults(func=run, check=check)
+
+
+def checkpoints(args: argparse.Namespace) -> list[int]:
+    """The table's checkpoints: the asked ones (or the defaults below the budget) plus the budget."""
+    asked = list(ex.CHECKPOINTS) if args.checkpoints is None else list(args.checkpoints)
+    if args.checkpoints is not None:
+        beyond = sorted(c for c in asked if c > args.budget)
+        if beyond:
+            raise UsageError(f"--checkpoints {' '.join(map(str, beyond))} exceed --budget {args.budget}; "
+                             f"pass checkpoints <= {args.budget} or raise --budget")
+    return sorted({c for c in asked if c < args.budget} | {args.budget})
+
+
+def check(args: argparse.Namespace) -> None:
+    """Every argument, before the first run (the runs can take hours): the quick checks first, then each
+    method is built once (which imports torch) to check its settings."""
+    checkpoints(args)
+    check_benchmark_args(args)
+    for spec in args.methods:
+        ex.parse_method(spec)
+    if args.benchmark == "nb301":
+        check_importable("onnxruntime", "--benchmark nb301", "nb301")
+    if not args.no_plot:
+        check_importable("matplotlib", "the compare plot", "plot", alternative="pass --no-plot")
+    check_output_folder(os.path.dirname(os.path.abspath(args.out)), "--out", args.out, create=True)
+    space = _space(args.benchmark)
+    for spec in args.methods:
+        ex.check_method(spec, space)
+    if args.benchmark == "nb301":
+        try:
+            make_benchmark(args.benchmark, "cifar10", args.nb301_path, args.epoch)
+        except (FileNotFoundError, ValueError) as exc:
+            raise UsageError(f"--nb301-path: {exc}") from None
+
+
+def _space(kind: str) -> Any:
+    if kind == "nb301":
+        from gates_sampler.spaces import DartsSpace
+
+        return DartsSpace()
+    from gates_sampler.spaces import NB201Space
+
+    return NB201Space()
 
 
 def _worker_init() -> None:
@@ -41,12 +96,16 @@ def _one(task: tuple[str, str, str | None, int, str, int, int]) -> ex.Run:
 
 
 def run(args: argparse.Namespace) -> int:
-    for m in args.methods:
-        ex.parse_method(m)  # fail fast on a typo, before hours of runs
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    from tqdm.auto import tqdm
+
+    marks = checkpoints(args)
     datasets = args.datasets if args.benchmark == "nb201" else ["cifar10"]
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    checkpoints = [c for c in args.checkpoints if c <= args.budget]
-    tasks = [(args.benchmark, d, args.nb301_path, args.epoch, m, args.budget, s) for d in datasets for m in args.methods for s in seeds]
+    tasks = [(args.benchmark, d, args.nb301_path, args.epoch, m, args.budget, s)
+             for d in datasets for m in args.methods for s in seeds]
     runs: list[ex.Run] = []
     with tqdm(total=len(tasks), desc="compare runs", unit="run") as bar:
         if args.jobs <= 1:
@@ -66,13 +125,15 @@ def run(args: argparse.Namespace) -> int:
         drun = sorted((r for r in runs if r.benchmark == repr(bench)), key=lambda r: order[(d, r.method, r.seed)])
         best = benchmark_optimum(bench)
         optimum = None if best is None else best[1]
-        rows = ex.summarize(drun, bench.direction, optimum, checkpoints)
-        title = f"{bench!r}: {len(seeds)} seeds, budget {args.budget}" + (f", optimum {optimum:.3f}" if optimum is not None else "")
+        rows = ex.summarize(drun, bench.direction, optimum, marks)
+        title = ex.describe_benchmark(bench)
+        subtitle = f"{len(seeds)} seeds, budget {args.budget}" + (f", optimum {optimum:.3f}" if optimum is not None else "")
         print()
-        print(ex.format_table(rows, checkpoints, title))
+        print(ex.format_table(rows, marks, f"{title}: {subtitle}"))
         prefix = f"{args.out}_{args.benchmark}_{d}"
         files = ex.save_runs(drun, prefix)
         if not args.no_plot:
-            files.append(ex.plot_runs(drun, bench.direction, prefix + ".png", title, optimum))
+            files.append(ex.plot_runs(drun, bench.direction, prefix + ".png", f"{title}\n{subtitle}", optimum,
+                                      ylabel=ex.metric_label(bench, "best ", " so far")))
         print("wrote", ", ".join(os.path.relpath(f) for f in files))
     return 0

@@ -11,32 +11,49 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
 from typing import Any
 
-import numpy as np
-
-from gates_sampler.predictor.evaluation import (
-    ABLATION_VARIANTS,
-    NB201_POOL_SIZE,
+from gates_sampler.commands._common import (
+    LOSSES,
     PAPER_SEEDS,
-    PAPER_TABLE4_NB201,
-    PAPER_TABLE7_NB201,
     SPLITS,
-    evaluate_predictor,
-    format_ablation_table,
-    format_table,
-    load_zero_shot,
-    nb201_split,
-    results_to_json,
-    summarize,
-    time_fit,
-    train_size,
+    UsageError,
+    check_device,
+    check_output_file,
+    non_negative_int,
 )
-from gates_sampler.predictor.losses import LOSSES
-from gates_sampler.utils import resolve_device
+
+# The harness imports torch; it loads on first use (module ``__getattr__``) so that building the parser
+# for ``gates-nas --help`` stays quick. ``run`` reads these names through the module, so they can be
+# replaced in tests.
+_HARNESS_NAMES = (
+    "ABLATION_VARIANTS",
+    "NB201_POOL_SIZE",
+    "PAPER_TABLE4_NB201",
+    "PAPER_TABLE7_NB201",
+    "evaluate_predictor",
+    "format_ablation_table",
+    "format_table",
+    "load_zero_shot",
+    "nb201_split",
+    "results_to_json",
+    "summarize",
+    "time_fit",
+    "train_size",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HARNESS_NAMES:
+        from gates_sampler.predictor import evaluation
+
+        return getattr(evaluation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DATASETS = ("cifar10", "cifar100", "imagenet")
 DEFAULT_PERCENTS = (0.1, 0.5, 1.0, 2.5, 10.0)
@@ -104,13 +121,23 @@ def register(subparsers: Any) -> None:
     p.add_argument("--split", choices=SPLITS, default="random",
                    help="'random': the pool / test split drawn by --split-seed; 'first': the paper's split, "
                         "the first 7813 cells in NAS-Bench-201's index order train, the rest test")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the random pool / test split")
-    p.add_argument("--subset-seed", type=int, default=0, help="seed of the training-subset draws")
+    p.add_argument("--split-seed", type=non_negative_int, default=0, help="seed of the random pool / test split")
+    p.add_argument("--subset-seed", type=non_negative_int, default=0, help="seed of the training-subset draws")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda', ...")
     p.add_argument("--json", metavar="PATH", help="also write every run and the summary to this JSON file")
     p.add_argument("--no-timing", action="store_true", help="skip the 200-cell fit-time measurement")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Every argument, before the benchmark is loaded."""
+    if args.ablation and args.encoder == "mlp":
+        raise UsageError("--ablation compares GATES variants; drop --encoder mlp (or --ablation)")
+    if args.aux_weight is not None and not (math.isfinite(args.aux_weight) and args.aux_weight >= 0):
+        raise UsageError(f"--aux-weight must be a finite number >= 0, got {args.aux_weight}")
+    check_output_file(args.json, "--json")
+    check_device(args.device)
 
 
 def _predictor_kwargs(args: argparse.Namespace) -> dict | None:
@@ -118,8 +145,6 @@ def _predictor_kwargs(args: argparse.Namespace) -> dict | None:
     if args.arch_input:
         kwargs["arch_input"] = True
     if args.aux_weight is not None:
-        if not (args.aux_weight >= 0 and np.isfinite(args.aux_weight)):
-            raise ValueError(f"--aux-weight must be a finite number >= 0, got {args.aux_weight}")
         kwargs["aux_weight"] = args.aux_weight
     return kwargs or None
 
@@ -131,25 +156,28 @@ def _seeds(n: int) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the harness described by the parsed ``args`` and print the table."""
-    if args.ablation and args.encoder == "mlp":
-        raise ValueError("--ablation compares GATES variants; it cannot be combined with --encoder mlp")
+    import numpy as np
+
+    from gates_sampler.utils import resolve_device
+
+    h = sys.modules[__name__]
     zero_shot = None
-    split = nb201_split(args.dataset, seed=args.split_seed, split=args.split)
+    split = h.nb201_split(args.dataset, seed=args.split_seed, split=args.split)
     if args.test_cells is not None and args.test_cells < len(split.test_archs):
         keep = np.sort(np.random.default_rng(args.split_seed).choice(len(split.test_archs), args.test_cells, replace=False))
         split.test_archs = [split.test_archs[i] for i in keep]
         split.test_values = split.test_values[keep]
     if args.encoder == "gates++" or args.ablation:
         try:
-            zero_shot = load_zero_shot(split.space)
+            zero_shot = h.load_zero_shot(split.space)
         except ImportError as exc:
             print(f"gates-nas eval-predictor: {exc}", file=sys.stderr)
             return 3
     device = resolve_device(args.device)
     ratios = [p / 100.0 for p in args.ratios]
     seeds = _seeds(args.seeds)
-    variants = list(ABLATION_VARIANTS) if args.ablation else None
-    sizes = ", ".join(f"{p:g}% = {train_size(split.pool_size, r)}" for p, r in zip(args.ratios, ratios))
+    variants = list(h.ABLATION_VARIANTS) if args.ablation else None
+    sizes = ", ".join(f"{p:g}% = {h.train_size(split.pool_size, r)}" for p, r in zip(args.ratios, ratios))
     how = "first 7813 in benchmark index order" if args.split == "first" else f"split seed {args.split_seed}"
     print(
         f"NAS-Bench-201 {args.dataset} validation accuracy: pool {split.pool_size} / test {len(split.test_archs)} cells "
@@ -159,24 +187,24 @@ def run(args: argparse.Namespace) -> int:
     fit_200 = None
     if not args.no_timing:
         idx = np.random.default_rng(args.subset_seed).choice(split.pool_size, size=200, replace=False)
-        fit_200 = time_fit(
+        fit_200 = h.time_fit(
             split.space, [split.train_archs[i] for i in idx], split.train_values[idx], epochs=args.epochs,
             encoder="mlp" if args.encoder == "mlp" else "gates", loss=args.loss, device=str(device),
         )
         where = "this CPU" if device.type == "cpu" else str(device)
         print(f"fitting on 200 architectures for {args.epochs} epochs takes {fit_200:.1f} s on {where}")
-    config = {k: v for k, v in vars(args).items() if k != "func"}
-    config.update(seeds_used=seeds, device=str(device), pool_size=NB201_POOL_SIZE)
+    config = {k: v for k, v in vars(args).items() if k not in ("func", "check")}
+    config.update(seeds_used=seeds, device=str(device), pool_size=h.NB201_POOL_SIZE)
     done: list = []
 
     def save_partial(result: Any) -> None:
         # rewrite the JSON after every run, so an interrupted harness keeps what it measured
         done.append(result)
         if args.json:
-            _write_json(args.json, results_to_json(config, done, {"fit_200_seconds": fit_200, "complete": False}))
+            _write_json(args.json, h.results_to_json(config, done, {"fit_200_seconds": fit_200, "complete": False}))
 
     start = time.perf_counter()
-    results = evaluate_predictor(
+    results = h.evaluate_predictor(
         split, ratios, n_subsets=args.subsets, seeds=seeds, encoder=args.encoder, loss=args.loss,
         epochs=args.epochs, ks=args.ks, variants=variants, zero_shot=zero_shot, subset_seed=args.subset_seed,
         device=str(device), progress=not args.no_progress, on_result=save_partial,
@@ -184,17 +212,17 @@ def run(args: argparse.Namespace) -> int:
         predictor_kwargs=_predictor_kwargs(args),
     )
     wall = time.perf_counter() - start
-    rows = summarize(results)
+    rows = h.summarize(results)
     print()
     if args.ablation:
         print("Kendall's tau (mean +- std over runs) [paper Table 7, NAS-Bench-201]")
-        print(format_ablation_table(rows, PAPER_TABLE7_NB201 if args.dataset == "cifar10" else None))
+        print(h.format_ablation_table(rows, h.PAPER_TABLE7_NB201 if args.dataset == "cifar10" else None))
         print()
-    paper = PAPER_TABLE4_NB201.get(args.encoder) if args.dataset == "cifar10" and not args.ablation else None
-    print(format_table(rows, paper))
+    paper = h.PAPER_TABLE4_NB201.get(args.encoder) if args.dataset == "cifar10" and not args.ablation else None
+    print(h.format_table(rows, paper))
     print(f"\n{len(results)} fits in {wall:.0f} s (fit s = mean seconds per fit)")
     if args.json:
-        _write_json(args.json, results_to_json(config, results, {"fit_200_seconds": fit_200, "wall_seconds": wall, "complete": True}))
+        _write_json(args.json, h.results_to_json(config, results, {"fit_200_seconds": fit_200, "wall_seconds": wall, "complete": True}))
         print(f"wrote {args.json}")
     return 0
 

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import time
 from pathlib import Path
 
-import numpy as np
+from gates_sampler.commands._common import (
+    UsageError,
+    check_device,
+    check_output_folder,
+    non_negative_int,
+    positive_int,
+)
 
 SPACES = ("nb201", "darts", "nb101")
 
@@ -24,11 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--space", choices=SPACES, default="nb201", help="search space (default: nb201)")
-    p.add_argument("--limit", type=int, default=None, help="only this many architectures (required for darts / nb101)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes, one torch thread each (default: all cores)")
+    p.add_argument("--limit", type=positive_int, default=None, help="only this many architectures (required for darts / nb101)")
+    p.add_argument("--jobs", type=positive_int, default=None, help="worker processes, one torch thread each (default: all cores)")
     p.add_argument("--cache", default=None, help="SQLite file (default: $GATES_SAMPLER_CACHE or ~/.cache/gates-sampler/zeroshot.sqlite)")
     p.add_argument("--preset", choices=("proxy", "full"), default="proxy", help="network size (default: proxy)")
-    p.add_argument("--seed", type=int, default=0, help="seed of batch, initialisation and sampling (default: 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of batch, initialisation and sampling (default: 0)")
     p.add_argument("--device", default="cpu", help="device (default: cpu; 'auto' uses CUDA when present, then one process)")
     p.add_argument(
         "--export", default=None, metavar="PATH",
@@ -36,25 +43,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "reads without SQLite, e.g. on the workers of a cluster; a directory gets the file name <space>-<config>.npz",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Every argument, before any metric is computed."""
+    if args.space != "nb201" and args.limit is None:
+        raise UsageError(f"the {args.space} space is too large to enumerate; pass --limit N to draw N random architectures")
+    # both files' folders are created when missing
+    for flag, value in (("--cache", args.cache), ("--export", args.export)):
+        if value is None:
+            continue
+        path = os.path.expanduser(value)
+        if flag == "--export" and os.path.isdir(path):
+            check_output_folder(path, flag, value)
+        elif os.path.isdir(path):
+            raise UsageError(f"{flag} {value!r} is a folder; pass a file name")
+        else:
+            check_output_folder(os.path.dirname(os.path.abspath(path)), flag, value, create=True)
+    check_device(args.device)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; prints a one-line summary."""
+    import numpy as np
+
     from gates_sampler.spaces import DartsSpace, NB101Space, NB201Space
     from gates_sampler.zeroshot import ZeroShotProvider
     from gates_sampler.zeroshot.table import table_filename, write_table
 
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be a positive int, got {args.limit}")
-    if args.jobs is not None and args.jobs < 1:
-        raise ValueError(f"--jobs must be a positive int, got {args.jobs}")
     space = {"nb201": NB201Space, "darts": DartsSpace, "nb101": NB101Space}[args.space]()
     if args.space == "nb201":
         archs = list(itertools.islice(space.enumerate(), args.limit))
     else:
-        if args.limit is None:
-            raise ValueError(f"the {args.space} space is too large to enumerate; pass --limit N to draw N random architectures")
         archs = space.sample_unique(np.random.default_rng(args.seed), args.limit)
     # table=False: compute (or read from the SQLite cache) rather than copy a bundled table
     zs = ZeroShotProvider(space, cache=args.cache, preset=args.preset, seed=args.seed, device=args.device, table=False)

@@ -7,20 +7,33 @@ import json
 import os
 from typing import Any
 
-from tqdm.auto import tqdm
-
-from gates_sampler.commands._common import add_benchmark_args, benchmark_optimum, make_benchmark
-from gates_sampler.searcher import CANDIDATE_MODES, GatesPredictorSearcher
+from gates_sampler.commands._common import (
+    CANDIDATE_MODES,
+    NB201_DATASETS,
+    UsageError,
+    add_benchmark_args,
+    benchmark_optimum,
+    check_benchmark_args,
+    check_device,
+    check_importable,
+    check_output_file,
+    check_output_folder,
+    int_at_least,
+    make_benchmark,
+    non_negative_int,
+    positive_int,
+)
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("search", help="search a benchmark with the GATES searcher and print the best architecture", description=__doc__)
     add_benchmark_args(p)
-    p.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100", "imagenet"], help="NB201 dataset (default cifar10)")
-    p.add_argument("--budget", type=int, default=100, help="architectures to evaluate (default 100)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-startup", type=int, default=10)
-    p.add_argument("--n-candidates", type=int, default=200)
+    p.add_argument("--dataset", default="cifar10", choices=NB201_DATASETS, help="NB201 dataset (default cifar10)")
+    p.add_argument("--budget", type=positive_int, default=100, help="architectures to evaluate (default 100)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--n-startup", type=int_at_least(2, "an integer >= 2 (the predictor needs pairs)"), default=10,
+                   help="random architectures before the predictor is used (default 10)")
+    p.add_argument("--n-candidates", type=positive_int, default=200, help="candidates scored per proposal (default 200)")
     p.add_argument("--candidates", choices=CANDIDATE_MODES, default="random")
     zs = p.add_mutually_exclusive_group()
     zs.add_argument("--zero-shot", dest="zero_shot", action="store_const", const=True, default="auto",
@@ -28,15 +41,36 @@ def register(sub: Any) -> None:
                          "cache holds (default: GATES++ where a table ships, i.e. NAS-Bench-201, plain GATES elsewhere)")
     zs.add_argument("--no-zero-shot", dest="zero_shot", action="store_const", const=False,
                     help="plain GATES, without zero-shot information")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda', ... (default auto)")
     p.add_argument("--state", default=None, help="save the searcher here after every evaluation; resume from it if it exists")
     p.add_argument("--json", default=None, help="write the history (arch, value) as JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Every argument, before the benchmark is loaded."""
+    check_benchmark_args(args)
+    if args.benchmark == "nb301":
+        check_importable("onnxruntime", "--benchmark nb301", "nb301")
+    check_output_file(args.json, "--json")
+    if args.state is not None:
+        if os.path.exists(args.state) and not os.path.isfile(args.state):
+            raise UsageError(f"--state {args.state!r} is not a file; pass a file name")
+        # the state's folder is created when missing
+        check_output_folder(os.path.dirname(os.path.abspath(args.state)), "--state", args.state, create=True)
+    check_device(args.device)
+    if args.benchmark == "nb301":
+        try:
+            make_benchmark(args.benchmark, "cifar10", args.nb301_path, args.epoch)
+        except (FileNotFoundError, ValueError) as exc:
+            raise UsageError(f"--nb301-path: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.budget < 1:
-        raise ValueError(f"--budget must be positive, got {args.budget}")
+    from tqdm.auto import tqdm
+
+    from gates_sampler.searcher import GatesPredictorSearcher
+
     bench = make_benchmark(args.benchmark, args.dataset if args.benchmark == "nb201" else "cifar10", args.nb301_path, args.epoch)
     settings = dict(
         direction=bench.direction, seed=args.seed, n_startup=args.n_startup,
