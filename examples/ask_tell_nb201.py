@@ -6,18 +6,19 @@
 from __future__ import annotations
 
 import argparse
+from typing import Sequence
 
 from gates_sampler import GatesPredictorSearcher
 from gates_sampler.benchmarks import NB201Benchmark
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100", "imagenet"])
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="architectures proposed per step, as for parallel workers")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     bench = NB201Benchmark(args.dataset)
     searcher = GatesPredictorSearcher(bench.space, seed=args.seed)

@@ -14,13 +14,12 @@ hold the same architecture at the same time.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import tempfile
 import time
-
-import json
-from typing import Any
+from typing import Any, Sequence
 
 import optuna
 import torch
@@ -80,7 +79,7 @@ def run(url: str, study_name: str, workers: int, trials: int, seed: int, dataset
     return optuna.load_study(study_name=study_name, storage=open_storage(url))
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=3, help="worker processes")
     parser.add_argument("--trials", type=int, default=20, help="trials per worker")
@@ -93,7 +92,7 @@ def main() -> None:
     parser.add_argument("--n-candidates", type=int, default=200, help="candidates scored per proposal")
     parser.add_argument("--warm-epochs", type=int, default=10, help="epochs of each warm-started refit")
     parser.add_argument("--predictor", default="{}", help='Predictor settings as JSON, e.g. \'{"epochs": 50, "hidden": 64}\'')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.workers < 1 or args.trials < 1:
         parser.error("--workers and --trials must be positive")
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Sequence
 
 import optuna
 
@@ -18,13 +19,13 @@ from gates_sampler import GatesSampler
 from gates_sampler.benchmarks import NB201Benchmark
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100", "imagenet"])
     parser.add_argument("--n-startup", type=int, default=10, help="random trials before the predictor is used")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     bench = NB201Benchmark(args.dataset)
     space = bench.space

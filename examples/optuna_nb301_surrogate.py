@@ -3,10 +3,11 @@
 Each trial suggests a DARTS genotype (normal + reduce cell) and asks the YAHPO Gym NB301 ONNX
 surrogate for its validation accuracy after 98 epochs. The surrogate needs ``onnxruntime``
 (``pip install 'gates-sampler[nb301]'``) and its files (``new_model.onnx`` or ``model.onnx`` plus
-``encoding.json`` from the ``nb301/`` folder of https://github.com/slds-lmu/yahpo_data).
+``encoding.json`` from the ``nb301/`` folder of https://github.com/slds-lmu/yahpo_data), whose folder
+is passed as ``--path`` or in the environment variable ``GATES_NB301_PATH``.
 
     python examples/optuna_nb301_surrogate.py --path /data/yahpo_data/nb301 --trials 100
-    python examples/optuna_nb301_surrogate.py --compare-random       # also run a random-search baseline
+    GATES_NB301_PATH=/data/yahpo_data/nb301 python examples/optuna_nb301_surrogate.py --compare-random
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import Sequence
 
 import optuna
 
@@ -23,7 +25,8 @@ from gates_sampler.benchmarks import NB301Benchmark
 from gates_sampler.benchmarks.nb301 import DARTS_V2
 from gates_sampler.spaces import DartsSpace
 
-_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench301" / "slds-lmu_yahpo_data" / "v1_initial_3a646b8"
+#: environment variable naming the surrogate folder when --path is not given
+PATH_VARIABLE = "GATES_NB301_PATH"
 
 
 def run(sampler: optuna.samplers.BaseSampler, bench: NB301Benchmark, space: DartsSpace, n_trials: int) -> optuna.Study:
@@ -44,21 +47,27 @@ def best_so_far(study: optuna.Study, checkpoints: list[int]) -> list[float]:
     return [max(values[:n]) for n in checkpoints]
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default = os.environ.get("GATES_NB301_PATH") or (str(_SHARED) if _SHARED.is_dir() else None)
-    parser.add_argument("--path", default=default, help=f"folder of the YAHPO nb301 surrogate (default: {default})")
+    parser.add_argument("--path", default=os.environ.get(PATH_VARIABLE),
+                        help=f"folder of the YAHPO nb301 surrogate (default: ${PATH_VARIABLE})")
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--startup", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare-random", action="store_true", help="also run Optuna's RandomSampler")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.path is None:
-        parser.error("pass --path to the YAHPO nb301 surrogate folder (new_model.onnx + encoding.json)")
+        parser.error(f"pass --path FOLDER (or set {PATH_VARIABLE}) to the YAHPO nb301 surrogate folder: new_model.onnx "
+                     "(or model.onnx) and encoding.json from the nb301/ folder of github.com/slds-lmu/yahpo_data")
+    if not Path(args.path).expanduser().exists():
+        parser.error(f"the NB301 surrogate folder {args.path!r} does not exist; pass --path FOLDER (or set {PATH_VARIABLE})")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     space = DartsSpace()
-    bench = NB301Benchmark(args.path)
+    try:
+        bench = NB301Benchmark(str(Path(args.path).expanduser()))
+    except (FileNotFoundError, ValueError, ImportError) as exc:  # files missing or not the surrogate's; no onnxruntime
+        parser.error(str(exc))
     print(f"NB301 surrogate: DARTS-V2 scores {bench.query(DARTS_V2):.2f} % (validation accuracy, epoch 98)")
 
     runs = {"GATES": GatesSampler(space, n_startup_trials=args.startup, seed=args.seed)}

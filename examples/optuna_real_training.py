@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
+from typing import Sequence
 
 import optuna
 import torch
@@ -26,7 +28,7 @@ from gates_sampler.benchmarks.training import OptunaPruningCallback
 from gates_sampler.spaces import NB201Space
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--startup", type=int, default=6, help="random trials before the predictor is used")
@@ -40,7 +42,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.cifar_root and not (Path(args.cifar_root).expanduser() / "cifar-10-batches-py").is_dir():
+        parser.error(f"--cifar-root {args.cifar_root!r} holds no cifar-10-batches-py/ folder; download CIFAR-10 "
+                     "(python version) from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it there, "
+                     "or leave out --cifar-root to train on synthetic demo data")
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 

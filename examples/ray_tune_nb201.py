@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Sequence
 
 import ray
 from ray import tune
@@ -31,7 +32,7 @@ def evaluate(config: dict, bench: NB201Benchmark) -> None:
     tune.report({"val_acc": bench.query(arch), "arch": str(arch)})
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local one)")
     parser.add_argument("--trials", type=int, default=50, help="number of cells to evaluate")
@@ -41,7 +42,7 @@ def main() -> None:
     parser.add_argument("--storage", default=os.path.abspath("ray_results"), help="where Tune writes the experiment")
     parser.add_argument("--name", default="gates_nb201", help="experiment name (a folder under --storage)")
     parser.add_argument("--resume", action="store_true", help="resume the interrupted experiment --storage/--name")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.trials < 1 or args.concurrency < 1:
         parser.error("--trials and --concurrency must be positive")
 
