@@ -85,7 +85,7 @@ def test_compare_on_the_nb301_surrogate_has_no_regret_column(tmp_path, capsys):
 
 # ----- arguments checked before any work ---------------------------------------------------------------
 
-#: every bad command line -> a fragment of its message (the whole table is in the README's CLI section)
+#: every bad command line -> a fragment of its message
 BAD_INPUTS = [
     (["compare", "--seeds", "0"], "argument --seeds: expected a positive integer, got '0'"),
     (["compare", "--budget", "-5"], "argument --budget: expected a positive integer, got '-5'"),
