@@ -60,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(f"pass --path FOLDER (or set {PATH_VARIABLE}) to the YAHPO nb301 surrogate folder: new_model.onnx "
                      "(or model.onnx) and encoding.json from the nb301/ folder of github.com/slds-lmu/yahpo_data")
     if not Path(args.path).expanduser().exists():
-        parser.error(f"the NB301 surrogate folder {args.path!r} does not exist; pass --path FOLDER (or set {PATH_VARIABLE})")
+        parser.error(f"the NB301 surrogate folder {args.path!r} does not exist; "
+                     f"pass --path FOLDER (or set {PATH_VARIABLE})")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     space = DartsSpace()

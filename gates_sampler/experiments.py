@@ -251,7 +251,8 @@ def summarize(runs: Sequence[Run], direction: str, optimum: float | None, checkp
 def format_table(rows: Sequence[dict[str, Any]], checkpoints: Sequence[int] = CHECKPOINTS, title: str = "") -> str:
     """A plain-text table of :func:`summarize` rows."""
     first, last = rows[0]["ask_window"]
-    head = ["method"] + [f"N={n}" for n in checkpoints] + [f"regret@{n}" for n in checkpoints if f"regret@{n}" in rows[0]]
+    head = ["method"] + [f"N={n}" for n in checkpoints]
+    head += [f"regret@{n}" for n in checkpoints if f"regret@{n}" in rows[0]]
     head += ["ask s (median)", f"ask s (trials {first}-{last})"]
     lines = []
     for r in rows:

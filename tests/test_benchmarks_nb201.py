@@ -19,8 +19,7 @@ import pytest
 from conftest import data_path
 from scipy import stats
 
-from gates_sampler.benchmarks import NB201Benchmark
-from gates_sampler.benchmarks import nb201
+from gates_sampler.benchmarks import NB201Benchmark, nb201
 from gates_sampler.benchmarks.nb201 import DATASETS, METRICS, TABLE_PATH
 from gates_sampler.spaces import NB201Space
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 optuna = pytest.importorskip("optuna", reason="the OptunaHub package needs optuna: pip install 'gates-sampler[optuna]'")
-optunahub = pytest.importorskip("optunahub", reason="optunahub is not installed: pip install optunahub (in the dev extra)")
+optunahub = pytest.importorskip(
+    "optunahub", reason="optunahub is not installed: pip install optunahub (it is in the dev extra)"
+)
 
 REGISTRY_ROOT = Path(__file__).resolve().parents[1] / "integrations" / "optunahub"
 PACKAGE = "samplers/gates_sampler"

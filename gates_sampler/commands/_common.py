@@ -118,7 +118,9 @@ def check_importable(module: str, feature: str, extra: str, alternative: str = "
     """``module`` is installed, else a message naming the extra to install."""
     if importlib.util.find_spec(module) is None:
         hint = f" or {alternative}" if alternative else ""
-        raise UsageError(f"{feature} needs {module}, which is not installed: pip install 'gates-sampler[{extra}]'{hint}")
+        raise UsageError(
+            f"{feature} needs {module}, which is not installed: pip install 'gates-sampler[{extra}]'{hint}"
+        )
 
 
 @lru_cache(maxsize=None)

@@ -35,7 +35,8 @@ def register(sub: Any) -> None:
     p.add_argument("--checkpoints", type=positive_int, nargs="+", default=None,
                    help=f"N at which the table reports the best value, each <= --budget; the budget itself is always "
                         f"reported (default: those of {list(ex.CHECKPOINTS)} below the budget)")
-    p.add_argument("--jobs", type=positive_int, default=1, help="parallel worker processes (each uses one torch thread)")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="parallel worker processes (each uses one torch thread)")
     p.add_argument("--out", default="results/compare", help="prefix of the raw JSON/CSV and the PNG plot per dataset")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot (it needs matplotlib)")
     p.set_defaults(func=run, check=check)
@@ -127,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
         optimum = None if best is None else best[1]
         rows = ex.summarize(drun, bench.direction, optimum, marks)
         title = ex.describe_benchmark(bench)
-        subtitle = f"{len(seeds)} seeds, budget {args.budget}" + (f", optimum {optimum:.3f}" if optimum is not None else "")
+        subtitle = f"{len(seeds)} seeds, budget {args.budget}"
+        if optimum is not None:
+            subtitle += f", optimum {optimum:.3f}"
         print()
         print(ex.format_table(rows, marks, f"{title}: {subtitle}"))
         prefix = f"{args.out}_{args.benchmark}_{d}"

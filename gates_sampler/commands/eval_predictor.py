@@ -222,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
     print(h.format_table(rows, paper))
     print(f"\n{len(results)} fits in {wall:.0f} s (fit s = mean seconds per fit)")
     if args.json:
-        _write_json(args.json, h.results_to_json(config, results, {"fit_200_seconds": fit_200, "wall_seconds": wall, "complete": True}))
+        summary = {"fit_200_seconds": fit_200, "wall_seconds": wall, "complete": True}
+        _write_json(args.json, h.results_to_json(config, results, summary))
         print(f"wrote {args.json}")
     return 0
 

@@ -31,11 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--space", choices=SPACES, default="nb201", help="search space (default: nb201)")
-    p.add_argument("--limit", type=positive_int, default=None, help="only this many architectures (required for darts / nb101)")
-    p.add_argument("--jobs", type=positive_int, default=None, help="worker processes, one torch thread each (default: all cores)")
-    p.add_argument("--cache", default=None, help="SQLite file (default: $GATES_SAMPLER_CACHE or ~/.cache/gates-sampler/zeroshot.sqlite)")
+    p.add_argument("--limit", type=positive_int, default=None,
+                   help="only this many architectures (required for darts / nb101)")
+    p.add_argument("--jobs", type=positive_int, default=None,
+                   help="worker processes, one torch thread each (default: all cores)")
+    p.add_argument("--cache", default=None,
+                   help="SQLite file (default: $GATES_SAMPLER_CACHE or ~/.cache/gates-sampler/zeroshot.sqlite)")
     p.add_argument("--preset", choices=("proxy", "full"), default="proxy", help="network size (default: proxy)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of batch, initialisation and sampling (default: 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of batch, initialisation and sampling (default: 0)")
     p.add_argument("--device", default="cpu", help="device (default: cpu; 'auto' uses CUDA when present, then one process)")
     p.add_argument(
         "--export", default=None, metavar="PATH",
@@ -49,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def check(args: argparse.Namespace) -> None:
     """Every argument, before any metric is computed."""
     if args.space != "nb201" and args.limit is None:
-        raise UsageError(f"the {args.space} space is too large to enumerate; pass --limit N to draw N random architectures")
+        raise UsageError(
+            f"the {args.space} space is too large to enumerate; pass --limit N to draw N random architectures"
+        )
     # both files' folders are created when missing
     for flag, value in (("--cache", args.cache), ("--export", args.export)):
         if value is None:

@@ -33,7 +33,8 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--n-startup", type=int_at_least(2, "an integer >= 2 (the predictor needs pairs)"), default=10,
                    help="random architectures before the predictor is used (default 10)")
-    p.add_argument("--n-candidates", type=positive_int, default=200, help="candidates scored per proposal (default 200)")
+    p.add_argument("--n-candidates", type=positive_int, default=200,
+                   help="candidates scored per proposal (default 200)")
     p.add_argument("--candidates", choices=CANDIDATE_MODES, default="random")
     zs = p.add_mutually_exclusive_group()
     zs.add_argument("--zero-shot", dest="zero_shot", action="store_const", const=True, default="auto",

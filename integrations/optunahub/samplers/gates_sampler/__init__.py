@@ -7,5 +7,4 @@ this registry package only re-exports its public names.
 from gates_sampler import GatesSampler
 from gates_sampler.spaces import CellSpace, DartsSpace, NB101Space, NB201Space
 
-
-__all__ = ["GatesSampler", "NB201Space", "DartsSpace", "NB101Space", "CellSpace"]
+__all__ = ["CellSpace", "DartsSpace", "GatesSampler", "NB101Space", "NB201Space"]

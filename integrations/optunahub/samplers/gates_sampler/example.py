@@ -2,7 +2,10 @@
 with GatesSampler loaded through OptunaHub.
 
     pip install optunahub -r requirements.txt
-    python example.py            # loads this folder; after registration: optunahub.load_module("samplers/gates_sampler")
+    python example.py
+
+It loads this folder; once the package is registered, ``optunahub.load_module("samplers/gates_sampler")``
+loads it from the registry.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from pathlib import Path
 
 import optuna
 import optunahub
+
 from gates_sampler.benchmarks import NB201Benchmark
 
-
 # the registry root is the folder that holds samplers/
-module = optunahub.load_local_module(package="samplers/gates_sampler", registry_root=str(Path(__file__).resolve().parents[2]))
+registry_root = str(Path(__file__).resolve().parents[2])
+module = optunahub.load_local_module(package="samplers/gates_sampler", registry_root=registry_root)
 
 bench = NB201Benchmark("cifar10")
 space = module.NB201Space()

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gates_sampler
-from gates_sampler.benchmarks import NB201Benchmark
 import optuna
 import optunahub
 
+import gates_sampler
+from gates_sampler.benchmarks import NB201Benchmark
 
 REGISTRY_ROOT = str(Path(__file__).resolve().parents[3])
 module = optunahub.load_local_module(package="samplers/gates_sampler", registry_root=REGISTRY_ROOT)
