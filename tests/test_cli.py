@@ -97,6 +97,8 @@ BAD_INPUTS = [
     (["compare", "--datasets", "cifar-10"], "argument --datasets: invalid choice: 'cifar-10'"),
     (["compare", "--epoch", "99"], "argument --epoch: expected an epoch 1..98"),
     (["compare", "--methods", "gates", "hyperband"], "unknown method 'hyperband'"),
+    (["compare", "--methods", "rea", "random", "rea"], "--methods lists 'rea' more than once; name each once"),
+    (["compare", "--datasets", "cifar10", "cifar10"], "--datasets lists 'cifar10' more than once"),
     (["compare", "--methods", "gates[foo=1]"], "unknown setting(s) ['foo']; gates takes ['n_startup'"),
     (["compare", "--methods", "gates[n_candidates=abc]"], "setting n_candidates must be int, got 'abc'"),
     (["compare", "--methods", "gates[candidates=foo]"], "candidates must be one of ('random', 'mutation', 'mixed')"),

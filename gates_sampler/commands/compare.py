@@ -58,6 +58,10 @@ def check(args: argparse.Namespace) -> None:
     method is built once (which imports torch) to check its settings."""
     checkpoints(args)
     check_benchmark_args(args)
+    for flag, values in (("--methods", args.methods), ("--datasets", args.datasets)):
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise UsageError(f"{flag} lists {', '.join(map(repr, twice))} more than once; name each once")
     for spec in args.methods:
         ex.parse_method(spec)
     if args.benchmark == "nb301":
