@@ -34,6 +34,8 @@ RESERVED_SETTINGS = ("seed", "direction", "space", "search_space")
 #: the runs' asks whose median time the table reports: 20 asks ending at this trial (or at the budget)
 ASK_WINDOW_END = 110
 ASK_WINDOW = 20
+#: NAS-Bench-201's own names of NB201Benchmark's datasets
+NB201_DATASET_NAMES = {"cifar10": "cifar10-valid", "imagenet": "ImageNet16-120"}
 #: name and unit of the benchmarks' metrics
 METRIC_LABELS = {
     "val_acc": ("validation accuracy", "%"),
@@ -181,7 +183,9 @@ def _run_optuna(name: str, kwargs: dict[str, Any], benchmark: Any, budget: int, 
     sampler: Any = cls(space, seed=seed, **kwargs) if name == "optuna-gates" else cls(seed=seed, **kwargs)
     study = optuna.create_study(direction=benchmark.direction, sampler=sampler)
     cache: dict[str, float] = {}
-    values, times, archs = [], [], []
+    values: list[float] = []
+    times: list[float] = []
+    archs: list[str] = []
     max_trials = budget * 50  # a cached TPE that only repeats itself must still stop
     for _ in range(max_trials):
         if len(values) >= budget:
@@ -285,7 +289,7 @@ def describe_benchmark(bench: Any) -> str:
     metric = metric_label(bench)
     name = type(bench).__name__
     if name == "NB201Benchmark":
-        return f"NAS-Bench-201 {bench.dataset}, {metric}"
+        return f"NAS-Bench-201 {NB201_DATASET_NAMES.get(bench.dataset, bench.dataset)}, {metric}"
     if name == "NB301Benchmark":
         return f"NAS-Bench-301 surrogate (epoch {bench.epoch}), {metric}"
     return f"{name}, {metric}"
@@ -294,8 +298,8 @@ def describe_benchmark(bench: Any) -> str:
 def metric_label(bench: Any, prefix: str = "", suffix: str = "") -> str:
     """The benchmark's metric with its unit, e.g. ``metric_label(b, "best ", " so far")`` ->
     ``"best validation accuracy so far (%)"`` (``"value"`` where the benchmark names no metric)."""
-    metric = getattr(bench, "metric", None)
-    name, unit = METRIC_LABELS.get(metric, (str(metric) if metric else "value", ""))
+    metric = str(getattr(bench, "metric", None) or "value")
+    name, unit = METRIC_LABELS.get(metric, (metric, ""))
     return f"{prefix}{name}{suffix}" + (f" ({unit})" if unit else "")
 
 
