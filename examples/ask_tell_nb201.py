@@ -10,6 +10,7 @@ from typing import Sequence
 
 from gates_sampler import GatesPredictorSearcher
 from gates_sampler.benchmarks import NB201Benchmark
+from gates_sampler.loop import Step, run_search
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -22,13 +23,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     bench = NB201Benchmark(args.dataset)
     searcher = GatesPredictorSearcher(bench.space, seed=args.seed)
-    while searcher.n_told < args.budget:
-        # ask(n) hands out n distinct architectures, e.g. one per GPU; tell() takes results in any order
-        batch = searcher.ask(min(args.workers, args.budget - searcher.n_told))
-        for arch in batch:
-            searcher.tell(arch, bench.query(arch))
+
+    def report(step: Step) -> None:
         arch, value = searcher.best
         print(f"{searcher.n_told:4d} evaluated, best {value:.3f}  {arch}")
+
+    # batch_size=n asks n distinct architectures at once (ask_batch), e.g. one per GPU; tell() takes
+    # results in any order
+    run_search(searcher, bench.query, args.budget, batch_size=args.workers, callback=report)
 
     optimum = bench.optimum()[1]
     print(f"best after {searcher.n_told}: {searcher.best[1]:.3f} (benchmark optimum {optimum:.3f})")

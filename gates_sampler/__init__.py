@@ -11,10 +11,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from gates_sampler.loop import run_search
     from gates_sampler.searcher import GatesPredictorSearcher
 
 __version__ = "0.1.0"
-__all__ = ["GatesPredictorSearcher", "GatesSampler", "GatesSearcher", "__version__"]
+__all__ = ["GatesPredictorSearcher", "GatesSampler", "GatesSearcher", "run_search", "__version__"]
 
 logging.getLogger("gates_sampler").addHandler(logging.NullHandler())
 
@@ -30,6 +31,10 @@ def __getattr__(name: str) -> Any:
         from gates_sampler.searcher import GatesPredictorSearcher
 
         return GatesPredictorSearcher
+    if name == "run_search":
+        from gates_sampler.loop import run_search
+
+        return run_search
     if name in _LAZY:
         module, dist, extra = _LAZY[name]
         import importlib

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gates_sampler import experiments as ex
+from gates_sampler.experiments import comparison as ex
 from gates_sampler.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,7 +187,7 @@ def test_building_the_parser_imports_no_torch() -> None:
 def test_mirrored_choices_agree_with_their_sources() -> None:
     from gates_sampler.benchmarks.nb201 import DATASETS
     from gates_sampler.commands import _common
-    from gates_sampler.predictor.evaluation import PAPER_SEEDS, SPLITS
+    from gates_sampler.experiments.predictor_quality import PAPER_SEEDS, SPLITS
     from gates_sampler.predictor.losses import LOSSES
     from gates_sampler.searcher import CANDIDATE_MODES
 

@@ -12,7 +12,7 @@ from conftest import make_spaces
 
 from gates_sampler.benchmarks import NB201Benchmark
 from gates_sampler.predictor import LOSSES, GatesEncoder, Predictor
-from gates_sampler.predictor import evaluation as ev
+from gates_sampler.experiments import predictor_quality as ev
 from gates_sampler.spaces import CellBatch, DartsArch, DartsSpace, GraphBatch, NB101Space, NB201Space
 from test_spaces import permute_edge_cell, permute_node_arch
 

@@ -19,9 +19,9 @@ NB201_DATASETS = ("cifar10", "cifar100", "imagenet")
 CANDIDATE_MODES = ("random", "mutation", "mixed")
 #: ``gates_sampler.predictor.losses.LOSSES``
 LOSSES = ("hinge", "bce", "comparator", "listmle", "mse")
-#: ``gates_sampler.predictor.evaluation.SPLITS``
+#: ``gates_sampler.experiments.predictor_quality.SPLITS``
 SPLITS = ("random", "first")
-#: ``gates_sampler.predictor.evaluation.PAPER_SEEDS``
+#: ``gates_sampler.experiments.predictor_quality.PAPER_SEEDS``
 PAPER_SEEDS = (21, 2021, 202121)
 #: NB301 surrogate fidelities
 NB301_EPOCHS = (1, 98)

@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Any
 
-from gates_sampler import experiments as ex
+from gates_sampler.experiments import comparison as ex
 from gates_sampler.commands._common import (
     NB201_DATASETS,
     UsageError,
@@ -89,10 +89,20 @@ def _space(kind: str) -> Any:
     return NB201Space()
 
 
+def _quiet_optuna() -> None:
+    """One INFO line per Optuna trial would drown the table: the command (not the library) turns them off."""
+    try:
+        import optuna
+    except ModuleNotFoundError:
+        return
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def _worker_init() -> None:
     import torch
 
     torch.set_num_threads(1)
+    _quiet_optuna()
 
 
 def _one(task: tuple[str, str, str | None, int, str, int, int]) -> ex.Run:
@@ -106,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
+    _quiet_optuna()
     marks = checkpoints(args)
     datasets = args.datasets if args.benchmark == "nb201" else ["cifar10"]
     seeds = range(args.first_seed, args.first_seed + args.seeds)

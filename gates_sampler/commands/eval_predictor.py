@@ -49,7 +49,7 @@ _HARNESS_NAMES = (
 
 def __getattr__(name: str) -> Any:
     if name in _HARNESS_NAMES:
-        from gates_sampler.predictor import evaluation
+        from gates_sampler.experiments import predictor_quality as evaluation
 
         return getattr(evaluation, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

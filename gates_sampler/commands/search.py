@@ -68,8 +68,7 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
+    from gates_sampler.loop import Step, run_search
     from gates_sampler.searcher import GatesPredictorSearcher
 
     bench = make_benchmark(args.benchmark, args.dataset if args.benchmark == "nb201" else "cifar10", args.nb301_path, args.epoch)
@@ -83,17 +82,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"resumed from {args.state} with {searcher.n_told} results")
     else:
         searcher = GatesPredictorSearcher(bench.space, **settings)
-    # architectures asked before an interruption are evaluated first, so nothing asked is lost
-    todo = searcher.pending
-    with tqdm(total=args.budget, initial=min(searcher.n_told, args.budget), desc="search", unit="arch") as bar:
-        while searcher.n_told < args.budget:
-            arch = todo.pop(0) if todo else searcher.ask()
-            searcher.tell(arch, bench.query(arch))
-            if args.state:
-                searcher.save(args.state)
-            best = searcher.best
-            bar.set_postfix(best=f"{best[1]:.3f}" if best else "-")
-            bar.update()
+
+    def save(step: Step) -> None:
+        searcher.save(args.state)
+
+    # pending architectures (asked before an interruption) are evaluated first, so nothing asked is lost
+    run_search(searcher, bench.query, args.budget, callback=save if args.state else None, progress=True)
     best_arch, best_value = searcher.best  # type: ignore[misc]
     print(f"best architecture after {searcher.n_told} evaluations: {best_arch}")
     print(f"best value: {best_value:.4f}")

@@ -12,7 +12,7 @@ Raw values of some metrics span many orders of magnitude (synflow 0..1e10 on the
 network and 1e30+ at full size, flops 1e4..1e5 per op), so those dimensions go through
 ``sign(x) * log1p(|x|)``; then every dimension is standardised with statistics of a fixed, seeded
 reference sample of the space (parametric ops only, so that parameter-free ops stay exactly zero).
-Which dimensions are log-transformed was chosen by measurement (benchmarks/zeroshot_scaling.py,
+Which dimensions are log-transformed was chosen by measurement (scripts/zeroshot_scaling.py,
 3000 NB201 cells): the transform that gives the smaller |skewness|. Per-op metrics are all
 log-transformed; of the architecture-level ones only synflow (relu_logdet is already a log, and
 log1p skews the network sums of grad_norm / snip / plain). The statistics are part of the
@@ -41,7 +41,7 @@ from gates_sampler.zeroshot.table import ZeroShotTable, bundled_table
 logger = logging.getLogger("gates_sampler")
 
 #: network / batch presets per space. "proxy" is a smaller network measured to keep the ranking of
-#: the full-size metrics (benchmarks/zeroshot_proxy.py); "full" is the benchmark's own network.
+#: the full-size metrics (scripts/zeroshot_proxy.py); "full" is the benchmark's own network.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "nb201": {
         "proxy": {"network": {"C": 8, "N": 1}, "batch_size": 16, "image_size": 16},

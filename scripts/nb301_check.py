@@ -1,6 +1,6 @@
 """Check the NAS-Bench-301 (YAHPO ONNX) surrogate against known values and print a table.
 
-    python benchmarks/nb301_check.py [--path FOLDER] [--naslib zc_nasbench301.json]
+    python scripts/nb301_check.py [--path FOLDER] [--naslib zc_nasbench301.json]
 
 Prints: DARTS-V2 validation accuracy at epochs 1/50/98 and its runtime, the Spearman / Kendall rank
 correlation between the surrogate and the 725 labelled NASLib cells, and the query throughput.

@@ -5,8 +5,8 @@ Trains the network of one NB201 cell for ``--epochs`` epochs on random CIFAR-siz
 and once with mixed precision (float16 + gradient scaling on CUDA, bfloat16 autocast on CPU), and
 prints a table of images/s (training, last epoch), wall time and peak GPU memory.
 
-    python benchmarks/gpu_training.py                         # CUDA, C=16, N=5, 10240 images, batch 256
-    python benchmarks/gpu_training.py --device cpu --C 4 --N 1 --n-images 512 --batch-size 64   # CPU check
+    python scripts/gpu_training.py                         # CUDA, C=16, N=5, 10240 images, batch 256
+    python scripts/gpu_training.py --device cpu --C 4 --N 1 --n-images 512 --batch-size 64   # CPU check
 
 Exits with a message when CUDA is asked for but absent.
 """

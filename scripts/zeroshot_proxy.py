@@ -5,7 +5,7 @@ Computes all metrics on ``--cells`` random NAS-Bench-201 cells with the full-siz
 correlation, over cells, of every architecture-level metric and of every per-op metric (over all
 (cell, op position) pairs with parameters), and the seconds per cell of each configuration.
 
-    nice python benchmarks/zeroshot_proxy.py --cells 100
+    nice python scripts/zeroshot_proxy.py --cells 100
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
 2. Seconds per cell of the zero-shot computation (one process, one torch thread) for NB201 and
    DARTS, full-size and proxy.
 
-    nice python benchmarks/zeroshot_check.py --cells 1000 --time-cells 5
+    nice python scripts/zeroshot_check.py --cells 1000 --time-cells 5
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Reads cached NB201 results (run ``gates-nas precompute-zeroshot`` first) and prints, per metric,
 the range and skewness of raw and signed-log1p values over parametric ops / architectures.
 
-    python benchmarks/zeroshot_scaling.py --cells 2000
+    python scripts/zeroshot_scaling.py --cells 2000
 """
 
 from __future__ import annotations

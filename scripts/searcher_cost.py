@@ -1,6 +1,6 @@
 """Cost of the core searcher on this machine: ask() time by history size and peak memory.
 
-    python benchmarks/searcher_cost.py --budget 150 --seeds 3
+    python scripts/searcher_cost.py --budget 150 --seeds 3
 
 Prints the median ask() time around 25/50/100/150 told architectures for each refit policy, the
 time of a first (from-scratch) fit, and the process's peak resident memory after the runs.

@@ -4,7 +4,7 @@ Both run the same settings (default predictor, n_startup=10, n_candidates=200) w
 NAS-Bench-201 look-ups, sequentially (Tune with ``ConcurrencyLimiter(max_concurrent=1)``), so the
 searcher sees exactly the same ask/tell sequence in both. One Ray session serves all seeds.
 
-    nice python benchmarks/ray_efficiency.py --seeds 0 1 2 3 4 --budget 50 --dataset cifar10
+    nice python scripts/ray_efficiency.py --seeds 0 1 2 3 4 --budget 50 --dataset cifar10
 """
 
 from __future__ import annotations

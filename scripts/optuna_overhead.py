@@ -1,8 +1,8 @@
 """How much time does GatesSampler spend per trial, next to Optuna's TPESampler, and does running the
 GATES loop inside Optuna find the same cells as the core searcher?
 
-    python benchmarks/optuna_overhead.py overhead --trials 110 --window 90 110
-    python benchmarks/optuna_overhead.py quality --dataset cifar100 --seeds 0 1 2 --trials 50
+    python scripts/optuna_overhead.py overhead --trials 110 --window 90 110
+    python scripts/optuna_overhead.py quality --dataset cifar100 --seeds 0 1 2 --trials 50
 
 ``overhead`` runs one in-memory (or SQLite) study per sampler on the NAS-Bench-201 look-up (so the
 objective itself costs nothing) and times every sampler call (``before_trial``,

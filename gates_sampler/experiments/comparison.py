@@ -159,26 +159,20 @@ def _make_searcher(name: str, kwargs: dict[str, Any], benchmark: Any, seed: int)
     return _method_class(name)(benchmark.space, direction=benchmark.direction, seed=seed, **kwargs)
 
 
-def _run_asktell(searcher: AskTellSearcher, benchmark: Any, budget: int, progress: Callable[[], None] | None) -> tuple[list[float], list[float], list[str]]:
-    values, times, archs = [], [], []
-    for _ in range(budget):
-        t = time.perf_counter()
-        arch = searcher.ask()
-        times.append(time.perf_counter() - t)
-        v = benchmark.query(arch)
-        searcher.tell(arch, v)
-        values.append(v)
-        archs.append(str(arch))
-        if progress:
-            progress()
-    return values, times, archs
+def _run_asktell(
+    searcher: AskTellSearcher, benchmark: Any, budget: int, progress: Callable[[], None] | None
+) -> tuple[list[float], list[float], list[str]]:
+    from gates_sampler.loop import run_search
+
+    steps = run_search(searcher, benchmark.query, budget, callback=(lambda _: progress()) if progress else None)
+    values = [float("nan") if s.value is None else s.value for s in steps]
+    return values, [s.ask_seconds for s in steps], [str(s.arch) for s in steps]
 
 
 def _run_optuna(name: str, kwargs: dict[str, Any], benchmark: Any, budget: int, seed: int, progress: Callable[[], None] | None) -> tuple[list[float], list[float], list[str]]:
     cls = _method_class(name)
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = benchmark.space
     sampler: Any = cls(space, seed=seed, **kwargs) if name == "optuna-gates" else cls(seed=seed, **kwargs)
     study = optuna.create_study(direction=benchmark.direction, sampler=sampler)
@@ -308,12 +302,11 @@ def plot_runs(
     ylabel: str = "best value so far",
 ) -> str:
     """Best-so-far curves (mean and a +-1 std band per method) as a PNG."""
-    import matplotlib
+    # A bare Figure draws without pyplot, so no matplotlib backend is chosen or changed for the caller.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
     for method in dict.fromkeys(r.method for r in runs):
         traj = [r.best_so_far(direction) for r in runs if r.method == method]
         n = min(len(t) for t in traj)
@@ -333,5 +326,4 @@ def plot_runs(
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

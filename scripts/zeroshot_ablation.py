@@ -4,7 +4,7 @@ Uses the harness of ``gates-nas eval-predictor`` (same split, subsets, seeds and
 only pool and test cells present in the zero-shot cache, so it can run before the whole space is
 precomputed; training sizes are the paper's 0.5 / 1 / 2.5 % of the 7813-cell pool (39 / 78 / 195).
 
-    nice python benchmarks/zeroshot_ablation.py --subsets 3 --seeds 3
+    nice python scripts/zeroshot_ablation.py --subsets 3 --seeds 3
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from gates_sampler.predictor.evaluation import (
+from gates_sampler.experiments.predictor_quality import (
     ABLATION_VARIANTS,
     NB201_POOL_SIZE,
     PAPER_SEEDS,
