@@ -102,7 +102,7 @@ def test_proposals_unchanged(bench: NB201Benchmark, case: str) -> None:
     searcher = GatesPredictorSearcher(NB201Space(), seed=seed, device="cpu", **kwargs)
     got: list[str] = []
     while len(got) < len(EXPECTED[case]):
-        batch = searcher.ask(3) if len(got) == batch_at else [searcher.ask()]
+        batch = searcher.ask_batch(3) if len(got) == batch_at else [searcher.ask()]
         for arch in batch:
             searcher.tell(arch, bench.query(arch))
         got += [str(a) for a in batch]
