@@ -270,7 +270,10 @@ class GatesPredictorSearcher(AskTellSearcher):
                 keys.add(k)
                 pool.append(child)
         if len(pool) < n:  # mutations ran dry or the space is nearly exhausted
-            pool += self.space.sample_unique(self._rng, n - len(pool), exclude=seen | keys, max_tries=100_000)
+            # a long random search only where no random candidates were drawn yet: after the
+            # random pool's own tries came up short, it would mostly confirm that the space is exhausted
+            tries = 100_000 if self.candidates == "mutation" else None
+            pool += self.space.sample_unique(self._rng, n - len(pool), exclude=seen | keys, max_tries=tries)
         return pool
 
     def _propose(self, n: int) -> list[Arch]:

@@ -156,8 +156,12 @@ class GatesSampler(BaseSampler):
 
     # ----- BaseSampler ------------------------------------------------------------------------
     def reseed_rng(self) -> None:
-        """Reseed the random generators only; the history and the fitted predictor stay."""
+        """Reseed the random generators from fresh entropy; the history and the fitted predictor stay.
+
+        The seed no longer applies afterwards: a searcher built later (for a new study) is unseeded too.
+        """
         with self._lock:
+            self._seed = None
             self._rng = np.random.default_rng()
             if self._searcher is not None:
                 self._searcher.reseed()
