@@ -197,7 +197,9 @@ class AskTellSearcher(abc.ABC):
         out: dict[str, str] = {}
         for name, value in fixed.items():
             if name not in dists:
-                raise ValueError(f"fixed parameter {name!r} is not a parameter of {self.space.name}; expected: {list(dists)}")
+                raise ValueError(
+                    f"fixed parameter {name!r} is not a parameter of {self.space.name}; expected: {list(dists)}"
+                )
             if str(value) not in dists[name]:
                 raise ValueError(f"fixed parameter {name!r} has value {value!r}; allowed: {dists[name]}")
             out[name] = str(value)

@@ -26,7 +26,10 @@ optuna = pytest.importorskip("optuna")
 
 from optuna.distributions import CategoricalDistribution  # noqa: E402
 from optuna.samplers import BaseSampler, PartialFixedSampler  # noqa: E402
-from optuna.testing.pytest_samplers import BasicSamplerTestCase, SingleOnlySamplerTestCase  # noqa: E402
+from optuna.testing.pytest_samplers import (  # noqa: E402
+    BasicSamplerTestCase,
+    SingleOnlySamplerTestCase,
+)
 from optuna.trial import TrialState  # noqa: E402
 
 from gates_sampler.integrations.optuna import CLAIM_ATTR, GatesSampler  # noqa: E402
@@ -34,7 +37,9 @@ from gates_sampler.spaces import CellSpace, NB201Space  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16], "head_dropout": 0.0}
-FAST = {"n_startup_trials": 3, "n_candidates": 20, "warm_epochs": 1, "predictor": TINY, "zero_shot": None, "device": "cpu"}
+FAST = {
+    "n_startup_trials": 3, "n_candidates": 20, "warm_epochs": 1, "predictor": TINY, "zero_shot": None, "device": "cpu",
+}
 SPACE = NB201Space()
 NAMES = list(SPACE.distributions())
 
@@ -130,7 +135,9 @@ def test_reproducible_in_another_process() -> None:
     outs = []
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": ROOT}
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, check=False
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         outs.append(out.stdout.strip().splitlines()[-1])
     assert outs[0] == outs[1]
@@ -188,7 +195,8 @@ def test_after_trial_tells_failed_and_pruned_trials_at_once() -> None:
     study.optimize(objective, n_trials=4, catch=(RuntimeError,))
     told = sampler.searcher.history
     assert [o.value is None for o in told] == [False, True, True, False]
-    assert {SPACE.canonical_key(o.arch) for o in told} == set(trial_keys(study, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    assert {SPACE.canonical_key(o.arch) for o in told} == set(trial_keys(study, finished))
 
 
 # ----- search spaces: conditional, dynamic, none -------------------------------------------------------
@@ -327,7 +335,7 @@ def test_exhausted_tiny_space_warns_once_on_optunas_logger_and_never_loops() -> 
     proposal per trial (no claim rounds)."""
     out = subprocess.run(
         [sys.executable, "-c", TINY_SPACE_SCRIPT], capture_output=True, text=True, cwd=ROOT, timeout=300,
-        env={**os.environ, "PYTHONPATH": ROOT},
+        env={**os.environ, "PYTHONPATH": ROOT}, check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     warnings_seen = [line for line in out.stderr.splitlines() if line.startswith("[W ")]
@@ -355,7 +363,7 @@ def test_claims_are_made_once_per_trial_on_a_large_space() -> None:
     sampler = make_sampler()
     calls: list[int] = []
     propose = sampler._propose
-    sampler._propose = lambda fixed, attempt: calls.append(attempt) or propose(fixed, attempt)  # type: ignore[method-assign]
+    sampler._propose = lambda fixed, attempt: calls.append(attempt) or propose(fixed, attempt)  # type: ignore
     study = optuna.create_study(sampler=sampler)
     study.optimize(arch_objective, n_trials=6)
     assert calls == [0] * 6

@@ -4,14 +4,15 @@ The cases of Ray's ``python/ray/tune/tests/test_searchers.py`` and ``test_search
 to a searcher over a categorical architecture space, rewritten: invalid metric values, constants kept,
 save/restore in the middle without a new ``set_search_properties``, reports after completion,
 ``points_to_evaluate``, ``add_evaluated_point``/``add_evaluated_trials``, ``ConcurrencyLimiter`` (with
-its state), ``Repeater``, nested configs through Tune's ``SearchGenerator``, and the README's Tuner
-shape with metric and mode in ``TuneConfig``.
+its state), ``Repeater``, nested configs through Tune's ``SearchGenerator``, and the README's Ray
+snippets (``GatesSearcher`` and ``OptunaSearch``) run as written.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ SMALL = {"epochs": 5, "hidden": 16, "n_layers": 2, "op_dim": 8, "head_hidden": [
 KW = dict(n_startup=3, n_candidates=20, predictor=SMALL, zero_shot=None, device="cpu")
 SPACE = NB201Space()
 NAMES = list(SPACE.distributions())
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def score(params: dict) -> float:
@@ -164,7 +166,8 @@ def test_points_to_evaluate_come_first_and_partial_ones_are_completed(tmp_path: 
     for searcher in (s, r):  # the third point survives a checkpoint
         c2 = searcher.suggest("2")
         assert all(c2["arch"][k] == v for k, v in partial.items()) and c2["lr"] == 0.25
-        assert SPACE.canonical_key(arch_of(c2, "arch")) not in {SPACE.canonical_key(SPACE.from_params(p)) for p in rng_archs}
+        given = {SPACE.canonical_key(SPACE.from_params(p)) for p in rng_archs}
+        assert SPACE.canonical_key(arch_of(c2, "arch")) not in given
         assert "lr" in searcher.suggest("3")  # then the searcher's own proposals
     assert len({SPACE.canonical_key(a) for a in s.live_trials.values()}) == 4
 
@@ -225,7 +228,10 @@ def test_repeater_tells_the_mean_of_each_group_once() -> None:
 
 def test_nested_config_through_search_generator() -> None:
     from ray.tune.search.search_generator import SearchGenerator
-    from ray.tune.utils.mock_trainable import MOCK_TRAINABLE_NAME, register_mock_trainable
+    from ray.tune.utils.mock_trainable import (
+        MOCK_TRAINABLE_NAME,
+        register_mock_trainable,
+    )
 
     register_mock_trainable()
     s = GatesSearcher({"net": SPACE, "opt": {"lr": 0.1}}, metric="m", mode="max", seed=0, **KW)
@@ -248,38 +254,36 @@ def ray_local(tmp_path_factory: Any) -> Any:
         ray.shutdown()
 
 
-def readme_trainable(config: dict) -> None:
-    arch = SPACE.from_params(config["arch"])
-    tune.report({"val_acc": score(SPACE.to_params(arch)) - config["lr"]})
+def readme_ray_blocks() -> list[str]:
+    """The python blocks of the README's "Ray Tune" section, in order."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Ray Tune\n") :]
+    section = section[: section.index("\n## ", 1)]
+    return [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
 
 
-def test_readme_tuner_shape(ray_local: Any, tmp_path: Any) -> None:
-    """The README's snippet: metric/mode in TuneConfig (get_best_result works), a ConcurrencyLimiter,
-    points_to_evaluate, a param_space hyperparameter; then add_evaluated_trials from the result grid."""
-    first = {"arch": SPACE.to_params(SPACE.parse("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"))}
-    searcher = GatesSearcher({"arch": SPACE}, metric="val_acc", mode="max", seed=0, points_to_evaluate=[first], **KW)
-    tuner = tune.Tuner(
-        readme_trainable,
-        param_space={"lr": tune.loguniform(1e-4, 1e-1)},
-        tune_config=tune.TuneConfig(
-            metric="val_acc",
-            mode="max",
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=2),
-            num_samples=5,
-        ),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="readme", verbose=0),
-    )
-    results = tuner.fit()
-    assert len(results) == 5 and results.num_errors == 0
-    best = results.get_best_result()
-    assert best.metrics["val_acc"] == max(r.metrics["val_acc"] for r in results)
-    assert any(r.config["arch"] == first["arch"] for r in results)
+@pytest.mark.slow
+def test_readme_ray_snippets_run(ray_local: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's GatesSearcher and OptunaSearch snippets run as written (fewer samples), and
+    get_best_result() works with metric/mode in TuneConfig; then add_evaluated_trials (Ray's
+    AddEvaluatedPointTest) reads the finished experiment into a fresh searcher."""
+    monkeypatch.setenv("HOME", str(tmp_path))  # Tune's default storage is ~/ray_results
+    blocks = readme_ray_blocks()
+    assert len(blocks) == 2 and "GatesSearcher(" in blocks[0] and "OptunaSearch(" in blocks[1]
+    assert "num_samples=100" in blocks[0] and "num_samples=50" in blocks[1]
+    namespace: dict[str, Any] = {"__name__": "readme_snippet"}
+    exec(compile(blocks[0].replace("num_samples=100", "num_samples=4"), "README.md", "exec"), namespace)
+    results = namespace["results"]
+    assert len(results) == 4 and results.num_errors == 0
+    assert results.get_best_result().metrics["val_acc"] == max(r.metrics["val_acc"] for r in results)
     assert all(1e-4 <= r.config["lr"] <= 1e-1 for r in results)
-    assert len({SPACE.canonical_key(arch_of(r.config, "arch")) for r in results}) == 5
+    assert len({SPACE.canonical_key(arch_of(r.config, "arch")) for r in results}) == 4
+    exec(compile(blocks[1].replace("num_samples=50", "num_samples=3"), "README.md", "exec"), namespace)
 
     fresh = GatesSearcher({"arch": SPACE}, metric="val_acc", mode="max", seed=1, **KW)
-    fresh.add_evaluated_trials(tune.ExperimentAnalysis(str(tmp_path / "readme")), "val_acc")
-    assert fresh.core.n_complete == 5
-    fresh.add_evaluated_point({"arch": first["arch"]}, None, error=True)
-    fresh.add_evaluated_point({"arch": first["arch"]}, 1.0, pruned=True)
+    fresh.add_evaluated_trials(tune.ExperimentAnalysis(results.experiment_path), "val_acc")
+    assert fresh.core.n_complete == 4
+    first = results[0].config["arch"]
+    fresh.add_evaluated_point({"arch": first}, None, error=True)
+    fresh.add_evaluated_point({"arch": first}, 1.0, pruned=True)
     assert [o.value for o in fresh.history[-2:]] == [None, None]

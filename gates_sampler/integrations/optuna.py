@@ -370,10 +370,13 @@ class GatesSampler(BaseSampler):
                 )
                 self._warned_exhausted = True
         else:
-            logger.warning("no unseen architecture agrees with %s; proposing a random, possibly repeated one", dict(fixed))
+            logger.warning(
+                "no unseen architecture agrees with %s; proposing a random, possibly repeated one", dict(fixed)
+            )
         for _ in range(1000):
             try:
-                return self._space.from_params({**self._space.random_params(self._rng), **{k: str(v) for k, v in fixed.items()}})
+                params = {**self._space.random_params(self._rng), **{k: str(v) for k, v in fixed.items()}}
+                return self._space.from_params(params)
             except ValueError:
                 continue
         return self._space.sample(self._rng)
@@ -414,4 +417,5 @@ def run_optuna_gates(benchmark: Any, n_trials: int, seed: int | None, **sampler_
         study.optimize(objective, n_trials=n_trials)
     finally:
         optuna.logging.set_verbosity(verbosity)
-    return [float(t.value) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return [float(t.value) for t in complete if t.value is not None]

@@ -226,7 +226,9 @@ class GatesSearcher(Searcher):
         if points is None:
             return []
         if not isinstance(points, (list, tuple)):
-            raise ValueError(f"GatesSearcher: points_to_evaluate must be a list of config dicts, got {type(points).__name__}")
+            raise ValueError(
+                f"GatesSearcher: points_to_evaluate must be a list of config dicts, got {type(points).__name__}"
+            )
         dists = self.space.distributions()
         out = []
         for i, point in enumerate(points):
@@ -236,7 +238,10 @@ class GatesSearcher(Searcher):
             params = self._point_arch_params(point, where)
             for name, value in params.items():
                 if name not in dists:
-                    raise ValueError(f"{where}: {name!r} is not an architecture parameter of {self.space.name}; expected {list(dists)}")
+                    raise ValueError(
+                        f"{where}: {name!r} is not an architecture parameter of {self.space.name}; "
+                        f"expected {list(dists)}"
+                    )
                 if str(value) not in dists[name]:
                     raise ValueError(f"{where}: {name!r} has value {value!r}; allowed: {dists[name]}")
             if len(params) == len(dists):
@@ -316,7 +321,9 @@ class GatesSearcher(Searcher):
         if self.core.direction == direction:
             return
         if self.core.n_told or self.core.pending:
-            raise ValueError(f"GatesSearcher already holds results for mode={self._mode!r}; it cannot switch to {mode!r}")
+            raise ValueError(
+                f"GatesSearcher already holds results for mode={self._mode!r}; it cannot switch to {mode!r}"
+            )
         self.core = GatesPredictorSearcher(self.space, direction=direction, **self._core_kwargs)
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
@@ -345,7 +352,7 @@ class GatesSearcher(Searcher):
             config[self.arch_key] = params
         return config
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         """A config for a new trial, or ``Searcher.FINISHED`` once every architecture was proposed.
 
         The architecture is never one that a running trial holds or one already evaluated or failed.
@@ -390,18 +397,18 @@ class GatesSearcher(Searcher):
     def _value_of(self, trial_id: str, result: Mapping[str, Any] | None, error: bool) -> float | None:
         """The value to tell the core, or ``None`` for a failure."""
         self._require_metric_and_mode()
+        metric = str(self._metric)
         if error:
             return None
-        if not isinstance(result, Mapping) or self._metric not in result:
-            logger.warning("trial %s finished without metric %r; recorded as a failed evaluation", trial_id, self._metric)
+        if not isinstance(result, Mapping) or metric not in result:
+            logger.warning("trial %s finished without metric %r; recorded as a failed evaluation", trial_id, metric)
             return None
         try:
-            value = as_value(result[self._metric])
+            return as_value(result[metric])
         except ValueError:
             logger.warning("trial %s reported %r=%r, not a number; recorded as a failed evaluation",
-                           trial_id, self._metric, result[self._metric])
+                           trial_id, metric, result[metric])
             return None
-        return value
 
     def _arch_in(self, params: Any) -> Arch | None:
         """The architecture a trial config describes, or ``None`` if it does not describe one."""
