@@ -7,7 +7,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Mapping, overload
 
 import numpy as np
 import torch
@@ -20,6 +20,10 @@ logger = logging.getLogger("gates_sampler")
 
 STATE_VERSION = 1
 _BUILTIN_SPACES = {"nb201": NB201Space, "darts": DartsSpace, "nb101": NB101Space}
+
+
+class SpaceExhausted(RuntimeError):
+    """No unseen architecture is left to propose (evaluated, failed and pending ones excluded)."""
 
 
 @dataclass(frozen=True)
@@ -115,17 +119,111 @@ class AskTellSearcher(abc.ABC):
         return [self._arch_of[k] for k in keys], np.array([np.mean(self._values[k]) for k in keys], dtype=np.float64)
 
     # ----- ask / tell -------------------------------------------------------------------------
-    def ask(self, n: int | None = None) -> Arch | list[Arch]:
-        """Propose one architecture (``n=None``) or a list of ``n`` distinct ones for parallel workers."""
-        if n is not None and (not isinstance(n, (int, np.integer)) or n < 1):
-            raise ValueError(f"n must be None or a positive int, got {n!r}")
-        k = 1 if n is None else int(n)
-        archs = self._propose(k)
+    @overload
+    def ask(self, n: None = None, *, fixed: Mapping[str, Any] | None = None) -> Arch: ...
+
+    @overload
+    def ask(self, n: int, *, fixed: Mapping[str, Any] | None = None) -> list[Arch]: ...
+
+    def ask(self, n: int | None = None, *, fixed: Mapping[str, Any] | None = None) -> Arch | list[Arch]:
+        """Propose one new architecture and mark it pending.
+
+        Args:
+            n: leave out. ``ask(n)`` is :meth:`ask_batch` (a list), kept for existing callers.
+            fixed: architecture parameters (a subset of ``space.distributions()``) that the proposal
+                must agree with; the best-scored unseen architecture that does is proposed.
+
+        Raises:
+            SpaceExhausted: no unseen architecture (agreeing with ``fixed``) is left.
+        """
+        if n is not None:
+            return self.ask_batch(n, fixed=fixed)
+        return self.ask_batch(1, fixed=fixed)[0]
+
+    def ask_batch(self, n: int, *, fixed: Mapping[str, Any] | None = None) -> list[Arch]:
+        """Propose ``n`` distinct new architectures (e.g. one per parallel worker) and mark them pending.
+
+        Args:
+            n: how many (a positive int).
+            fixed: as in :meth:`ask`.
+
+        Raises:
+            SpaceExhausted: fewer than ``n`` unseen architectures (agreeing with ``fixed``) are left;
+                nothing is marked pending then.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        k = int(n)
+        fixed_params = self._check_fixed(fixed)
+        archs = self._propose_fixed(k, fixed_params) if fixed_params else self._propose(k)
         if len(archs) < k:
-            raise RuntimeError(f"the search space is exhausted: only {len(archs)} unseen architecture(s) left, {k} asked")
+            what = f" agreeing with {fixed_params}" if fixed_params else ""
+            raise SpaceExhausted(
+                f"the search space is exhausted: only {len(archs)} unseen architecture(s){what} left, {k} asked"
+            )
         for a in archs:
             self._pending[self.space.canonical_key(a)] = a
-        return archs[0] if n is None else archs
+        return archs
+
+    def set_pending(self, archs: Iterable[Arch | str | Mapping[str, Any]]) -> None:
+        """Replace the pending set (asked, not yet told) with ``archs``.
+
+        For adapters that rebuild the state from a framework's storage, where other processes hold
+        architectures this searcher never asked for. Pending architectures are never proposed.
+        """
+        pending: dict[str, Arch] = {}
+        for a in archs:
+            arch = self.space.coerce(a)
+            pending[self.space.canonical_key(arch)] = arch
+        self._pending = pending
+
+    def add_pending(self, archs: Iterable[Arch | str | Mapping[str, Any]]) -> None:
+        """Mark ``archs`` pending in addition to those already pending (see :meth:`set_pending`)."""
+        self.set_pending([*self._pending.values(), *archs])
+
+    def reseed(self, seed: int | None = None) -> None:
+        """Replace the proposal generator with one seeded by ``seed`` (``None``: fresh entropy).
+
+        The history, the pending set and a fitted predictor are kept.
+        """
+        self._rng = np.random.default_rng(seed)
+
+    def _check_fixed(self, fixed: Mapping[str, Any] | None) -> dict[str, str]:
+        if fixed is None:
+            return {}
+        if not isinstance(fixed, Mapping):
+            raise ValueError(f"fixed must be a mapping of architecture parameter to choice, got {type(fixed).__name__}")
+        dists = self.space.distributions()
+        out: dict[str, str] = {}
+        for name, value in fixed.items():
+            if name not in dists:
+                raise ValueError(
+                    f"fixed parameter {name!r} is not a parameter of {self.space.name}; expected: {list(dists)}"
+                )
+            if str(value) not in dists[name]:
+                raise ValueError(f"fixed parameter {name!r} has value {value!r}; allowed: {dists[name]}")
+            out[name] = str(value)
+        return out
+
+    def _agreeing_unseen(self, n: int, fixed: Mapping[str, str]) -> list[Arch]:
+        """Up to ``n`` distinct unseen valid architectures agreeing with ``fixed``, drawn at random."""
+        seen = self.seen_keys()
+        out: dict[str, Arch] = {}
+        for _ in range(50 * n + 100):
+            if len(out) >= n:
+                break
+            try:
+                arch = self.space.from_params({**self.space.random_params(self._rng), **fixed})
+            except ValueError:  # constrained spaces: not every combination is a valid cell
+                continue
+            key = self.space.canonical_key(arch)
+            if key not in seen:
+                out.setdefault(key, arch)
+        return list(out.values())
+
+    def _propose_fixed(self, n: int, fixed: Mapping[str, str]) -> list[Arch]:
+        """Up to ``n`` new architectures agreeing with ``fixed``; subclasses rank the candidates."""
+        return self._agreeing_unseen(n, fixed)
 
     def tell(self, arch: Arch | str | dict, value: Any) -> None:
         """Record the result of an architecture.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -270,7 +270,10 @@ class GatesPredictorSearcher(AskTellSearcher):
                 keys.add(k)
                 pool.append(child)
         if len(pool) < n:  # mutations ran dry or the space is nearly exhausted
-            pool += self.space.sample_unique(self._rng, n - len(pool), exclude=seen | keys, max_tries=100_000)
+            # a long random search only where no random candidates were drawn yet: after the
+            # random pool's own tries came up short, it would mostly confirm that the space is exhausted
+            tries = 100_000 if self.candidates == "mutation" else None
+            pool += self.space.sample_unique(self._rng, n - len(pool), exclude=seen | keys, max_tries=tries)
         return pool
 
     def _propose(self, n: int) -> list[Arch]:
@@ -281,18 +284,30 @@ class GatesPredictorSearcher(AskTellSearcher):
             # Candidates are drawn before the refit, so that it can already learn their zero-shot
             # targets; the fit draws nothing from the searcher's generator, so the order does not
             # change which candidates are drawn.
-            pool = self._candidate_pool(n)
-            if not pool:
-                return []
-            zs_op, zs_arch = self._features(pool)
-            if self._uses_unlabeled:
-                assert zs_arch is not None
-                self._remember_unlabeled(pool, zs_op, zs_arch)
-            self.fit_predictor()
-            scores = self.predictor.score(pool, zs_op, zs_arch)
-            out = [pool[i] for i in np.argsort(-scores, kind="stable")[:n]]
+            out = self._best_of(self._candidate_pool(n), n)
         self.ask_seconds.append(time.perf_counter() - start)
         return out
+
+    def _propose_fixed(self, n: int, fixed: Mapping[str, str]) -> list[Arch]:
+        start = time.perf_counter()
+        if self.n_complete < self.n_startup:
+            out = self._agreeing_unseen(n, fixed)
+        else:
+            out = self._best_of(self._agreeing_unseen(max(n, self.n_candidates), fixed), n)
+        self.ask_seconds.append(time.perf_counter() - start)
+        return out
+
+    def _best_of(self, pool: list[Arch], n: int) -> list[Arch]:
+        """The ``n`` candidates the predictor scores highest (the one scoring path of every proposal)."""
+        if not pool:
+            return []
+        zs_op, zs_arch = self._features(pool)
+        if self._uses_unlabeled:
+            assert zs_arch is not None
+            self._remember_unlabeled(pool, zs_op, zs_arch)
+        self.fit_predictor()
+        scores = self.predictor.score(pool, zs_op, zs_arch)
+        return [pool[i] for i in np.argsort(-scores, kind="stable")[:n]]
 
     # ----- persistence ------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:

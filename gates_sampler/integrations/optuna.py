@@ -1,9 +1,20 @@
 """GATES++ as an Optuna sampler.
 
 In the objective, ``arch = space.suggest(trial)`` suggests the architecture's flat categorical
-parameters; :class:`GatesSampler` proposes them together (relative sampling) from the core
-:class:`~gates_sampler.searcher.GatesPredictorSearcher` loop, and every other parameter (learning
-rate, batch size, ...) goes to an independent sampler (TPE by default).
+parameters; :class:`GatesSampler` proposes the whole architecture from the core
+:class:`~gates_sampler.searcher.GatesPredictorSearcher` loop when the trial suggests its first
+architecture parameter, and answers the others from that proposal. Every other parameter (learning
+rate, batch size, ...) goes to an independent sampler (TPE by default). A trial that suggests no
+architecture parameter never gets an architecture proposed, claimed or marked pending.
+
+Architecture parameters fixed by hand are respected: ``study.enqueue_trial`` (whole or partial), and
+``optuna.samplers.PartialFixedSampler(fixed, GatesSampler(...))``, whose fixed values the sampler asks
+the wrapper for (its public ``sample_independent``), so the proposal is the best unseen architecture
+agreeing with them.
+
+Logging: the sampler logs to ``optuna.gates_sampler``, a child of Optuna's library logger, so its
+warnings appear exactly like Optuna's (same handler and format) and ``optuna.logging.set_verbosity``
+controls them. The core searcher keeps logging to ``gates_sampler`` (silent unless configured).
 
 The sampler keeps no knowledge of its own that the study does not also hold: before every proposal
 it reads the study's trials and tells the core searcher what is new (completed trials train the
@@ -21,7 +32,6 @@ whose writes are immediately visible, as SQLite, other RDBs and the journal file
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
@@ -38,12 +48,14 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from gates_sampler.base_searcher import SpaceExhausted
 from gates_sampler.searcher import GatesPredictorSearcher
 from gates_sampler.spaces.base import Arch, SearchSpace
 
 __all__ = ["GatesSampler", "run_optuna_gates"]
 
-logger = logging.getLogger("gates_sampler")
+# A child of Optuna's library logger: Optuna users see its warnings as they see Optuna's own.
+logger = optuna.logging.get_logger("optuna.gates_sampler")
 
 #: trial system attribute holding the architecture string this sampler proposed for the trial
 CLAIM_ATTR = "gates_sampler:arch"
@@ -51,19 +63,6 @@ CLAIM_ATTR = "gates_sampler:arch"
 MAX_CLAIM_ROUNDS = 10
 _PENDING_STATES = (TrialState.RUNNING, TrialState.WAITING)
 _RESERVED_KWARGS = ("direction", "n_startup", "space")
-
-
-class _StudySearcher(GatesPredictorSearcher):
-    """The core searcher plus the two things an adapter that rebuilds from storage needs:
-    replacing the pending set with what the study says, and reseeding."""
-
-    def replace_pending(self, pending: Mapping[str, Arch]) -> None:
-        """Make ``pending`` (canonical key -> arch) the set of asked-but-not-told architectures."""
-        self._pending = dict(pending)
-
-    def reseed(self, seed: int | None = None) -> None:
-        """Replace the proposal RNG (the fitted predictor and the history stay)."""
-        self._rng = np.random.default_rng(seed)
 
 
 class GatesSampler(BaseSampler):
@@ -99,8 +98,11 @@ class GatesSampler(BaseSampler):
             (``predictor``, ``candidates``, ``refit``, ``warm_epochs``, ``zero_shot``, ``device``, ...).
 
     The study's direction (minimize or maximize) is taken from the study; multi-objective studies
-    raise ``ValueError``. Parameters fixed by ``study.enqueue_trial`` are never overridden; a trial
-    whose architecture was set by hand (enqueued, ``study.add_trial``) still trains the predictor.
+    raise ``ValueError`` from every sampling method. Parameters fixed by ``study.enqueue_trial`` or by
+    ``PartialFixedSampler`` are never overridden; a trial whose architecture was set by hand
+    (enqueued, ``study.add_trial``) still trains the predictor. When every architecture has been
+    evaluated or is held by a running trial, one warning says so and later trials repeat random
+    architectures.
     """
 
     def __init__(
@@ -132,9 +134,12 @@ class GatesSampler(BaseSampler):
         GatesPredictorSearcher(search_space, seed=0, **self._searcher_kwargs)
         self._independent_sampler = independent_sampler or optuna.samplers.TPESampler(seed=self._seed)
         self._distributions = {name: CategoricalDistribution(choices) for name, choices in search_space.distributions().items()}
-        self._searcher: _StudySearcher | None = None
+        self._searcher: GatesPredictorSearcher | None = None
         self._study_name: str | None = None
         self._told: set[int] = set()  # numbers of finished trials already told to the searcher
+        self._proposed: dict[int, Arch] = {}  # trial number -> architecture proposed for it (running trials)
+        self._exhausted_at: int | None = None  # number of seen architectures when the space ran out
+        self._warned_exhausted = False
         self._rng = np.random.default_rng(self._seed)
         self._lock = threading.Lock()
 
@@ -151,8 +156,12 @@ class GatesSampler(BaseSampler):
 
     # ----- BaseSampler ------------------------------------------------------------------------
     def reseed_rng(self) -> None:
-        """Reseed the random generators only; the history and the fitted predictor stay."""
+        """Reseed the random generators from fresh entropy; the history and the fitted predictor stay.
+
+        The seed no longer applies afterwards: a searcher built later (for a new study) is unseeded too.
+        """
         with self._lock:
+            self._seed = None
             self._rng = np.random.default_rng()
             if self._searcher is not None:
                 self._searcher.reseed()
@@ -169,35 +178,41 @@ class GatesSampler(BaseSampler):
         # Tell this process's own results at once, so ``searcher`` is current after ``optimize``;
         # other processes' results are picked up from the storage at the next proposal.
         with self._lock:
+            self._proposed.pop(trial.number, None)
             if self._searcher is not None and self._study_name == study.study_name and trial.number not in self._told:
                 self._tell_finished(trial, state, values[0] if values and state == TrialState.COMPLETE else None)
         self._independent_sampler.after_trial(study, trial, state, values)
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        # The architecture parameters are declared relative so that a wrapper such as
+        # PartialFixedSampler shows which of them it fixes (it removes them from this space).
         _check_single_objective(study)
         return dict(self._distributions)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        if not search_space:
-            return {}
+        # Optuna asks for relative parameters at a trial's first suggestion, whichever parameter it
+        # is; proposing here would claim an architecture for trials that never use one. The
+        # proposal is made at the first architecture parameter instead (sample_independent).
         _check_single_objective(study)
-        fixed = {k: v for k, v in trial.system_attrs.get("fixed_params", {}).items() if k in self._distributions}
-        if len(fixed) == len(self._distributions):
-            return {}  # the whole architecture was fixed by hand (enqueue_trial): nothing to propose
-        with self._lock:
-            self._attach(study, trial)
-            self._sync(study, trial.number)
-            arch = self._propose_and_claim(study, trial, fixed)
-        if arch is None:
-            return {}
-        return {k: v for k, v in self._space.to_params(arch).items() if k in search_space and k not in fixed}
+        return {}
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
-        return self._independent_sampler.sample_independent(study, trial, param_name, param_distribution)
+        _check_single_objective(study)
+        if self._distributions.get(param_name) != param_distribution:
+            return self._independent_sampler.sample_independent(study, trial, param_name, param_distribution)
+        fixed = self._fixed_params(study, trial)
+        with self._lock:
+            arch = self._proposed.get(trial.number)
+            if arch is None or self._study_name != study.study_name or not self._agrees(arch, fixed):
+                self._attach(study, trial)
+                self._sync(study, trial.number)
+                arch = self._propose_and_claim(study, trial, fixed)
+                self._proposed[trial.number] = arch
+        return self._space.to_params(arch)[param_name]
 
     # ----- pickling ---------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -226,10 +241,12 @@ class GatesSampler(BaseSampler):
             seed = self._seed
         else:
             seed = int(np.random.SeedSequence([self._seed, trial.number]).generate_state(1)[0])
-        self._searcher = _StudySearcher(self._space, direction=direction, seed=seed, **self._searcher_kwargs)
+        self._searcher = GatesPredictorSearcher(self._space, direction=direction, seed=seed, **self._searcher_kwargs)
         self._rng = np.random.default_rng(None if seed is None else seed + 1)
         self._study_name = study.study_name
         self._told = set()
+        self._proposed = {}
+        self._exhausted_at = None
         logger.debug("GatesSampler attached to study %r (%s, seed %s)", study.study_name, direction, seed)
 
     def _arch_of(self, trial: FrozenTrial, *, complete: bool) -> Arch | None:
@@ -269,7 +286,7 @@ class GatesSampler(BaseSampler):
                 arch = self._arch_of(t, complete=False)
                 if arch is not None:
                     pending[self._space.canonical_key(arch)] = arch
-        self._searcher.replace_pending(pending)
+        self._searcher.set_pending(pending.values())
 
     def _tell_finished(self, trial: FrozenTrial, state: TrialState, value: float | None) -> None:
         assert self._searcher is not None
@@ -280,13 +297,34 @@ class GatesSampler(BaseSampler):
             self._searcher.tell(arch, value if state == TrialState.COMPLETE else None)
 
     # ----- proposals --------------------------------------------------------------------------
-    def _propose_and_claim(self, study: Study, trial: FrozenTrial, fixed: Mapping[str, Any]) -> Arch | None:
+    def _fixed_params(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
+        """Architecture parameters this trial already holds: suggested, enqueued, or fixed by a wrapper."""
+        names = self._distributions
+        fixed = {k: v for k, v in trial.system_attrs.get("fixed_params", {}).items() if k in names}
+        fixed.update({k: v for k, v in trial.params.items() if k in names})
+        wrapper = study.sampler
+        if isinstance(wrapper, optuna.samplers.PartialFixedSampler):
+            # the wrapper removes the names it fixes from the relative space and answers them in its
+            # sample_independent without calling this sampler
+            kept = wrapper.infer_relative_search_space(study, trial)
+            for name, dist in names.items():
+                if name not in kept and name not in fixed:
+                    fixed[name] = wrapper.sample_independent(study, trial, name, dist)
+        return fixed
+
+    def _agrees(self, arch: Arch, fixed: Mapping[str, Any]) -> bool:
+        params = self._space.to_params(arch)
+        return all(params[k] == str(v) for k, v in fixed.items())
+
+    def _propose_and_claim(self, study: Study, trial: FrozenTrial, fixed: Mapping[str, Any]) -> Arch:
         assert self._searcher is not None
         arch: Arch | None = None
         for attempt in range(MAX_CLAIM_ROUNDS):
             arch = self._propose(fixed, attempt)
             if arch is None:
-                return None
+                arch = self._repeat_at_random(fixed)
+                study._storage.set_trial_system_attr(trial._trial_id, CLAIM_ATTR, str(arch))
+                return arch
             study._storage.set_trial_system_attr(trial._trial_id, CLAIM_ATTR, str(arch))
             # Re-read after claiming: a clash that this read misses is seen by the other process.
             self._sync(study, trial.number)
@@ -294,48 +332,54 @@ class GatesSampler(BaseSampler):
                 return arch
             logger.debug("trial %d: %s was taken by another trial meanwhile; proposing again", trial.number, arch)
         logger.warning("trial %d: still clashing with other workers after %d proposals; keeping %s", trial.number, MAX_CLAIM_ROUNDS, arch)
+        assert arch is not None
         return arch
 
     def _propose(self, fixed: Mapping[str, Any], attempt: int) -> Arch | None:
+        """The core's proposal agreeing with ``fixed``, or ``None`` when no unseen one is left."""
         searcher = self._searcher
         assert searcher is not None
-        if fixed:
-            return self._propose_with_fixed(fixed)
+        n_seen = len(searcher.seen_keys())
+        if not fixed and self._exhausted_at is not None and n_seen >= self._exhausted_at:
+            return None  # still exhausted: asking again would only repeat a long fruitless search
         try:
             if attempt == 0:
-                return searcher.ask()  # type: ignore[return-value]
+                return searcher.ask(fixed=fixed or None)
             # After a clash, pick at random among the top few so that two workers holding the same
             # predictor and data stop choosing in lockstep.
-            top = searcher.ask(min(attempt + 1, 5))
-            return top[int(self._rng.integers(len(top)))]  # type: ignore[index]
-        except RuntimeError as exc:  # the space is exhausted (tiny user spaces)
-            logger.warning("%s; proposing a random, possibly repeated architecture", exc)
-            return self._space.sample(self._rng)
-
-    def _propose_with_fixed(self, fixed: Mapping[str, Any]) -> Arch | None:
-        """Best-scored unseen architecture that agrees with the parameters fixed by hand."""
-        searcher = self._searcher
-        assert searcher is not None
-        seen = searcher.seen_keys()
-        pool: dict[str, Arch] = {}
-        for _ in range(50 * searcher.n_candidates):
-            if len(pool) >= searcher.n_candidates:
-                break
-            params = {**self._space.random_params(self._rng), **fixed}
             try:
-                arch = self._space.from_params(params)
+                top = searcher.ask_batch(min(attempt + 1, 5), fixed=fixed or None)
+            except SpaceExhausted:
+                top = [searcher.ask(fixed=fixed or None)]
+            return top[int(self._rng.integers(len(top)))]
+        except SpaceExhausted:
+            if not fixed:
+                self._exhausted_at = n_seen
+            return None
+        except ValueError as exc:  # fixed values that are not choices of the space
+            logger.warning("cannot propose an architecture agreeing with %s: %s", dict(fixed), exc)
+            return None
+
+    def _repeat_at_random(self, fixed: Mapping[str, Any]) -> Arch:
+        """A random valid architecture agreeing with ``fixed`` as far as possible (repeats allowed)."""
+        if self._exhausted_at is not None and not fixed:
+            if not self._warned_exhausted:
+                logger.warning(
+                    "every architecture of %s has been evaluated or is held by a running trial; "
+                    "further trials repeat architectures at random", self._space.name,
+                )
+                self._warned_exhausted = True
+        else:
+            logger.warning(
+                "no unseen architecture agrees with %s; proposing a random, possibly repeated one", dict(fixed)
+            )
+        for _ in range(1000):
+            try:
+                params = {**self._space.random_params(self._rng), **{k: str(v) for k, v in fixed.items()}}
+                return self._space.from_params(params)
             except ValueError:
                 continue
-            key = self._space.canonical_key(arch)
-            if key not in seen:
-                pool.setdefault(key, arch)
-        if not pool:
-            logger.warning("no unseen architecture agrees with the fixed parameters %s; leaving the rest to the independent sampler", dict(fixed))
-            return None
-        archs = list(pool.values())
-        if searcher.n_complete < searcher.n_startup:
-            return archs[0]
-        return archs[int(np.argmax(searcher.predict(archs)))]
+        return self._space.sample(self._rng)
 
 
 def _check_single_objective(study: Study) -> None:
@@ -373,4 +417,5 @@ def run_optuna_gates(benchmark: Any, n_trials: int, seed: int | None, **sampler_
         study.optimize(objective, n_trials=n_trials)
     finally:
         optuna.logging.set_verbosity(verbosity)
-    return [float(t.value) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return [float(t.value) for t in complete if t.value is not None]

@@ -19,11 +19,19 @@ Example::
     tuner = tune.Tuner(
         objective,
         tune_config=tune.TuneConfig(
+            metric="acc",
+            mode="max",
             search_alg=tune.search.ConcurrencyLimiter(GatesSearcher(space, metric="acc", mode="max", seed=0), 2),
             num_samples=50,
         ),
     )
-    tuner.fit()
+    results = tuner.fit()
+    print(results.get_best_result().config)
+
+Give metric and mode to the ``TuneConfig`` (Tune's result grid needs them for ``get_best_result()``)
+and to the searcher (Tune forwards the ``TuneConfig`` ones to a searcher only with a non-empty
+``param_space``). The core searcher optimises in that direction itself (``mode="min"`` builds it with
+``direction="minimize"``); the adapter never changes the sign of a value.
 
 How the search space is given
 -----------------------------
@@ -53,10 +61,18 @@ Concurrency
     itself. Every running trial's architecture is pending in the core, so parallel trials never share
     an architecture.
 
+Points to evaluate
+    ``points_to_evaluate=[config, ...]`` as in Tune's built-in searchers: the first suggestions are
+    those configs, shaped like suggested ones. A point may fix only some architecture parameters; the
+    rest is then the best unseen architecture agreeing with them. Other keys in a point are used as
+    given; hyperparameters it leaves out are sampled as usual.
+
 Checkpointing
     :meth:`save` / :meth:`restore` write and read the core state (history, pending architectures, RNG
-    and predictor weights) plus the running trials, so ``Tuner.restore(...)`` resumes an interrupted
-    experiment without losing any evaluation: trials resumed under their old id are told as usual.
+    and predictor weights) plus the running trials, the points not yet suggested and the Tune domains
+    taken from ``param_space`` (as plain data), so ``Tuner.restore(...)`` resumes an interrupted
+    experiment without losing any evaluation, and a restored searcher keeps sampling those
+    hyperparameters even before Tune passes ``param_space`` again.
 """
 
 from __future__ import annotations
@@ -69,9 +85,9 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 from ray.tune.search import Searcher
-from ray.tune.search.sample import Domain
+from ray.tune.search.sample import Categorical, Domain, Float, Integer, LogUniform, Normal, Quantized
 
-from gates_sampler.base_searcher import Observation, as_value
+from gates_sampler.base_searcher import Observation, SpaceExhausted, as_value
 from gates_sampler.searcher import GatesPredictorSearcher
 from gates_sampler.spaces.base import Arch, SearchSpace
 from gates_sampler.utils import atomic_torch_save
@@ -83,6 +99,7 @@ __all__ = ["GatesSearcher"]
 STATE_FORMAT = "gates_sampler.GatesSearcher"
 STATE_VERSION = 1
 _MODES = ("min", "max")
+_DIRECTION = {"max": "maximize", "min": "minimize"}
 _HP_SEED_SALT = 0x4850  # keeps the hyperparameter stream independent of the core's architecture stream
 
 Path = tuple[str, ...]
@@ -126,8 +143,10 @@ class GatesSearcher(Searcher):
             a dict with exactly one ``SearchSpace`` value (architecture parameters nested under that key)
             and Tune domains (sampled at random with the seeded generator) or constants for the rest.
         metric: the result key to optimise; may instead come from ``TuneConfig(metric=...)``.
-        mode: ``"max"`` or ``"min"``; may instead come from ``TuneConfig(mode=...)``. The core maximises,
-            so ``"min"`` values are negated on their way in and back out.
+        mode: ``"max"`` or ``"min"``; may instead come from ``TuneConfig(mode=...)``. It is the core
+            searcher's direction; values are told and reported in the metric's own units.
+        points_to_evaluate: configs to suggest first, shaped like suggested configs (see the module
+            docstring); an architecture given in part is completed by the core.
         n_startup: random architectures before the predictor is used.
         n_candidates: candidates scored per proposal.
         seed: seeds the core searcher (architectures, predictor) and the hyperparameter sampler.
@@ -146,6 +165,7 @@ class GatesSearcher(Searcher):
         *,
         metric: str | None = None,
         mode: str | None = None,
+        points_to_evaluate: list[dict[str, Any]] | None = None,
         n_startup: int = 10,
         n_candidates: int = 200,
         seed: int | None = None,
@@ -159,10 +179,11 @@ class GatesSearcher(Searcher):
         self.space, self.arch_key, self._hp_domains, self._hp_constants = self._split(search_space)
         self._space_hp_domains: dict[Path, Domain] = {}  # domains found in Tuner(param_space=...)
         self.seed = seed
-        # the name `core`, not `searcher`: Tune treats any object with a `.searcher` as a wrapper
-        self.core = GatesPredictorSearcher(
-            self.space, direction="maximize", n_startup=n_startup, n_candidates=n_candidates, seed=seed, **searcher_kwargs
-        )
+        self._points = self._check_points(points_to_evaluate)
+        self._core_kwargs = {"n_startup": n_startup, "n_candidates": n_candidates, "seed": seed, **searcher_kwargs}
+        # the name `core`, not `searcher`: Tune treats any object with a `.searcher` as a wrapper. Until
+        # the mode is known the core is built to maximise; _use_mode rebuilds it before its first use.
+        self.core = GatesPredictorSearcher(self.space, direction=_DIRECTION[mode or "max"], **self._core_kwargs)
         self._hp_rng = np.random.default_rng(None if seed is None else [_HP_SEED_SALT, seed])
         self._live: dict[str, Arch] = {}  # trial id -> architecture it evaluates
         self._configs: dict[str, dict[str, Any]] = {}  # trial id -> config returned by suggest
@@ -199,6 +220,42 @@ class GatesSearcher(Searcher):
             else:
                 constants[path] = copy.deepcopy(value)
         return search_space[arch_key], arch_key, domains, constants
+
+    def _check_points(self, points: Any) -> list[dict[str, Any]]:
+        """Validate ``points_to_evaluate`` now, so that a bad point fails before any trial runs."""
+        if points is None:
+            return []
+        if not isinstance(points, (list, tuple)):
+            raise ValueError(
+                f"GatesSearcher: points_to_evaluate must be a list of config dicts, got {type(points).__name__}"
+            )
+        dists = self.space.distributions()
+        out = []
+        for i, point in enumerate(points):
+            where = f"GatesSearcher: points_to_evaluate[{i}]"
+            if not isinstance(point, Mapping):
+                raise ValueError(f"{where} must be a config dict, got {type(point).__name__}")
+            params = self._point_arch_params(point, where)
+            for name, value in params.items():
+                if name not in dists:
+                    raise ValueError(
+                        f"{where}: {name!r} is not an architecture parameter of {self.space.name}; "
+                        f"expected {list(dists)}"
+                    )
+                if str(value) not in dists[name]:
+                    raise ValueError(f"{where}: {name!r} has value {value!r}; allowed: {dists[name]}")
+            if len(params) == len(dists):
+                self.space.from_params(params)  # a whole architecture must be a valid one
+            out.append(copy.deepcopy(dict(point)))
+        return out
+
+    def _point_arch_params(self, point: Mapping[str, Any], where: str = "GatesSearcher: point") -> dict[str, Any]:
+        if self.arch_key is None:
+            return {k: v for k, v in point.items() if k in self.space.distributions()}
+        params = point.get(self.arch_key, {})
+        if not isinstance(params, Mapping):
+            raise ValueError(f"{where}: {self.arch_key!r} must hold a dict of architecture parameters, got {params!r}")
+        return dict(params)
 
     def _arch_path(self, name: str) -> Path:
         return (name,) if self.arch_key is None else (self.arch_key, name)
@@ -252,22 +309,34 @@ class GatesSearcher(Searcher):
                 raise ValueError(f"GatesSearcher was built with {name}={current!r} but Tune passes {name}={given!r}")
         # recomputed (not accumulated): Tune calls this again when an experiment is restored
         self._space_hp_domains = self._absorb_param_space(config or {})
+        if mode is not None:
+            self._use_mode(mode)
         self._metric = self._metric if metric is None else metric
         self._mode = self._mode if mode is None else mode
         return True
+
+    def _use_mode(self, mode: str) -> None:
+        """Make the core optimise in ``mode``'s direction (rebuilt only while it holds nothing yet)."""
+        direction = _DIRECTION[mode]
+        if self.core.direction == direction:
+            return
+        if self.core.n_told or self.core.pending:
+            raise ValueError(
+                f"GatesSearcher already holds results for mode={self._mode!r}; it cannot switch to {mode!r}"
+            )
+        self.core = GatesPredictorSearcher(self.space, direction=direction, **self._core_kwargs)
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         """Returns ``False``: concurrency is left to ``ConcurrencyLimiter``, which then limits the trials."""
         return False
 
-    def _sign(self) -> float:
+    def _require_metric_and_mode(self) -> None:
         if self._metric is None or self._mode is None:
             raise ValueError(
                 "GatesSearcher needs a metric and a mode: pass GatesSearcher(space, metric='acc', mode='max'), "
                 "or TuneConfig(metric=..., mode=...) together with a non-empty param_space (Tune forwards them "
                 "to the searcher only then)"
             )
-        return 1.0 if self._mode == "max" else -1.0
 
     # ----- suggest / complete ---------------------------------------------------------------------
     def _config_for(self, arch: Arch) -> dict[str, Any]:
@@ -283,46 +352,63 @@ class GatesSearcher(Searcher):
             config[self.arch_key] = params
         return config
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         """A config for a new trial, or ``Searcher.FINISHED`` once every architecture was proposed.
 
         The architecture is never one that a running trial holds or one already evaluated or failed.
         The core can always propose while unseen architectures remain, so ``None`` is never returned.
         Asking again for a trial id that is still running returns its config again.
         """
-        self._sign()  # fail early with a clear message, before the architecture is marked pending
+        self._require_metric_and_mode()  # fail early with a clear message, before anything is pending
+        self._use_mode(str(self._mode))
         if trial_id in self._live:
             return copy.deepcopy(self._configs[trial_id])
-        if self._exhausted:
-            return Searcher.FINISHED
-        try:
-            arch = self.core.ask()
-        except RuntimeError as exc:
-            if "exhausted" not in str(exc):
-                raise
-            logger.info("GatesSearcher: every architecture of %s has been proposed; finishing", self.space.name)
-            self._exhausted = True
-            return Searcher.FINISHED
-        config = self._config_for(arch)
+        if self._points:
+            arch, config = self._from_point(self._points[0])
+            self._points.pop(0)
+        else:
+            if self._exhausted:
+                return Searcher.FINISHED
+            try:
+                arch = self.core.ask()
+            except SpaceExhausted:
+                logger.info("GatesSearcher: every architecture of %s has been proposed; finishing", self.space.name)
+                self._exhausted = True
+                return Searcher.FINISHED
+            config = self._config_for(arch)
         self._live[trial_id] = arch
         self._configs[trial_id] = config
         return copy.deepcopy(config)
 
+    def _from_point(self, point: Mapping[str, Any]) -> tuple[Arch, dict[str, Any]]:
+        """The architecture and config of a point to evaluate (its architecture completed if partial)."""
+        params = self._point_arch_params(point)
+        if len(params) == len(self.space.distributions()):
+            arch = self.space.from_params(params)
+            self.core.add_pending([arch])
+        else:
+            arch = self.core.ask(fixed=params)
+        config = self._config_for(arch)
+        rest = {k: v for k, v in point.items() if k != self.arch_key and (self.arch_key is not None or k not in params)}
+        for path, value in _walk(rest):
+            _assign(config, path, copy.deepcopy(value))
+        return arch, config
+
     def _value_of(self, trial_id: str, result: Mapping[str, Any] | None, error: bool) -> float | None:
-        """The value to tell the core (sign-flipped for ``mode="min"``), or ``None`` for a failure."""
-        sign = self._sign()
+        """The value to tell the core, or ``None`` for a failure."""
+        self._require_metric_and_mode()
+        metric = str(self._metric)
         if error:
             return None
-        if not isinstance(result, Mapping) or self._metric not in result:
-            logger.warning("trial %s finished without metric %r; recorded as a failed evaluation", trial_id, self._metric)
+        if not isinstance(result, Mapping) or metric not in result:
+            logger.warning("trial %s finished without metric %r; recorded as a failed evaluation", trial_id, metric)
             return None
         try:
-            value = as_value(result[self._metric])
+            return as_value(result[metric])
         except ValueError:
             logger.warning("trial %s reported %r=%r, not a number; recorded as a failed evaluation",
-                           trial_id, self._metric, result[self._metric])
+                           trial_id, metric, result[metric])
             return None
-        return None if value is None else sign * value
 
     def _arch_in(self, params: Any) -> Arch | None:
         """The architecture a trial config describes, or ``None`` if it does not describe one."""
@@ -390,24 +476,21 @@ class GatesSearcher(Searcher):
                 + ("flat keys " if self.arch_key is None else f"a dict under {self.arch_key!r} with keys ")
                 + f"{list(self.space.distributions())}"
             )
-        sign = self._sign()
-        v = None if error or pruned else as_value(value)
-        self.core.tell(arch, None if v is None else sign * v)
+        self._require_metric_and_mode()
+        self._use_mode(str(self._mode))
+        self.core.tell(arch, None if error or pruned else as_value(value))
 
     # ----- results ----------------------------------------------------------------------------------
     @property
     def best(self) -> tuple[Arch, float] | None:
         """The best architecture and its value in the metric's own units, or ``None`` before any result."""
-        best = self.core.best
-        if best is None:
-            return None
-        return best[0], self._sign() * best[1]
+        self._require_metric_and_mode()
+        return self.core.best
 
     @property
     def history(self) -> list[Observation]:
         """Every told result in order, values in the metric's own units (``None`` for failures)."""
-        sign = self._sign()
-        return [Observation(o.arch, None if o.value is None else sign * o.value, o.asked) for o in self.core.history]
+        return self.core.history
 
     @property
     def live_trials(self) -> dict[str, Arch]:
@@ -429,6 +512,8 @@ class GatesSearcher(Searcher):
             "done": {tid: (str(a), failed) for tid, (a, failed) in self._done.items()},
             "exhausted": self._exhausted,
             "hp_rng": self._hp_rng.bit_generator.state,
+            "points": copy.deepcopy(self._points),
+            "param_space_domains": [[list(path), _domain_state(d)] for path, d in self._space_hp_domains.items()],
         }
 
     def save(self, checkpoint_path: str) -> None:
@@ -461,7 +546,16 @@ class GatesSearcher(Searcher):
                 raise ValueError(f"checkpoint was written with {name}={state[name]!r}, this searcher has {name}={current!r}")
         live = {tid: self.space.parse(s) for tid, s in state["live"].items()}
         done = {tid: (self.space.parse(s), bool(failed)) for tid, (s, failed) in state["done"].items()}
-        self.core.load_state_dict(state["core"])  # validates space and settings; atomic
+        domains = {tuple(path): _domain_from_state(d) for path, d in state.get("param_space_domains", [])}
+        mode = self._mode if state["mode"] is None else state["mode"]
+        core = self.core
+        if mode is not None and core.direction != _DIRECTION[mode]:
+            core = GatesPredictorSearcher(self.space, direction=_DIRECTION[mode], **self._core_kwargs)
+        core.load_state_dict(state["core"])  # validates space and settings; atomic
+        self.core = core
+        # a param_space passed to this searcher since it was built wins over the saved one
+        self._space_hp_domains = self._space_hp_domains or domains
+        self._points = copy.deepcopy(state.get("points", []))
         self._metric = self._metric if state["metric"] is None else state["metric"]
         self._mode = self._mode if state["mode"] is None else state["mode"]
         self._live = live
@@ -485,3 +579,39 @@ def _check_mode(mode: Any) -> None:
 def _check_metric(metric: Any) -> None:
     if metric is not None and not isinstance(metric, str):
         raise ValueError(f"metric must be the name (str) of one reported result key, got {metric!r}")
+
+
+def _domain_state(domain: Domain) -> dict[str, Any]:
+    """A Tune domain as plain data (no pickled objects), for :meth:`GatesSearcher.save`."""
+    sampler = domain.get_sampler()
+    q = None
+    if isinstance(sampler, Quantized):
+        q, sampler = sampler.q, sampler.get_sampler()
+    state: dict[str, Any] = {"q": q, "sampler": "uniform"}
+    if isinstance(sampler, LogUniform):
+        state["sampler"] = "loguniform"
+    elif isinstance(sampler, Normal):
+        state.update(sampler="normal", mean=sampler.mean, sd=sampler.sd)
+    if isinstance(domain, Categorical):
+        state.update(kind="choice", categories=list(domain.categories))
+    elif isinstance(domain, (Float, Integer)):
+        state.update(kind="float" if isinstance(domain, Float) else "int", lower=domain.lower, upper=domain.upper)
+    else:
+        raise ValueError(f"GatesSearcher cannot save the Tune domain {domain!r}; use uniform/loguniform/randint/choice")
+    return state
+
+
+def _domain_from_state(state: Mapping[str, Any]) -> Domain:
+    """Rebuild a domain written by :func:`_domain_state`."""
+    domain: Any
+    if state["kind"] == "choice":
+        domain = Categorical(state["categories"]).uniform()
+    else:
+        domain = (Float if state["kind"] == "float" else Integer)(state["lower"], state["upper"])
+        if state["sampler"] == "loguniform":
+            domain = domain.loguniform()
+        elif state["sampler"] == "normal":
+            domain = domain.normal(state["mean"], state["sd"])
+        else:
+            domain = domain.uniform()
+    return domain if state["q"] is None else domain.quantized(state["q"])
