@@ -28,10 +28,32 @@ study; if any other trial holds or claims the same architecture, the sampler pro
 each process writes its claim before reading the others', of two clashing processes at least the
 later reader sees the clash, so two running trials never hold the same architecture (on storages
 whose writes are immediately visible, as SQLite, other RDBs and the journal file are).
+
+Worker death. A trial can end in FAIL for two reasons, and Optuna stores both the same way (state
+FAIL, no value, no reason attribute). Either the objective failed (raised, returned ``None`` or
+NaN, or ``study.tell`` was called with ``state=FAIL``): then Optuna calls the sampler's
+``after_trial`` *before* it stores the state, and the sampler marks the trial
+(:data:`OBJECTIVE_FAILED_ATTR`). Or the worker died and something outside the objective failed the
+trial: Optuna's heartbeat check (``heartbeat_interval`` / ``grace_period`` on ``RDBStorage``,
+applied by ``optuna.storages.fail_stale_trials`` before each new trial) writes the FAIL state
+straight to the storage, with no ``after_trial``. So:
+
+- a FAIL trial with the mark is a failed evaluation: its architecture is never proposed again;
+- a FAIL trial without the mark that this sampler proposed (it holds a claim) or that was enqueued
+  with fixed parameters was never evaluated: its architecture is free again and may be proposed
+  anew. FAIL trials added by hand (``study.add_trial``) carry neither and stay failures;
+- a retry made by ``RetryFailedTrialCallback`` (a WAITING copy of the dead trial, parameters
+  included) holds the architecture while it waits and evaluates exactly that architecture;
+- a RUNNING trial pins its architecture while it runs. Storages without heartbeats (in-memory,
+  ``JournalStorage``, an ``RDBStorage`` without ``heartbeat_interval``) never fail a dead worker's
+  trial; with ``stale_after=seconds`` a RUNNING trial started longer ago than that stops pinning its
+  architecture (it stays RUNNING in the storage). The age is read from the trial's start time, so
+  the workers' clocks must agree; with heartbeats ``stale_after`` is ignored.
 """
 
 from __future__ import annotations
 
+import datetime
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
@@ -59,6 +81,8 @@ logger = optuna.logging.get_logger("optuna.gates_sampler")
 
 #: trial system attribute holding the architecture string this sampler proposed for the trial
 CLAIM_ATTR = "gates_sampler:arch"
+#: trial system attribute set when the objective itself failed (as opposed to the worker dying)
+OBJECTIVE_FAILED_ATTR = "gates_sampler:objective_failed"
 #: how often a proposal is retried after clashing with another process's claim
 MAX_CLAIM_ROUNDS = 10
 _PENDING_STATES = (TrialState.RUNNING, TrialState.WAITING)
@@ -94,6 +118,8 @@ class GatesSampler(BaseSampler):
             ``GatesPredictorSearcher(seed=s)`` would; a sampler that joins a study later (another
             worker process, a resumed study) mixes the number of its first trial into the seed so
             that workers built with the same seed do not draw the same sequence.
+        stale_after: seconds after which a RUNNING trial stops holding its architecture when the
+            storage has no heartbeat (see the module docstring); ``None`` (default): never.
         **searcher_kwargs: further :class:`~gates_sampler.searcher.GatesPredictorSearcher` settings
             (``predictor``, ``candidates``, ``refit``, ``warm_epochs``, ``zero_shot``, ``device``, ...).
 
@@ -113,6 +139,7 @@ class GatesSampler(BaseSampler):
         n_candidates: int = 200,
         independent_sampler: BaseSampler | None = None,
         seed: int | None = None,
+        stale_after: float | None = None,
         **searcher_kwargs: Any,
     ) -> None:
         if not isinstance(search_space, SearchSpace):
@@ -121,6 +148,12 @@ class GatesSampler(BaseSampler):
             raise ValueError(f"independent_sampler must be an optuna BaseSampler, got {type(independent_sampler).__name__}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
             raise ValueError(f"seed must be None or a non-negative int, got {seed!r}")
+        if stale_after is not None and (
+            isinstance(stale_after, bool)
+            or not isinstance(stale_after, (int, float))
+            or not 0 < stale_after < float("inf")
+        ):
+            raise ValueError(f"stale_after must be None or a positive number of seconds, got {stale_after!r}")
         bad = [k for k in _RESERVED_KWARGS if k in searcher_kwargs]
         if bad:
             raise ValueError(
@@ -137,6 +170,8 @@ class GatesSampler(BaseSampler):
         self._searcher: GatesPredictorSearcher | None = None
         self._study_name: str | None = None
         self._told: set[int] = set()  # numbers of finished trials already told to the searcher
+        self._stale_after = None if stale_after is None else float(stale_after)
+        self._stale_logged: set[int] = set()  # RUNNING trials already reported as stale
         self._proposed: dict[int, Arch] = {}  # trial number -> architecture proposed for it (running trials)
         self._exhausted_at: int | None = None  # number of seen architectures when the space ran out
         self._warned_exhausted = False
@@ -175,6 +210,8 @@ class GatesSampler(BaseSampler):
     def after_trial(
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
+        if state == TrialState.FAIL:
+            _mark_objective_failure(study, trial)
         # Tell this process's own results at once, so ``searcher`` is current after ``optimize``;
         # other processes' results are picked up from the storage at the next proposal.
         with self._lock:
@@ -277,16 +314,36 @@ class GatesSampler(BaseSampler):
         """Tell the searcher every newly finished trial and make its pending set the study's."""
         assert self._searcher is not None
         trials = study.get_trials(deepcopy=False)
+        started_before = self._stale_cutoff(study)
         pending: dict[str, Arch] = {}
         for t in trials:  # sorted by number, so the order of tells is reproducible
             if t.state.is_finished():
-                if t.number not in self._told:
+                if t.number not in self._told and _worker_died(t):
+                    self._told.add(t.number)  # never evaluated: nothing to tell, the architecture is free
+                    logger.info(
+                        "trial %d was failed without an objective result (its worker died); "
+                        "its architecture may be proposed again", t.number,
+                    )
+                elif t.number not in self._told:
                     self._tell_finished(t, t.state, t.value if t.state == TrialState.COMPLETE else None)
+            elif started_before is not None and _started_before(t, started_before):
+                if t.number not in self._stale_logged:
+                    self._stale_logged.add(t.number)
+                    logger.warning(
+                        "trial %d has been RUNNING for over %g s (stale_after); its architecture is no longer held",
+                        t.number, self._stale_after,
+                    )
             elif t.state in _PENDING_STATES and t.number != current:
                 arch = self._arch_of(t, complete=False)
                 if arch is not None:
                     pending[self._space.canonical_key(arch)] = arch
         self._searcher.set_pending(pending.values())
+
+    def _stale_cutoff(self, study: Study) -> datetime.datetime | None:
+        """Start time before which a RUNNING trial counts as abandoned, or ``None`` (no such rule)."""
+        if self._stale_after is None or _heartbeat_enabled(study):
+            return None
+        return datetime.datetime.now() - datetime.timedelta(seconds=self._stale_after)
 
     def _tell_finished(self, trial: FrozenTrial, state: TrialState, value: float | None) -> None:
         assert self._searcher is not None
@@ -380,6 +437,40 @@ class GatesSampler(BaseSampler):
             except ValueError:
                 continue
         return self._space.sample(self._rng)
+
+
+def _mark_objective_failure(study: Study, trial: FrozenTrial) -> None:
+    """Record on the still-RUNNING trial that its objective failed, so other workers can tell it
+    from a trial failed because its worker died."""
+    try:
+        study._storage.set_trial_system_attr(trial._trial_id, OBJECTIVE_FAILED_ATTR, True)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # already ended elsewhere; whoever ended it decided
+    except Exception as exc:  # noqa: BLE001 - a storage hiccup must not turn a failed trial into a dead worker
+        logger.warning(
+            "could not mark trial %d as failed by its objective (%s); its architecture may be proposed again",
+            trial.number, exc,
+        )
+
+
+def _worker_died(trial: FrozenTrial) -> bool:
+    """A FAIL trial that a worker of this sampler started but whose objective never reported."""
+    attrs = trial.system_attrs
+    return (
+        trial.state == TrialState.FAIL
+        and OBJECTIVE_FAILED_ATTR not in attrs
+        and (CLAIM_ATTR in attrs or "fixed_params" in attrs)
+    )
+
+
+def _started_before(trial: FrozenTrial, cutoff: datetime.datetime) -> bool:
+    return trial.state == TrialState.RUNNING and trial.datetime_start is not None and trial.datetime_start < cutoff
+
+
+def _heartbeat_enabled(study: Study) -> bool:
+    """Whether the storage fails dead workers' trials itself (RDBStorage with ``heartbeat_interval``)."""
+    interval = getattr(study._storage, "get_heartbeat_interval", None)
+    return interval is not None and interval() is not None
 
 
 def _check_single_objective(study: Study) -> None:
