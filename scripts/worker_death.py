@@ -39,7 +39,8 @@ STORAGES = ("postgresql", "journal", "sqlite")
 HEARTBEAT_INTERVAL = 1  # seconds; Optuna takes whole seconds
 GRACE_PERIOD = 2
 STALE_AFTER = 4.0  # the journal's substitute for a heartbeat, longer than one evaluation
-OBJECTIVE_SLEEP = 0.3
+OBJECTIVE_SLEEP = 0.3  # seconds an evaluation takes besides the look-up
+VICTIM_SLEEP = 1.5  # the same for the workers that are going to be killed
 WORKER_TIMEOUT = 240.0
 
 
@@ -74,7 +75,7 @@ def make_sampler(kind: str, seed: int) -> Any:
 
 
 # ----- one worker process ----------------------------------------------------------------------
-def worker(kind: str, location: str, study_name: str, n_trials: int, seed: int) -> None:
+def worker(kind: str, location: str, study_name: str, n_trials: int, seed: int, sleep: float) -> None:
     """Run trials until the study holds ``n_trials`` complete ones and nothing is left to retry."""
     import optuna
     import torch
@@ -93,7 +94,7 @@ def worker(kind: str, location: str, study_name: str, n_trials: int, seed: int) 
     def objective(trial: optuna.Trial) -> float:
         arch = bench.space.suggest(trial)
         trial.set_user_attr("pid", os.getpid())  # tells the driver this worker is mid-objective
-        time.sleep(OBJECTIVE_SLEEP)
+        time.sleep(sleep)
         return bench.query(arch)
 
     def stop_when_done(study: optuna.Study, _trial: Any) -> None:
@@ -114,7 +115,9 @@ def worker(kind: str, location: str, study_name: str, n_trials: int, seed: int) 
 
 
 # ----- the driver ------------------------------------------------------------------------------
-_PRELOAD = ["torch", "optuna", "gates_sampler.integrations.optuna", "gates_sampler.benchmarks"]
+# torch._dynamo comes with the first optimizer; sqlalchemy / psycopg2 with the first RDB storage
+_PRELOAD = ["torch", "torch._dynamo", "optuna", "sqlalchemy", "optuna.storages._rdb.storage", "psycopg2",
+            "gates_sampler.integrations.optuna", "gates_sampler.searcher", "gates_sampler.benchmarks"]
 
 
 def _context() -> Any:
@@ -154,22 +157,25 @@ def run_scenario(kind: str, workdir: Path, *, url: str | None = None, n_trials: 
     study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize")
     ctx = _context()
 
-    def start(worker_seed: int) -> Any:
-        p = ctx.Process(target=worker, args=(kind, location, study_name, n_trials, worker_seed), daemon=True)
+    def start(worker_seed: int, sleep: float = OBJECTIVE_SLEEP) -> Any:
+        p = ctx.Process(target=worker, args=(kind, location, study_name, n_trials, worker_seed, sleep), daemon=True)
         p.start()
         return p
 
     begin = time.monotonic()
-    procs = [start(seed + i) for i in range(n_workers)]
-    victims = {p.pid: p for p in procs[:n_kill]}
+    # the workers to be killed evaluate slowly, so that the driver surely finds them mid-objective
+    procs = [start(seed + i, VICTIM_SLEEP if i < n_kill else OBJECTIVE_SLEEP) for i in range(n_workers)]
+    victims: dict[int, Any] = {int(p.pid): p for p in procs[:n_kill]}
     killed: dict[int, int] = {}  # trial number -> pid of the worker killed while evaluating it
     deadline = time.monotonic() + WORKER_TIMEOUT
     while victims and time.monotonic() < deadline:
+        for pid in [pid for pid, p in victims.items() if not p.is_alive()]:
+            victims.pop(pid).join()  # finished before it could be caught mid-objective
         # kill once a few trials are done, so that the predictor is already in use
         trials = study.get_trials(deepcopy=False)
         if sum(t.state == TrialState.COMPLETE for t in trials) >= n_workers:
             for t in trials:
-                pid = t.user_attrs.get("pid")
+                pid = int(t.user_attrs.get("pid", -1))
                 if t.state == TrialState.RUNNING and pid in victims:
                     os.kill(pid, signal.SIGKILL)
                     victims.pop(pid).join()
@@ -241,9 +247,9 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             rows.append(run_scenario(kind, Path(tmp), url=args.postgres_url, n_trials=args.trials, seed=args.seed))
     widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in COLUMNS]
-    print("  ".join(c.rjust(w) for c, w in zip(COLUMNS, widths)))
+    print("  ".join(c.rjust(w) for c, w in zip(COLUMNS, widths, strict=True)))
     for r in rows:
-        print("  ".join(str(r[c]).rjust(w) for c, w in zip(COLUMNS, widths)))
+        print("  ".join(str(r[c]).rjust(w) for c, w in zip(COLUMNS, widths, strict=True)))
 
 
 if __name__ == "__main__":

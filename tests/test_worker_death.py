@@ -38,8 +38,8 @@ FAST = {
     "device": "cpu",
 }
 #: Optuna renamed the heartbeat retry callback in 4.9; the old name stays as a deprecated alias
-RetryCallback = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or getattr(
-    optuna.storages, "RetryFailedTrialCallback"
+RetryCallback = (
+    getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -176,9 +176,8 @@ def test_failed_trial_added_by_hand_stays_a_failure(bench, space, tmp_path):
 def test_retry_callback_evaluates_the_dead_trials_architecture(bench, space, tmp_path):
     """RetryFailedTrialCallback's copy runs the dead trial's architecture, which is not refused as seen."""
     new_name = "heartbeat_stale_trial_callback" in RDBStorage.__init__.__code__.co_varnames  # Optuna >= 4.9
-    storage = heartbeat_storage(
-        tmp_path, **{"heartbeat_stale_trial_callback" if new_name else "failed_trial_callback": RetryCallback(max_retry=2)}
-    )
+    callback_arg = "heartbeat_stale_trial_callback" if new_name else "failed_trial_callback"
+    storage = heartbeat_storage(tmp_path, **{callback_arg: RetryCallback(max_retry=2)})
     study = optuna.create_study(storage=storage, direction="maximize", sampler=GatesSampler(space, seed=0, **FAST))
     study.optimize(lambda t: bench.query(space.suggest(t)), n_trials=4)
     dead, key = start_and_abandon(study, space)
