@@ -176,11 +176,13 @@ def run_scenario(kind: str, workdir: Path, *, url: str | None = None, n_trials: 
         if sum(t.state == TrialState.COMPLETE for t in trials) >= n_workers:
             for t in trials:
                 pid = int(t.user_attrs.get("pid", -1))
-                if t.state == TrialState.RUNNING and pid in victims:
+                # read the trial again just before the kill: the list may be a moment old
+                if pid in victims and study._storage.get_trial(t._trial_id).state == TrialState.RUNNING:
                     os.kill(pid, signal.SIGKILL)
                     victims.pop(pid).join()
                     killed[t.number] = pid
                     procs.append(start(seed + 100 + len(killed)))
+                    break  # starting the replacement takes a while: read the list afresh
         time.sleep(0.05)
     for p in procs:
         p.join(timeout=max(1.0, deadline - time.monotonic()))
