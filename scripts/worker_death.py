@@ -190,6 +190,11 @@ def run_scenario(kind: str, workdir: Path, *, url: str | None = None, n_trials: 
             p.kill()
             p.join()
     worker_errors = sum(p.exitcode not in (0, -signal.SIGKILL) for p in procs)
+    if kind == "journal" and killed:
+        # without heartbeats the dead trials free their architectures only after stale_after: count then
+        trials = study.get_trials(deepcopy=False)
+        latest = max(trials[n].datetime_start or datetime.datetime.now() for n in killed)
+        time.sleep(max(0.0, STALE_AFTER + 0.5 - (datetime.datetime.now() - latest).total_seconds()))
     return {"storage": kind, "seconds": round(time.monotonic() - begin, 1), "killed": len(killed),
             "worker_errors": worker_errors, **count(kind, study, set(killed))}
 
