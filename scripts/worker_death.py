@@ -93,7 +93,9 @@ def worker(kind: str, location: str, study_name: str, n_trials: int, seed: int, 
 
     def objective(trial: optuna.Trial) -> float:
         arch = bench.space.suggest(trial)
-        trial.set_user_attr("pid", os.getpid())  # tells the driver this worker is mid-objective
+        # tells the driver which worker is mid-objective, and until when
+        trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("busy_until", time.time() + sleep)
         time.sleep(sleep)
         return bench.query(arch)
 
@@ -176,8 +178,10 @@ def run_scenario(kind: str, workdir: Path, *, url: str | None = None, n_trials: 
         if sum(t.state == TrialState.COMPLETE for t in trials) >= n_workers:
             for t in trials:
                 pid = int(t.user_attrs.get("pid", -1))
-                # read the trial again just before the kill: the list may be a moment old
-                if pid in victims and study._storage.get_trial(t._trial_id).state == TrialState.RUNNING:
+                # a kill must land well inside the objective, not as it returns, and on a trial that
+                # is still running now (the list may be a moment old)
+                inside = time.time() < float(t.user_attrs.get("busy_until", 0.0)) - 0.5
+                if pid in victims and inside and study._storage.get_trial(t._trial_id).state == TrialState.RUNNING:
                     os.kill(pid, signal.SIGKILL)
                     victims.pop(pid).join()
                     killed[t.number] = pid
