@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, overload
 
 import numpy as np
-import torch
 
 from gates_sampler.spaces import DartsSpace, NB101Space, NB201Space
-from gates_sampler.spaces.base import Arch, SearchSpace
-from gates_sampler.utils import atomic_torch_save
+from gates_sampler.spaces.base import Arch, SearchSpace, short_repr
+from gates_sampler.utils import atomic_torch_save, check_rng_state, safe_torch_load
 
 logger = logging.getLogger("gates_sampler")
 
@@ -39,17 +38,60 @@ class Observation:
         return self.value is None
 
 
+#: largest magnitude a value may have: the predictor trains in float32
+MAX_ABS_VALUE = float(np.finfo(np.float32).max)
+
+
 def as_value(value: Any) -> float | None:
-    """A finite float, or ``None`` for a failed evaluation (``None``, NaN, +-inf)."""
+    """A finite float, or ``None`` for a failed evaluation.
+
+    - ``None``, NaN and +-inf are failed evaluations (``None``).
+    - Finite numbers beyond the float32 range (``abs(value) > MAX_ABS_VALUE``, about 3.4e38, such as
+      ``1e39`` or ``10**400``) are failed evaluations too, with a warning: the predictor trains in
+      float32, and such a value is almost always a diverged run rather than a measurement.
+    - Anything that is not a number (bool, str, bytes, containers, objects without ``__float__``)
+      raises ``ValueError``.
+    """
     if value is None:
         return None
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"value must be a number (or None for a failed evaluation), got {value!r}")
+    if isinstance(value, (bool, np.bool_, str, bytes, bytearray)):
+        raise ValueError(f"value must be a number (or None for a failed evaluation), got {short_repr(value)}")
     try:
         v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"value must be a number (or None/NaN for a failed evaluation), got {value!r}") from None
-    return v if math.isfinite(v) else None
+    except OverflowError:  # an int such as 10**400: finite, far outside the range
+        logger.warning("value %s is beyond the float32 range +-%.4g: recorded as a failed evaluation", short_repr(value), MAX_ABS_VALUE)
+        return None
+    except Exception:  # TypeError, ValueError, or whatever a foreign __float__ raises
+        raise ValueError(f"value must be a number (or None/NaN for a failed evaluation), got {short_repr(value)}") from None
+    if not math.isfinite(v):
+        return None
+    if abs(v) > MAX_ABS_VALUE:
+        logger.warning("value %r is beyond the float32 range +-%.4g: recorded as a failed evaluation", v, MAX_ABS_VALUE)
+        return None
+    return v
+
+
+def _is_plain(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is JSON-like plain data (what a state file may hold besides tensors)."""
+    if depth > 20:
+        return False
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _space_for(state: Mapping[str, Any], space: SearchSpace | None) -> SearchSpace:
+    """``space``, or the built-in space the state names."""
+    if space is not None:
+        return space
+    name = state.get("space")
+    if not isinstance(name, str) or name not in _BUILTIN_SPACES:
+        raise ValueError(f"the state's space {short_repr(name)} is not built in; pass space=...")
+    return _BUILTIN_SPACES[name]()
 
 
 class AskTellSearcher(abc.ABC):
@@ -74,6 +116,9 @@ class AskTellSearcher(abc.ABC):
         self._values: dict[str, list[float]] = {}  # canonical key -> internal (maximised) values
         self._arch_of: dict[str, Arch] = {}
         self._failed: set[str] = set()
+        #: free-form plain data saved with the state, e.g. ``{"benchmark": "nb201", "dataset": "cifar100"}``:
+        #: where the told values come from, so that a resumed run can check it continues the same problem
+        self.meta: dict[str, Any] = {}
 
     # ----- public bookkeeping -----------------------------------------------------------------
     @property
@@ -228,12 +273,13 @@ class AskTellSearcher(abc.ABC):
     def tell(self, arch: Arch | str | dict, value: Any) -> None:
         """Record the result of an architecture.
 
-        ``value`` ``None``, NaN or inf marks a failed evaluation: recorded, never proposed again and
-        excluded from training. A valid architecture that was never asked is accepted as extra data.
+        ``value`` ``None``, NaN, inf or a number beyond the float32 range (see :func:`as_value`) marks a
+        failed evaluation: recorded, never proposed again and excluded from training. A value that is
+        not a number raises ``ValueError`` and records nothing. A valid architecture that was never asked is accepted as extra data.
         Telling the same architecture twice keeps both values; training uses their mean.
         """
         arch = self.space.coerce(arch)
-        v = as_value(value)
+        v = as_value(value)  # both checked before anything is recorded: a rejected tell changes nothing
         key = self.space.canonical_key(arch)
         asked = self._pending.pop(key, None) is not None
         self._history.append(Observation(arch, v, asked))
@@ -262,58 +308,111 @@ class AskTellSearcher(abc.ABC):
         return {"direction": self.direction, "seed": self.seed}
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue the search exactly: history, pending, RNG and model state."""
+        """Everything needed to continue the search exactly: history, pending, RNG and model state.
+
+        Only plain data and tensors, so that the state loads with ``torch.load(..., weights_only=True)``.
+        """
+        if not _is_plain(self.meta) or not isinstance(self.meta, dict):
+            raise ValueError(f"meta must be a dict of plain data (str keys; str, int, float, bool, None, lists, dicts), got {short_repr(self.meta)}")
         return {
             "version": STATE_VERSION,
             "class": type(self).__name__,
             "space": self.space.name,
+            "space_fingerprint": self.space.fingerprint(),
             "config": self._config(),
+            "meta": dict(self.meta),
             "history": [(str(o.arch), o.value, o.asked) for o in self._history],
             "pending": [str(a) for a in self._pending.values()],
             "rng": self._rng.bit_generator.state,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (into a searcher built with the same space and settings)."""
+    def _check_header(self, state: Any) -> None:
+        """Refuse a state of another class, version, space or settings (nothing is changed)."""
         if not isinstance(state, dict) or "history" not in state or "version" not in state:
             raise ValueError("not a searcher state: expected a dict from state_dict() with 'version' and 'history'")
-        if state["version"] != STATE_VERSION:
-            raise ValueError(f"unsupported state version {state['version']!r}; this release reads version {STATE_VERSION}")
-        if state.get("space") != self.space.name:
-            raise ValueError(f"state was saved for space {state.get('space')!r}, this searcher searches {self.space.name!r}")
+        version = state["version"]
+        if type(version) is not int or version != STATE_VERSION:
+            raise ValueError(f"unsupported state version {short_repr(version)}; this release reads version {STATE_VERSION}")
         if state.get("class") != type(self).__name__:
-            raise ValueError(f"state was saved by {state.get('class')}, not {type(self).__name__}")
-        if state["config"] != self._config():
-            raise ValueError(f"state was saved with different settings: {state['config']} vs {self._config()}")
+            raise ValueError(f"state was saved by {short_repr(state.get('class'))}, not {type(self).__name__}")
+        if state.get("space") != self.space.name:
+            raise ValueError(f"state was saved for space {short_repr(state.get('space'))}, this searcher searches {self.space.name!r}")
+        # states written before the fingerprint existed carry none: their space is checked by name only
+        if "space_fingerprint" in state and state["space_fingerprint"] != self.space.fingerprint():
+            raise ValueError(
+                f"state was saved for another space named {self.space.name!r} (different operations, cells or "
+                f"parameters: fingerprint {short_repr(state['space_fingerprint'])}, this space {self.space.fingerprint()!r})"
+            )
+        if state.get("config") != self._config():
+            raise ValueError(f"state was saved with different settings: {short_repr(state.get('config'))} vs {self._config()}")
+        meta = state.get("meta", {})
+        if not isinstance(meta, dict) or not _is_plain(meta):
+            raise ValueError(f"meta: expected a dict of plain data, got {short_repr(meta)}")
+
+    def _restore(self, state: dict[str, Any]) -> "AskTellSearcher":
+        """Validate the whole base state and rebuild it in a detached copy (``self`` is not changed)."""
+        self._check_header(state)
+        history, pending = state["history"], state.get("pending", [])
+        if not isinstance(history, (list, tuple)):
+            raise ValueError(f"history: expected a list of (arch, value, asked) entries, got {type(history).__name__}")
+        if not isinstance(pending, (list, tuple)):
+            raise ValueError(f"pending: expected a list of architecture strings, got {type(pending).__name__}")
+        rng_state = check_rng_state(state.get("rng"))
         fresh = type(self).__new__(type(self))
         fresh.__dict__.update(self.__dict__)
         AskTellSearcher.__init__(fresh, self.space, direction=self.direction, seed=self.seed)
-        for arch_s, value, asked in state["history"]:
-            arch = self.space.parse(arch_s)
+        for i, entry in enumerate(history):
+            if not (isinstance(entry, (list, tuple)) and len(entry) == 3):
+                raise ValueError(f"history[{i}]: expected an (arch, value, asked) entry, got {short_repr(entry)}")
+            arch_s, value, asked = entry
+            if not isinstance(asked, bool):
+                raise ValueError(f"history[{i}]: 'asked' must be a bool, got {short_repr(asked)}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"history[{i}]: the value must be a number or None, got {short_repr(value)}")
+            try:
+                arch = self.space.parse(arch_s)
+            except ValueError as exc:
+                raise ValueError(f"history[{i}]: {exc}") from None
             if asked:
                 fresh._pending[self.space.canonical_key(arch)] = arch
             AskTellSearcher.tell(fresh, arch, value)
-        for arch_s in state["pending"]:
-            arch = self.space.parse(arch_s)
+        for i, arch_s in enumerate(pending):
+            try:
+                arch = self.space.parse(arch_s)
+            except ValueError as exc:
+                raise ValueError(f"pending[{i}]: {exc}") from None
             fresh._pending[self.space.canonical_key(arch)] = arch
-        fresh._rng.bit_generator.state = state["rng"]
-        # commit only once everything parsed, so a bad state leaves this searcher untouched
-        for k in ("_rng", "_history", "_pending", "_values", "_arch_of", "_failed"):
+        fresh._rng.bit_generator.state = rng_state
+        fresh.meta = dict(state.get("meta", {}))
+        return fresh
+
+    def _commit(self, fresh: "AskTellSearcher") -> None:
+        for k in ("_rng", "_history", "_pending", "_values", "_arch_of", "_failed", "meta"):
             setattr(self, k, getattr(fresh, k))
 
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (into a searcher built with the same space and settings).
+
+        The whole state is checked first (class, version, space and its fingerprint, settings, every
+        history entry, the random generator state); a refused state raises ``ValueError`` and leaves
+        this searcher exactly as it was.
+        """
+        self._commit(self._restore(state))
+
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write :meth:`state_dict` to ``path`` atomically (a crash never leaves a half-written file)."""
+        """Write :meth:`state_dict` to ``path`` atomically, with a checksum that :meth:`load` verifies."""
         atomic_torch_save(self.state_dict(), path)
 
     @staticmethod
     def read_state(path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Read a state file written by :meth:`save`, with a clear error if it is not one."""
-        try:
-            state = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
-        except FileNotFoundError:
-            raise
-        except Exception as exc:
-            raise ValueError(f"{os.fspath(path)!r} is not a readable searcher state file ({type(exc).__name__}: {exc})") from None
+        """Read a state file written by :meth:`save`, without running any code stored in it.
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+            ValueError: the file is not a searcher state, fails its checksum, or holds anything other
+                than plain data and tensors (the message names the file).
+        """
+        state = safe_torch_load(path, what="searcher state")
         if not isinstance(state, dict) or "version" not in state or "history" not in state:
             raise ValueError(f"{os.fspath(path)!r} is not a searcher state file")
         return state
@@ -325,12 +424,20 @@ class AskTellSearcher(abc.ABC):
         ``space`` may be left out for the built-in spaces; settings saved in the file are used unless
         overridden by ``kwargs`` (which must then match them).
         """
-        state = cls.read_state(path)
-        if space is None:
-            if state.get("space") not in _BUILTIN_SPACES:
-                raise ValueError(f"the state's space {state.get('space')!r} is not built in; pass space=...")
-            space = _BUILTIN_SPACES[state["space"]]()
-        searcher = cls(space, **{**state["config"], **kwargs})
+        return cls.from_state(cls.read_state(path), space, **kwargs)
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], space: SearchSpace | None = None, **kwargs: Any) -> "AskTellSearcher":
+        """Build a searcher from a state read by :meth:`read_state` (see :meth:`load`)."""
+        state = dict(state)
+        space = _space_for(state, space)
+        config = state.get("config")
+        if not isinstance(config, dict):
+            raise ValueError(f"config: expected a dict of settings, got {short_repr(config)}")
+        try:
+            searcher = cls(space, **{**config, **kwargs})
+        except TypeError as exc:  # a setting this release does not know
+            raise ValueError(f"config: the state's settings do not fit this release ({exc})") from None
         searcher.load_state_dict(state)
         return searcher
 

@@ -9,9 +9,9 @@ from typing import Any, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
-from gates_sampler.base_searcher import AskTellSearcher
+from gates_sampler.base_searcher import AskTellSearcher, _space_for
 from gates_sampler.predictor import Predictor
-from gates_sampler.spaces.base import Arch, SearchSpace
+from gates_sampler.spaces.base import Arch, SearchSpace, short_repr
 
 logger = logging.getLogger("gates_sampler")
 
@@ -334,48 +334,74 @@ class GatesPredictorSearcher(AskTellSearcher):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; everything is checked first, and a refused state raises
+        ``ValueError`` and leaves this searcher (history, pending, RNG, predictor) exactly as it was."""
         if self._predictor_kwargs is None:
             raise ValueError("load_state_dict needs a searcher whose predictor was built from keyword arguments")
-        if "predictor_state" not in state:
+        if not isinstance(state, dict) or not isinstance(state.get("predictor_state"), dict):
             raise ValueError("not a GatesPredictorSearcher state: 'predictor_state' is missing")
         state = self._upgrade_state(state)
-        super().load_state_dict(state)
+        fresh = self._restore(state)
+        self.predictor.check_state_dict(state["predictor_state"])
+        versions = {k: state.get(k) for k in ("fitted_version", "data_version")}
+        for k, v in versions.items():
+            if type(v) is not int:
+                raise ValueError(f"{k}: expected an int, got {short_repr(v)}")
+        unlabeled_s = state.get("unlabeled", [])
+        if not isinstance(unlabeled_s, (list, tuple)):
+            raise ValueError(f"unlabeled: expected a list of architecture strings, got {type(unlabeled_s).__name__}")
+        unlabeled = []
+        for i, a in enumerate(unlabeled_s):
+            try:
+                unlabeled.append(self.space.parse(a))
+            except ValueError as exc:
+                raise ValueError(f"unlabeled[{i}]: {exc}") from None
+        # everything checked: commit
+        self._commit(fresh)
         self.predictor.load_state_dict(state["predictor_state"])
-        self._fitted_version = state["fitted_version"]
-        self._data_version = state["data_version"]
+        self._fitted_version = versions["fitted_version"]
+        self._data_version = versions["data_version"]
         # features are looked up again (from the zero-shot cache) at the next fit
-        self._unlabeled = [self.space.parse(a) for a in state.get("unlabeled", [])]
+        self._unlabeled = unlabeled
         self._unlabeled_zs = None
 
     @staticmethod
     def _upgrade_state(state: dict[str, Any]) -> dict[str, Any]:
         """Fill settings that states saved by earlier releases lack with the behaviour they had."""
         config = state.get("config")
-        if not isinstance(config, dict):
+        predictor_state = state.get("predictor_state")
+        if not isinstance(config, dict) or not isinstance(predictor_state, dict):
             return state
         config = dict(config)
         config.setdefault("n_unlabeled", 2000)
+        saved_predictor = predictor_state.get("config")
         if isinstance(config.get("predictor"), dict) and "arch_input" not in config["predictor"]:
-            if "arch_input" not in state["predictor_state"].get("config", {}):
+            if not isinstance(saved_predictor, dict) or "arch_input" not in saved_predictor:
                 config["predictor"] = {**config["predictor"], "arch_input": False}
         return {**state, "config": config}
 
     @classmethod
-    def load(cls, path: Any, space: SearchSpace | None = None, **kwargs: Any) -> "GatesPredictorSearcher":
-        state = cls.read_state(path)
-        if "predictor_state" in state:
-            state = cls._upgrade_state(state)
-        config = dict(state.get("config", {}))
+    def from_state(cls, state: Mapping[str, Any], space: SearchSpace | None = None, **kwargs: Any) -> "GatesPredictorSearcher":
+        state = cls._upgrade_state(dict(state))
+        config = state.get("config")
+        if not isinstance(config, dict):
+            raise ValueError(f"config: expected a dict of settings, got {short_repr(config)}")
+        config = dict(config)
         if "predictor" in config:
+            if config["predictor"] is not None and not isinstance(config["predictor"], dict):
+                raise ValueError(f"config['predictor']: expected a dict of settings, got {short_repr(config['predictor'])}")
             config["predictor"] = dict(config["predictor"] or {})
         if config.get("zero_shot") == "custom" and "zero_shot" not in kwargs:
             raise ValueError("the state was saved with a custom zero-shot provider: pass it again, load(path, zero_shot=provider)")
-        if space is None:
-            from gates_sampler.base_searcher import _BUILTIN_SPACES
-
-            if state.get("space") not in _BUILTIN_SPACES:
-                raise ValueError(f"the state's space {state.get('space')!r} is not built in; pass space=...")
-            space = _BUILTIN_SPACES[state["space"]]()
-        searcher = cls(space, **{**config, **kwargs})
+        space = _space_for(state, space)
+        try:
+            searcher = cls(space, **{**config, **kwargs})
+        except TypeError as exc:  # a setting this release does not know
+            raise ValueError(f"config: the state's settings do not fit this release ({exc})") from None
         searcher.load_state_dict(state)
         return searcher
+
+    @classmethod
+    def load(cls, path: Any, space: SearchSpace | None = None, **kwargs: Any) -> "GatesPredictorSearcher":
+        """Build a searcher from a file written by :meth:`save` (see :meth:`AskTellSearcher.load`)."""
+        return cls.from_state(cls.read_state(path), space, **kwargs)

@@ -1,12 +1,28 @@
-"""Small helpers shared across the package."""
+"""Small helpers shared across the package: device resolution and safe state files."""
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import io
+import logging
 import os
+import pickle
+import re
 import tempfile
+import time
 from typing import Any
 
+import numpy as np
 import torch
+
+logger = logging.getLogger("gates_sampler")
+
+#: marks a file whose payload carries a checksum (see :func:`atomic_torch_save`)
+ENVELOPE = "gates-sampler/sha256-v1"
+#: a temporary file of an interrupted save is removed by the next save of the same target once it is this old
+STALE_TEMP_SECONDS = 300.0
+_TEMP_SUFFIX = ".tmp"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -24,18 +40,121 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def _temp_prefix(path: str, prefix: str) -> str:
+    return f"{prefix}{os.path.basename(path)}."
+
+
+def remove_stale_temp_files(path: str | os.PathLike[str], prefix: str = ".gates-state-", older_than: float = STALE_TEMP_SECONDS) -> int:
+    """Remove temporary files that interrupted saves of ``path`` left beside it; returns how many.
+
+    Only files named after ``path`` and older than ``older_than`` seconds are touched, so a save
+    in progress in another process keeps its file.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    pattern = os.path.join(glob.escape(folder), glob.escape(_temp_prefix(path, prefix)) + "*" + _TEMP_SUFFIX)
+    now = time.time()
+    removed = 0
+    for tmp in glob.glob(pattern):
+        try:
+            if now - os.path.getmtime(tmp) >= older_than:
+                os.unlink(tmp)
+                removed += 1
+        except OSError:  # removed meanwhile by another process, or not ours to remove
+            continue
+    if removed:
+        logger.info("removed %d stale temporary file(s) of interrupted saves of %s", removed, path)
+    return removed
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str], prefix: str = ".gates-state-") -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves a
-    half-written state file behind."""
+    """Write ``obj`` to ``path`` so that a crash never leaves a half-written or silently corrupted file.
+
+    ``obj`` is serialised with ``torch.save`` and stored with its SHA-256 inside an envelope
+    (``{"envelope", "sha256", "payload"}``), which :func:`safe_torch_load` verifies. The file is
+    written to a temporary file named after ``path`` and renamed over it; a failed save removes its
+    temporary file, and stale ones left by killed processes are removed on the next save.
+    ``obj`` must hold only plain data and tensors, or it could not be loaded back.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix)
+    remove_stale_temp_files(path, prefix)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    payload = buf.getvalue()
+    envelope = {
+        "envelope": ENVELOPE,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8),
+    }
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(path, prefix), suffix=_TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            torch.save(envelope, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _load_plain(source: Any, name: str, what: str, map_location: Any) -> Any:
+    """``torch.load`` with the weights-only unpickler; every failure becomes a ``ValueError`` naming ``name``."""
+    try:
+        return torch.load(source, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
+            raise ValueError(
+                f"refusing to load {name!r}: it asks to import {found.group(1)}; a {what} file holds only plain "
+                "data and tensors, and unpickling anything else could run code"
+            ) from None
+        reason = re.search(r"WeightsUnpickler error:\s*(.+?)\n", text)
+        detail = reason.group(1).strip() if reason else text[:200]
+        raise ValueError(f"{name!r} is not a readable {what} file (not plain data and tensors: {detail})") from None
+    except Exception as exc:  # truncated, foreign or corrupted files: zip, pickle and torch errors alike
+        raise ValueError(f"{name!r} is not a readable {what} file ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def safe_torch_load(path: str | os.PathLike[str], what: str = "state", map_location: Any = "cpu") -> Any:
+    """Read a file written by :func:`atomic_torch_save` (or a plain ``torch.save`` file) without running code.
+
+    Only plain data and tensors are unpickled (``weights_only=True``). A file with a checksum
+    envelope is verified before its payload is read.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file holds anything but plain data, is unreadable, or fails its checksum;
+            the message names the file.
+    """
+    name = os.fspath(path)
+    obj = _load_plain(name, name, what, map_location)
+    if not (isinstance(obj, dict) and "envelope" in obj):
+        return obj  # a plain torch.save file, as written before the envelope existed
+    if obj.get("envelope") != ENVELOPE or set(obj) != {"envelope", "sha256", "payload"}:
+        raise ValueError(f"{name!r} is not a readable {what} file: unknown envelope {str(obj.get('envelope'))[:80]!r}")
+    payload, digest = obj["payload"], obj["sha256"]
+    if not (isinstance(payload, torch.Tensor) and payload.dtype == torch.uint8 and payload.dim() == 1 and isinstance(digest, str)):
+        raise ValueError(f"{name!r} is not a readable {what} file: malformed envelope")
+    data = payload.cpu().numpy().tobytes()
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise ValueError(f"{name!r} is corrupted: its checksum does not match its content (damaged on disk or in transfer)")
+    return _load_plain(io.BytesIO(data), name, what, map_location)
+
+
+def check_rng_state(state: Any, what: str = "rng") -> dict[str, Any]:
+    """``state`` if it can be the ``bit_generator.state`` of a PCG64 generator, else a ``ValueError`` naming ``what``."""
+    probe = np.random.PCG64()
+    try:
+        if not isinstance(state, dict):
+            raise TypeError(f"expected a dict, got {type(state).__name__}")
+        probe.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ValueError(f"{what}: not a random generator state ({exc})") from None
+    return state

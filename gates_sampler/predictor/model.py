@@ -14,8 +14,8 @@ from torch import nn
 
 from gates_sampler.predictor import losses as L
 from gates_sampler.predictor.encoder import GatesEncoder, MLPEncoder, mlp_head
-from gates_sampler.spaces.base import Arch, GraphBatch, SearchSpace
-from gates_sampler.utils import resolve_device
+from gates_sampler.spaces.base import Arch, GraphBatch, SearchSpace, short_repr
+from gates_sampler.utils import check_rng_state, resolve_device
 
 logger = logging.getLogger("gates_sampler")
 
@@ -252,11 +252,17 @@ class Predictor:
         aux_zs_arch: np.ndarray | torch.Tensor | None = None,
         callback: Callable[[int], None] | None = None,
     ) -> "Predictor":
-        y = torch.as_tensor(np.asarray(values, dtype=np.float64), dtype=torch.float32)
-        if len(archs) != len(y):
-            raise ValueError(f"got {len(archs)} architectures but {len(y)} values")
-        if not torch.isfinite(y).all():
+        y64 = np.asarray(values, dtype=np.float64).reshape(-1)
+        if len(archs) != len(y64):
+            raise ValueError(f"got {len(archs)} architectures but {len(y64)} values")
+        if not np.isfinite(y64).all():
             raise ValueError("values must be finite; drop failed evaluations before fitting")
+        # Standardised in float64 before the float32 cast, so that values near the float32 limit (1e38)
+        # never become inf; the ranking losses see the same order, the mse loss its usual targets.
+        std = float(y64.std(ddof=1)) if len(y64) > 1 else 0.0
+        y = torch.as_tensor((y64 - y64.mean()) / (std if std > 0 and np.isfinite(std) else 1.0), dtype=torch.float32)
+        if not torch.isfinite(y).all():
+            raise ValueError("values are too far apart to be standardised in float64")
         if len(archs) < 2:
             raise ValueError("need at least 2 evaluated architectures to fit a ranking predictor")
         c = self.config
@@ -265,8 +271,6 @@ class Predictor:
         assert self.net is not None and self.optimizer is not None
         inputs = self._inputs(archs, zs_op)
         y = y.to(self.device)
-        if c["loss"] == "mse":
-            y = (y - y.mean()) / (y.std() + 1e-8)
         aux = None
         if c["aux_dim"]:
             if zs_arch is None:
@@ -424,12 +428,64 @@ class Predictor:
             "aux_std": None if self.aux_std is None else self.aux_std.cpu(),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned (the configuration must match)."""
+    def check_state_dict(self, state: Any) -> None:
+        """Raise ``ValueError`` naming the field unless :meth:`load_state_dict` can restore ``state`` in full:
+        same configuration, every tensor of the same shape as this predictor's, a valid generator state."""
+        if not isinstance(state, dict):
+            raise ValueError(f"predictor state: expected a dict, got {type(state).__name__}")
+        missing = [k for k in ("config", "net", "optimizer", "rng", "trained", "aux_mean", "aux_std") if k not in state]
+        if missing:
+            raise ValueError(f"predictor state lacks {missing}")
+        if not isinstance(state["config"], dict):
+            raise ValueError("predictor state: 'config' must be a dict")
         saved = {"arch_input": False, **state["config"]}  # states from before the option existed
         if saved != self.config:
             diff = {k: (saved.get(k), v) for k, v in self.config.items() if saved.get(k) != v}
             raise ValueError(f"predictor state was saved with a different configuration: {diff}")
+        assert self.net is not None and self.optimizer is not None
+        own = self.net.state_dict()
+        net = state["net"]
+        if not isinstance(net, dict) or set(net) != set(own):
+            raise ValueError("predictor state: the network's tensors do not match this predictor's layers")
+        for k, t in own.items():
+            if not isinstance(net[k], torch.Tensor) or net[k].shape != t.shape or net[k].dtype != t.dtype:
+                got = tuple(net[k].shape) if isinstance(net[k], torch.Tensor) else type(net[k]).__name__
+                raise ValueError(f"predictor state: tensor {k!r} is {got}, this predictor has {tuple(t.shape)} ({t.dtype})")
+        self._check_optimizer_state(state["optimizer"])
+        check_rng_state(state["rng"], "predictor state 'rng'")
+        if not isinstance(state["trained"], bool):
+            raise ValueError(f"predictor state: 'trained' must be a bool, got {type(state['trained']).__name__}")
+        for k in ("aux_mean", "aux_std"):
+            v = state[k]
+            if v is None:
+                continue
+            if not isinstance(v, torch.Tensor) or v.shape != (self.config["aux_dim"],) or not torch.isfinite(v).all():
+                raise ValueError(f"predictor state: {k!r} must be None or {self.config['aux_dim']} finite values")
+
+    def _check_optimizer_state(self, state: Any) -> None:
+        assert self.optimizer is not None
+        own = self.optimizer.state_dict()
+        if not isinstance(state, dict) or not isinstance(state.get("state"), dict) or not isinstance(state.get("param_groups"), list):
+            raise ValueError("predictor state: 'optimizer' is not an optimizer state")
+        groups = state["param_groups"]
+        if len(groups) != len(own["param_groups"]) or any(
+            not isinstance(g, dict) or g.get("params") != o["params"] for g, o in zip(groups, own["param_groups"])
+        ):
+            raise ValueError("predictor state: the optimizer's parameter groups do not match this predictor")
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        for idx, slots in state["state"].items():
+            if not (type(idx) is int and 0 <= idx < len(params)) or not isinstance(slots, dict):
+                raise ValueError(f"predictor state: optimizer entry {short_repr(idx)} names no parameter")
+            for name, t in slots.items():
+                if not isinstance(t, torch.Tensor) or (t.dim() > 0 and t.shape != params[idx].shape):
+                    raise ValueError(f"predictor state: optimizer slot {name!r} of parameter {idx} has the wrong shape")
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (the configuration must match).
+
+        Everything is checked first (:meth:`check_state_dict`): a refused state leaves the predictor unchanged.
+        """
+        self.check_state_dict(state)
         assert self.net is not None and self.optimizer is not None
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import abc
+import hashlib
+import json
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -10,6 +13,16 @@ import numpy as np
 import torch
 
 Params = dict[str, str]
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 80
+_REPR.maxother = 80
+_REPR.maxlevel = 3
+
+
+def short_repr(value: Any) -> str:
+    """``repr`` cut to a readable length, for error messages about arbitrary user input."""
+    return _REPR.repr(value)
 
 
 class Arch(abc.ABC):
@@ -165,24 +178,67 @@ class SearchSpace(abc.ABC):
         """Number of node slots per cell in :meth:`encode`."""
         raise NotImplementedError
 
+    # --- identity of the space ---------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """A short hash of everything that defines the space (operations, cells, parameters and their
+        choices), so that a saved state is refused by a different space that happens to share its name."""
+        desc = {
+            "class": type(self).__name__,
+            "kind": getattr(self, "kind", None),
+            "ops": list(getattr(self, "op_names", ())),
+            "cells": list(getattr(self, "cell_names", ())),
+            "n_inputs": getattr(self, "n_inputs", None),
+            "params": self.distributions(),
+            **self._fingerprint_extra(),
+        }
+        return hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def _fingerprint_extra(self) -> dict[str, Any]:
+        """Settings beyond the parameters that change what an architecture means (readout, "no edge" op)."""
+        return {}
+
+    @property
+    def max_text_length(self) -> int:
+        """Longest architecture string :meth:`parse` reads: generous for every valid string of this space."""
+        longest_op = max((len(o) for o in getattr(self, "op_names", ())), default=16)
+        return 1024 + 8 * sum(len(k) + longest_op + 8 for k in self.distributions())
+
+    def _check_text(self, text: Any, what: str = "an architecture string") -> str:
+        """``text`` if it is a string of a sane length, else a ``ValueError`` saying what is expected."""
+        if not isinstance(text, str):
+            raise ValueError(f"expected {what} (str), got {type(text).__name__}")
+        if len(text) > self.max_text_length:
+            raise ValueError(
+                f"{what} of {len(text)} characters is too long: at most {self.max_text_length} for {self.name}"
+            )
+        return text
+
     # --- helpers shared by all spaces ---------------------------------------------------------
     def check_params(self, params: Mapping[str, Any]) -> Params:
         """Validate names and choices of a flat parameter dict; return it with string values."""
         if not isinstance(params, Mapping):
             raise ValueError(f"params must be a mapping of parameter name to choice, got {type(params).__name__}")
         dists = self.distributions()
-        missing = [k for k in dists if k not in params]
-        extra = [k for k in params if k not in dists]
+        try:
+            missing = [k for k in dists if k not in params]
+            extra = [k for k in params if k not in dists]
+        except TypeError as exc:  # a mapping whose keys cannot be compared with strings
+            raise ValueError(f"params must map parameter names (str) to choices: {exc}") from None
         if missing:
-            raise ValueError(f"missing parameter(s) {missing} for {self.name}; expected names: {list(dists)}")
+            raise ValueError(f"missing parameter(s) {short_repr(missing)} for {self.name}; expected names: {list(dists)}")
         if extra:
-            raise ValueError(f"unknown parameter(s) {extra} for {self.name}; expected names: {list(dists)}")
+            raise ValueError(f"unknown parameter(s) {short_repr(extra)} for {self.name}; expected names: {list(dists)}")
         out: Params = {}
         for k, choices in dists.items():
-            v = str(params[k])
+            raw = params[k]
+            # ints are accepted for digit choices ({"edge_0_1": 1}); anything else must be one of the strings
+            if isinstance(raw, (int, np.integer)) and not isinstance(raw, (bool, np.bool_)):
+                v = str(int(raw))
+            else:
+                v = raw if isinstance(raw, str) else None
             if v not in choices:
-                raise ValueError(f"parameter {k!r} has value {params[k]!r}; allowed: {choices}")
-            out[k] = v
+                raise ValueError(f"parameter {k!r} has value {short_repr(raw)}; allowed: {choices}")
+            out[k] = v  # type: ignore[assignment]
         return out
 
     def random_params(self, rng: np.random.Generator) -> Params:

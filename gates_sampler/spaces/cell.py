@@ -8,7 +8,17 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from gates_sampler.spaces.base import Arch, CellBatch, EdgeArch, EdgeCell, GraphBatch, NodeArch, Params, SearchSpace
+from gates_sampler.spaces.base import (
+    Arch,
+    CellBatch,
+    EdgeArch,
+    EdgeCell,
+    GraphBatch,
+    NodeArch,
+    Params,
+    SearchSpace,
+    short_repr,
+)
 
 # Beyond this many interchangeable nodes, canonical keys use a Weisfeiler-Lehman hash instead of
 # trying every relabelling (exact, but factorial in the node count).
@@ -22,6 +32,23 @@ def _check_names(ops: Sequence[str], what: str) -> tuple[str, ...]:
     if len(set(ops)) != len(ops):
         raise ValueError(f"{what} has duplicates: {ops!r}")
     return ops
+
+
+def _is_index(value: Any) -> bool:
+    """A node index: a Python or numpy int, not a bool (``True`` is no node), not a float or a string."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_sequence(value: Any) -> bool:
+    """A list, tuple or array of items (strings and bytes are text, not sequences of items)."""
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def _ascii_int(text: str, where: str, max_digits: int = 6) -> int:
+    """``text`` as a non-negative int written in ASCII digits, else a ``ValueError`` naming ``where``."""
+    if not (text.isascii() and text.isdigit()) or len(text) > max_digits:
+        raise ValueError(f"{where}: expected a node index written with the digits 0-9, got {short_repr(text)}")
+    return int(text)
 
 
 def _wl_hash(labels: list[str], edges: list[tuple[int, int]], rounds: int) -> str:
@@ -163,23 +190,29 @@ class EdgeCellSpace(CellSpace):
     def validate(self, arch: Any) -> EdgeArch:
         if not isinstance(arch, EdgeArch):
             raise ValueError(f"expected an architecture of {self.name} (EdgeArch), got {type(arch).__name__}")
+        if not _is_sequence(arch.cells):
+            raise ValueError(f"cells must be a tuple with one entry per cell {self.cell_names}, got {short_repr(arch.cells)}")
         if len(arch.cells) != len(self.cell_names):
             raise ValueError(f"architecture has {len(arch.cells)} cells, {self.name} expects {len(self.cell_names)} ({self.cell_names})")
         for c, cell in enumerate(arch.cells):
             cname = self.cell_names[c]
+            if not _is_sequence(cell):
+                raise ValueError(f"cell {cname!r} must be a tuple of nodes, got {short_repr(cell)}")
             if len(cell) != self.n_nodes:
                 raise ValueError(f"cell {cname!r} has {len(cell)} nodes, expected {self.n_nodes}")
             for k, edges in enumerate(cell):
                 node = self.n_inputs + k
                 where = f"cell {cname!r} node {node}"
+                if not _is_sequence(edges):
+                    raise ValueError(f"{where}: must be a tuple of (op, input) edges, got {short_repr(edges)}")
                 for e in edges:
                     if not (isinstance(e, tuple) and len(e) == 2):
-                        raise ValueError(f"{where}: an edge must be an (op, input) pair, got {e!r}")
+                        raise ValueError(f"{where}: an edge must be an (op, input) pair, got {short_repr(e)}")
                     op, src = e
-                    if op not in self._op_index:
-                        raise ValueError(f"{where}: unknown operation {op!r}; allowed: {list(self.op_names)}")
-                    if not isinstance(src, (int, np.integer)) or not 0 <= int(src) < node:
-                        raise ValueError(f"{where}: input {src!r} must be an earlier node in 0..{node - 1}")
+                    if not isinstance(op, str) or op not in self._op_index:
+                        raise ValueError(f"{where}: unknown operation {short_repr(op)}; allowed: {list(self.op_names)}")
+                    if not _is_index(src) or not 0 <= int(src) < node:
+                        raise ValueError(f"{where}: input {short_repr(src)} must be an int naming an earlier node in 0..{node - 1}")
                 srcs = [int(s) for _, s in edges]
                 if self.dense:
                     if srcs != list(range(node)):
@@ -191,9 +224,24 @@ class EdgeCellSpace(CellSpace):
                         raise ValueError(f"{where}: inputs {srcs} must be distinct nodes")
         return self._make(tuple(tuple(tuple((str(op), int(s)) for op, s in node) for node in cell) for cell in arch.cells))
 
+    def _fingerprint_extra(self) -> dict[str, Any]:
+        return {"readout": self.readout, "none_op": self.none_op, "distinct_inputs": self.distinct_inputs}
+
     def from_cells(self, cells: Sequence[Sequence[Sequence[tuple[str, int]]]]) -> EdgeArch:
         """Build (and validate) an architecture from nested lists ``cells[cell][node] = [(op, input), ...]``."""
-        return self.validate(self._make(tuple(tuple(tuple((op, int(s)) for op, s in node) for node in cell) for cell in cells)))
+        where = "cells"
+        try:
+            built = []
+            for c, cell in enumerate(cells):
+                where = f"cells[{c}]"
+                nodes = []
+                for k, node in enumerate(cell):
+                    where = f"cells[{c}][{k}]"
+                    nodes.append(tuple(tuple(edge) for edge in node))
+                built.append(tuple(nodes))
+        except TypeError:
+            raise ValueError(f"{where}: expected nested lists cells[cell][node] = [(op, input), ...], got {short_repr(cells)}") from None
+        return self.validate(self._make(tuple(built)))
 
     # ----- flat parameters --------------------------------------------------------------------
     def to_params(self, arch: Arch) -> Params:
@@ -328,21 +376,20 @@ class EdgeCellSpace(CellSpace):
 
     # ----- text -------------------------------------------------------------------------------
     def parse(self, text: str) -> EdgeArch:
-        if not isinstance(text, str):
-            raise ValueError(f"expected an architecture string, got {type(text).__name__}")
+        text = self._check_text(text)
         cells = []
         for cell_text in text.split(" / "):
             nodes = []
             for node_text in cell_text.strip().split("+"):
                 node_text = node_text.strip()
-                if not (node_text.startswith("|") and node_text.endswith("|")):
-                    raise ValueError(f"cannot parse node {node_text!r} of {text!r}: expected '|op~input|...|'")
+                if not (len(node_text) >= 2 and node_text.startswith("|") and node_text.endswith("|")):
+                    raise ValueError(f"cannot parse node {short_repr(node_text)} of {short_repr(text)}: expected '|op~input|...|'")
                 edges = []
-                for tok in node_text.strip("|").split("|"):
+                for tok in node_text[1:-1].split("|"):
                     op, sep, src = tok.rpartition("~")
-                    if not sep or not src.isdigit():
-                        raise ValueError(f"cannot parse edge {tok!r} of {text!r}: expected 'op~input'")
-                    edges.append((op, int(src)))
+                    if not sep:
+                        raise ValueError(f"cannot parse edge {short_repr(tok)} of {short_repr(text)}: expected 'op~input'")
+                    edges.append((op, _ascii_int(src, f"edge {short_repr(tok)} of {short_repr(text)}")))
                 nodes.append(tuple(edges))
             cells.append(tuple(nodes))
         return self.validate(self._make(tuple(cells)))
@@ -423,6 +470,9 @@ class NodeCellSpace(CellSpace):
     def max_nodes(self) -> int:
         return self.max_vertices
 
+    def _fingerprint_extra(self) -> dict[str, Any]:
+        return {"max_vertices": self.max_vertices, "max_edges": self.max_edges}
+
     def distributions(self) -> dict[str, list[str]]:
         return {k: list(c) for k, c in self._dists.items()}
 
@@ -433,8 +483,17 @@ class NodeCellSpace(CellSpace):
     def prune(self, matrix: Sequence[Sequence[int]], ops: Sequence[str]) -> NodeArch:
         """Drop vertices not on an input-to-output path; raise ``ValueError`` if no path remains
         or the pruned cell breaks the space's limits."""
-        m = np.array(matrix, dtype=np.int64)
+        if not _is_sequence(ops) or not all(isinstance(o, str) for o in ops):
+            raise ValueError(f"ops must be a list of operation names (str), got {short_repr(ops)}")
+        if not _is_sequence(matrix) or not all(_is_sequence(row) for row in matrix):
+            raise ValueError(f"matrix must be a square list of rows of 0/1 ints, got {short_repr(matrix)}")
+        bad = [v for row in matrix for v in row if not (_is_index(v) and v in (0, 1))]
+        if bad:
+            raise ValueError(f"matrix entries must be the ints 0 or 1, got {short_repr(bad[0])}")
         n = len(ops)
+        if any(len(row) != n for row in matrix) or len(matrix) != n:
+            raise ValueError(f"matrix must be {n}x{n} to match {n} ops, got {len(matrix)} rows of lengths {sorted({len(r) for r in matrix})}")
+        m = np.array(matrix, dtype=np.int64).reshape(n, n)
         if m.shape != (n, n):
             raise ValueError(f"matrix must be {n}x{n} to match {n} ops, got shape {m.shape}")
         if np.any((m != 0) & (m != 1)):
@@ -470,6 +529,8 @@ class NodeCellSpace(CellSpace):
     def validate(self, arch: Any) -> NodeArch:
         if not isinstance(arch, NodeArch):
             raise ValueError(f"expected an architecture of {self.name} (NodeArch), got {type(arch).__name__}")
+        if not _is_sequence(arch.ops):
+            raise ValueError(f"ops must be a tuple of operation names, got {short_repr(arch.ops)}")
         pruned = self.prune(arch.matrix, arch.ops)
         if pruned.ops != tuple(arch.ops):
             raise ValueError("the cell has vertices that are not on an input-to-output path; build it with space.prune(matrix, ops)")
@@ -564,16 +625,20 @@ class NodeCellSpace(CellSpace):
 
     # ----- text -------------------------------------------------------------------------------
     def parse(self, text: str) -> NodeArch:
-        if not isinstance(text, str):
-            raise ValueError(f"expected an architecture string, got {type(text).__name__}")
-        try:
-            mat_text, ops_text = text.strip().split(":")
-            rows = mat_text.strip()[1:-1].split(",")
-            matrix = [[int(ch) for ch in row.strip()] for row in rows]
-            ops = [o.strip() for o in ops_text.split(",")]
-        except ValueError:
-            raise ValueError(f"cannot parse {text!r}: expected '[0110,0001,...]:input,op,...,output'") from None
-        return self.validate(self._make(tuple(tuple(r) for r in matrix), tuple(ops)))
+        text = self._check_text(text)
+        expected = "expected '[0110,0001,...]:input,op,...,output'"
+        mat_text, sep, ops_text = text.strip().partition(":")
+        mat_text = mat_text.strip()
+        if not sep or ":" in ops_text or not (len(mat_text) >= 2 and mat_text[0] == "[" and mat_text[-1] == "]"):
+            raise ValueError(f"cannot parse {short_repr(text)}: {expected}")
+        matrix = []
+        for r, row in enumerate(mat_text[1:-1].split(",")):
+            row = row.strip()
+            if not row or any(ch not in "01" for ch in row):
+                raise ValueError(f"cannot parse {short_repr(text)}: matrix row {r} must be written with the digits 0 and 1, got {short_repr(row)}")
+            matrix.append(tuple(int(ch) for ch in row))
+        ops = tuple(o.strip() for o in ops_text.split(","))
+        return self.validate(self._make(tuple(matrix), ops))
 
     def from_matrix(self, matrix: Sequence[Sequence[int]], ops: Sequence[str]) -> NodeArch:
         """Build an architecture from an adjacency matrix and op list, pruning dead vertices."""
