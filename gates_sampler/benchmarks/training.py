@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from gates_sampler.spaces.base import Arch, SearchSpace
-from gates_sampler.utils import resolve_device
+from gates_sampler.utils import atomic_torch_save, resolve_device, safe_torch_load
 
 logger = logging.getLogger("gates_sampler")
 
@@ -497,7 +497,7 @@ class TrainingEvaluator:
             history: list[float] = []
             stopped = False
             if ckpt_path is not None and ckpt_path.is_file():
-                state = torch.load(ckpt_path, map_location=self.device, weights_only=False)
+                state = self._read_checkpoint(ckpt_path)
                 model.load_state_dict(state["model"])
                 optimizer.load_state_dict(state["optimizer"])
                 scheduler.load_state_dict(state["scheduler"])
@@ -573,10 +573,18 @@ class TrainingEvaluator:
             total += int(y.numel())
         return 100.0 * correct / max(1, total)
 
+    def _read_checkpoint(self, path: Path) -> dict[str, Any]:
+        """A checkpoint written by :meth:`_save`, read without running code, or a ``ValueError`` naming the file."""
+        state = safe_torch_load(path, what="training checkpoint", map_location=self.device)
+        needed = ("model", "optimizer", "scheduler", "scaler", "history", "stopped")
+        if not isinstance(state, dict) or any(k not in state for k in needed):
+            raise ValueError(f"{str(path)!r} is not a training checkpoint: expected the entries {list(needed)}")
+        if not isinstance(state["history"], list) or not all(isinstance(v, float) for v in state["history"]):
+            raise ValueError(f"{str(path)!r} is not a training checkpoint: 'history' must be a list of accuracies")
+        return state
+
     @staticmethod
     def _save(path: Path, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any, history: list[float], stopped: bool) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
         state = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -585,8 +593,7 @@ class TrainingEvaluator:
             "history": history,
             "stopped": stopped,
         }
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # atomic: a crash mid-save never leaves a half-written checkpoint
+        atomic_torch_save(state, path, prefix=".gates-ckpt-")  # a crash mid-save never leaves a half-written checkpoint
 
     def __repr__(self) -> str:
         return (

@@ -67,6 +67,27 @@ def check(args: argparse.Namespace) -> None:
             raise UsageError(f"--nb301-path: {exc}") from None
 
 
+def run_meta(args: argparse.Namespace) -> dict[str, Any]:
+    """What the told values of this run measure: saved with the state, checked when resuming."""
+    if args.benchmark == "nb201":
+        return {"benchmark": "nb201", "dataset": args.dataset}
+    return {"benchmark": args.benchmark, "dataset": "cifar10", "epoch": args.epoch}
+
+
+def check_same_problem(path: str, saved: Any, current: dict[str, Any]) -> None:
+    """Refuse to resume a state whose values come from another benchmark, dataset or fidelity."""
+    if not isinstance(saved, dict):
+        return  # a state written before runs recorded their problem: nothing to compare
+    differ = {k: (saved[k], v) for k, v in current.items() if k in saved and saved[k] != v}
+    if differ:
+        made = ", ".join(f"{k}={saved[k]!r}" for k in current if k in saved)
+        asked = ", ".join(f"{k}={v!r}" for k, v in current.items())
+        raise ValueError(
+            f"{path} was made on {made}, this run asks for {asked}; resuming would mix their values. "
+            "Pass the same options, or another --state file"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from gates_sampler.loop import Step, run_search
     from gates_sampler.searcher import GatesPredictorSearcher
@@ -77,11 +98,15 @@ def run(args: argparse.Namespace) -> int:
         n_candidates=args.n_candidates, candidates=args.candidates, device=args.device,
         zero_shot=args.zero_shot,
     )
+    meta = run_meta(args)
     if args.state and os.path.exists(args.state):
-        searcher = GatesPredictorSearcher.load(args.state, bench.space, **settings)
+        state = GatesPredictorSearcher.read_state(args.state)
+        check_same_problem(args.state, state.get("meta"), meta)
+        searcher = GatesPredictorSearcher.from_state(state, bench.space, **settings)
         print(f"resumed from {args.state} with {searcher.n_told} results")
     else:
         searcher = GatesPredictorSearcher(bench.space, **settings)
+    searcher.meta = {**searcher.meta, **meta}
 
     def save(step: Step) -> None:
         searcher.save(args.state)

@@ -83,14 +83,13 @@ import os
 from typing import Any, Iterator, Mapping
 
 import numpy as np
-import torch
 from ray.tune.search import Searcher
 from ray.tune.search.sample import Categorical, Domain, Float, Integer, LogUniform, Normal, Quantized
 
 from gates_sampler.base_searcher import Observation, SpaceExhausted, as_value
 from gates_sampler.searcher import GatesPredictorSearcher
 from gates_sampler.spaces.base import Arch, SearchSpace
-from gates_sampler.utils import atomic_torch_save
+from gates_sampler.utils import atomic_torch_save, check_rng_state, safe_torch_load
 
 logger = logging.getLogger("gates_sampler")
 
@@ -528,25 +527,35 @@ class GatesSearcher(Searcher):
                 architecture key, metric, mode or core settings. On error this searcher is unchanged.
         """
         path = os.fspath(checkpoint_path)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except FileNotFoundError:
-            raise
-        except Exception as exc:
-            raise ValueError(f"{path!r} is not a readable GatesSearcher checkpoint ({type(exc).__name__}: {exc})") from None
+        state = safe_torch_load(path, what="GatesSearcher checkpoint")
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise ValueError(f"{path!r} is not a GatesSearcher checkpoint")
-        if state.get("version") != STATE_VERSION:
+        if type(state.get("version")) is not int or state["version"] != STATE_VERSION:
             raise ValueError(f"unsupported GatesSearcher checkpoint version {state.get('version')!r}; this release reads {STATE_VERSION}")
+        needed = ("arch_key", "metric", "mode", "core", "live", "configs", "done", "exhausted", "hp_rng")
+        missing = [k for k in needed if k not in state]
+        if missing:
+            raise ValueError(f"{path!r} is not a complete GatesSearcher checkpoint: it lacks {missing}")
         if state["arch_key"] != self.arch_key:
             raise ValueError(f"checkpoint keeps the architecture under {state['arch_key']!r}, this searcher under {self.arch_key!r}")
         for name in ("metric", "mode"):
             current = getattr(self, f"_{name}")
             if state[name] is not None and current is not None and state[name] != current:
                 raise ValueError(f"checkpoint was written with {name}={state[name]!r}, this searcher has {name}={current!r}")
-        live = {tid: self.space.parse(s) for tid, s in state["live"].items()}
-        done = {tid: (self.space.parse(s), bool(failed)) for tid, (s, failed) in state["done"].items()}
-        domains = {tuple(path): _domain_from_state(d) for path, d in state.get("param_space_domains", [])}
+        tables_ok = all(isinstance(state[k], dict) for k in ("live", "configs", "done"))
+        if not tables_ok or not isinstance(state["exhausted"], bool):
+            raise ValueError(f"{path!r}: 'live', 'configs' and 'done' must be dicts and 'exhausted' a bool")
+        try:
+            live = {tid: self.space.parse(s) for tid, s in state["live"].items()}
+            done = {tid: (self.space.parse(s), bool(failed)) for tid, (s, failed) in state["done"].items()}
+            domains = {tuple(path): _domain_from_state(d) for path, d in state.get("param_space_domains", [])}
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(
+                f"{path!r}: a trial's architecture or a saved parameter domain is malformed ({exc})"
+            ) from None
+        hp_rng = check_rng_state(state["hp_rng"], f"{path!r}: 'hp_rng'")
+        if state["mode"] not in (None, *_DIRECTION):
+            raise ValueError(f"{path!r}: mode must be one of {sorted(_DIRECTION)} or None, got {state['mode']!r}")
         mode = self._mode if state["mode"] is None else state["mode"]
         core = self.core
         if mode is not None and core.direction != _DIRECTION[mode]:
@@ -561,8 +570,8 @@ class GatesSearcher(Searcher):
         self._live = live
         self._configs = copy.deepcopy(state["configs"])
         self._done = done
-        self._exhausted = bool(state["exhausted"])
-        self._hp_rng.bit_generator.state = state["hp_rng"]
+        self._exhausted = state["exhausted"]
+        self._hp_rng.bit_generator.state = hp_rng
 
     def __repr__(self) -> str:
         return (

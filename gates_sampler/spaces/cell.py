@@ -212,7 +212,7 @@ class EdgeCellSpace(CellSpace):
                     if not isinstance(op, str) or op not in self._op_index:
                         raise ValueError(f"{where}: unknown operation {short_repr(op)}; allowed: {list(self.op_names)}")
                     if not _is_index(src) or not 0 <= int(src) < node:
-                        raise ValueError(f"{where}: input {short_repr(src)} must be an int naming an earlier node in 0..{node - 1}")
+                        raise ValueError(f"{where}: input {short_repr(src)} must be an earlier node (an int in 0..{node - 1})")
                 srcs = [int(s) for _, s in edges]
                 if self.dense:
                     if srcs != list(range(node)):
@@ -389,7 +389,7 @@ class EdgeCellSpace(CellSpace):
                     op, sep, src = tok.rpartition("~")
                     if not sep:
                         raise ValueError(f"cannot parse edge {short_repr(tok)} of {short_repr(text)}: expected 'op~input'")
-                    edges.append((op, _ascii_int(src, f"edge {short_repr(tok)} of {short_repr(text)}")))
+                    edges.append((op, _ascii_int(src, f"cannot parse edge {short_repr(tok)} of {short_repr(text)}")))
                 nodes.append(tuple(edges))
             cells.append(tuple(nodes))
         return self.validate(self._make(tuple(cells)))
@@ -635,7 +635,7 @@ class NodeCellSpace(CellSpace):
         for r, row in enumerate(mat_text[1:-1].split(",")):
             row = row.strip()
             if not row or any(ch not in "01" for ch in row):
-                raise ValueError(f"cannot parse {short_repr(text)}: matrix row {r} must be written with the digits 0 and 1, got {short_repr(row)}")
+                raise ValueError(f"cannot parse {short_repr(text)}: matrix entries must be 0 or 1 (ASCII digits), row {r} is {short_repr(row)}")
             matrix.append(tuple(int(ch) for ch in row))
         ops = tuple(o.strip() for o in ops_text.split(","))
         return self.validate(self._make(tuple(matrix), ops))

@@ -102,10 +102,13 @@ class _GenotypeReader:
         out: list[tuple[str, int]] = []
         while not self.accept("]"):
             close = ")" if self.accept("(") else "]" if self.accept("[") else None
-            if close is None:
-                raise self.error("expected an (op, input) pair")
+            tok = self.peek()
+            if close is None or tok is None or tok[0] != "str":
+                raise self.error("the genotype lists must hold ('op', input) pairs, the op quoted, the input an int")
             op = self.take("str")
             self.take("punct", ",")
+            if (self.peek() or ("",))[0] != "int":
+                raise self.error(f"the genotype lists must hold ('op', input) pairs; the input of {op!r} is not an int")
             src = self.take("int")
             self.take("punct", close)
             out.append((str(op), int(src)))

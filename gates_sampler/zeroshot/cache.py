@@ -1,5 +1,8 @@
 """On-disk cache of zero-shot results: one SQLite file in WAL mode, safe for several processes.
 
+A row that cannot be decoded (bad JSON, missing keys, wrong lengths) or holds non-finite values is
+treated as a miss, with a warning naming the cache file: the result is computed again and replaces it.
+
 Rows are keyed by ``(space, config, arch)``: the space's name, a hash of everything that changes the
 values (network configuration, batch, seed, metric version; the full description is kept in the
 ``configs`` table) and ``str(arch)``. The exact architecture string is used rather than the
@@ -116,11 +119,34 @@ class ZeroShotCache:
                 ).fetchall()
             )
             for arch, value in rows:
-                out[arch] = ZeroShotResult.from_json(json.loads(value))
+                result = self._decode(arch, value)
+                if result is not None:
+                    out[arch] = result
         return out
 
+    def _decode(self, arch: str, value: str) -> ZeroShotResult | None:
+        """A stored row as a result, or ``None`` (a miss, with a warning) when it is malformed or not finite,
+        so that it is computed again and the good value replaces the bad row."""
+        try:
+            result = ZeroShotResult.from_json(json.loads(value))
+        except (ValueError, TypeError, KeyError, IndexError) as exc:  # bad JSON, missing keys, wrong shapes
+            logger.warning("zero-shot cache %s: malformed row for %s (%s: %s); computing it again",
+                           self.path, arch[:120], type(exc).__name__, str(exc)[:120])
+            return None
+        if not result.is_finite():
+            logger.warning("zero-shot cache %s: non-finite values for %s; computing it again", self.path, arch[:120])
+            return None
+        return result
+
     def put_many(self, space: str, config: str, results: Mapping[str, ZeroShotResult], description: dict | None = None) -> None:
-        """Store results in one transaction (existing rows are replaced)."""
+        """Store results in one transaction (existing rows are replaced).
+
+        Results with non-finite values are not stored (with a warning): they would poison every reader.
+        """
+        bad = [a for a, r in results.items() if not r.is_finite()]
+        if bad:
+            logger.warning("zero-shot cache %s: not storing %d result(s) with non-finite values (e.g. %s)", self.path, len(bad), bad[0][:120])
+            results = {a: r for a, r in results.items() if a not in bad}
         if not results:
             return
         conn = self._connect()

@@ -57,9 +57,21 @@ class ZeroShotResult:
 
     @classmethod
     def from_json(cls, data: dict) -> "ZeroShotResult":
+        """Inverse of :meth:`to_json`; ``ValueError`` naming the field when ``data`` is not such a dict."""
+        if not isinstance(data, dict) or not all(k in data for k in ("ops", "arch", "extra")):
+            raise ValueError("a zero-shot result needs the keys 'ops', 'arch' and 'extra'")
         n = len(OP_METRICS)
+        if not isinstance(data["ops"], list) or not all(isinstance(row, list) and len(row) > n for row in data["ops"]):
+            raise ValueError(f"'ops' must be a list of rows of an op key and {n} values")
         ops = {tuple(int(v) for v in row[:-n]): np.asarray(row[-n:], dtype=np.float64) for row in data["ops"]}
-        return cls(ops=ops, arch=np.asarray(data["arch"], dtype=np.float64), extra=np.asarray(data["extra"], dtype=np.float64))
+        arch, extra = np.asarray(data["arch"], dtype=np.float64), np.asarray(data["extra"], dtype=np.float64)
+        if arch.shape != (len(ARCH_METRICS),) or extra.shape != (len(EXTRA_ARCH_METRICS),):
+            raise ValueError(f"'arch' must hold {len(ARCH_METRICS)} values and 'extra' {len(EXTRA_ARCH_METRICS)}")
+        return cls(ops=ops, arch=arch, extra=extra)
+
+    def is_finite(self) -> bool:
+        """Whether every value is finite (non-finite metrics would become non-finite features)."""
+        return bool(np.isfinite(self.arch).all() and np.isfinite(self.extra).all() and all(np.isfinite(v).all() for v in self.ops.values()))
 
 
 def synthetic_batch(

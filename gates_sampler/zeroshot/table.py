@@ -69,6 +69,9 @@ class ZeroShotTable:
         )
         if not shapes_ok:
             raise ValueError(f"zero-shot table {str(self.path)!r} has inconsistent array shapes")
+        for name in ("arch", "extra", "op_vals"):
+            if not np.issubdtype(data[name].dtype, np.number) or not np.all(np.isfinite(data[name])):
+                raise ValueError(f"zero-shot table {str(self.path)!r} holds non-finite or non-numeric {name!r} values")
         self.space = str(data["space"])
         self.config_key = str(data["config_key"])
         self.description: dict = json.loads(str(data["description"]))
