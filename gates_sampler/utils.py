@@ -18,8 +18,8 @@ import torch
 
 logger = logging.getLogger("gates_sampler")
 
-#: marks a file whose payload carries a checksum (see :func:`atomic_torch_save`)
-ENVELOPE = "gates-sampler/sha256-v1"
+#: first bytes of a state file with a checksum (see :func:`atomic_torch_save`); 64 hex digits and a newline follow
+MAGIC = b"GATES-SAMPLER-STATE/1 sha256="
 #: a temporary file of an interrupted save is removed by the next save of the same target once it is this old
 STALE_TEMP_SECONDS = 300.0
 _TEMP_SUFFIX = ".tmp"
@@ -68,13 +68,14 @@ def remove_stale_temp_files(path: str | os.PathLike[str], prefix: str = ".gates-
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str], prefix: str = ".gates-state-") -> None:
-    """Write ``obj`` to ``path`` so that a crash never leaves a half-written or silently corrupted file.
+    """Write ``obj`` to ``path`` so that a crash never leaves a half-written file and damage is detected.
 
-    ``obj`` is serialised with ``torch.save`` and stored with its SHA-256 inside an envelope
-    (``{"envelope", "sha256", "payload"}``), which :func:`safe_torch_load` verifies. The file is
-    written to a temporary file named after ``path`` and renamed over it; a failed save removes its
-    temporary file, and stale ones left by killed processes are removed on the next save.
-    ``obj`` must hold only plain data and tensors, or it could not be loaded back.
+    The file is :data:`MAGIC`, the SHA-256 of the payload in hex, a newline, then the payload
+    (``obj`` serialised by ``torch.save``); :func:`safe_torch_load` verifies it, so a file changed by
+    even one byte is refused. It is written to a temporary file named after ``path`` and renamed
+    over it; a failed save removes its temporary file, and stale ones that killed processes left
+    behind are removed on the next save. ``obj`` must hold only plain data and tensors, or it could
+    not be loaded back.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -83,15 +84,11 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str], prefix: str = ".ga
     buf = io.BytesIO()
     torch.save(obj, buf)
     payload = buf.getvalue()
-    envelope = {
-        "envelope": ENVELOPE,
-        "sha256": hashlib.sha256(payload).hexdigest(),
-        "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8),
-    }
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(path, prefix), suffix=_TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(envelope, f)
+            f.write(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n")
+            f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -125,27 +122,30 @@ def _load_plain(source: Any, name: str, what: str, map_location: Any) -> Any:
 def safe_torch_load(path: str | os.PathLike[str], what: str = "state", map_location: Any = "cpu") -> Any:
     """Read a file written by :func:`atomic_torch_save` (or a plain ``torch.save`` file) without running code.
 
-    Only plain data and tensors are unpickled (``weights_only=True``). A file with a checksum
-    envelope is verified before its payload is read.
+    Only plain data and tensors are unpickled (``weights_only=True``). A file that starts with
+    :data:`MAGIC` is checked against its SHA-256 before anything in it is read.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file holds anything but plain data, is unreadable, or fails its checksum;
-            the message names the file.
+        ValueError: the file holds anything but plain data and tensors, is unreadable, or fails its
+            checksum; the message names the file.
     """
     name = os.fspath(path)
-    obj = _load_plain(name, name, what, map_location)
-    if not (isinstance(obj, dict) and "envelope" in obj):
-        return obj  # a plain torch.save file, as written before the envelope existed
-    if obj.get("envelope") != ENVELOPE or set(obj) != {"envelope", "sha256", "payload"}:
-        raise ValueError(f"{name!r} is not a readable {what} file: unknown envelope {str(obj.get('envelope'))[:80]!r}")
-    payload, digest = obj["payload"], obj["sha256"]
-    if not (isinstance(payload, torch.Tensor) and payload.dtype == torch.uint8 and payload.dim() == 1 and isinstance(digest, str)):
-        raise ValueError(f"{name!r} is not a readable {what} file: malformed envelope")
-    data = payload.cpu().numpy().tobytes()
-    if hashlib.sha256(data).hexdigest() != digest:
+    try:
+        with open(name, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # a folder, a file without read permission
+        raise ValueError(f"cannot read {name!r} as a {what} file: {exc}") from None
+    if not data.startswith(MAGIC):
+        # a plain torch.save file, as this release wrote before the checksum existed
+        return _load_plain(io.BytesIO(data), name, what, map_location)
+    start = len(MAGIC) + 64
+    digest, payload = data[len(MAGIC) : start], data[start + 1 :]
+    if data[start : start + 1] != b"\n" or hashlib.sha256(payload).hexdigest().encode() != digest:
         raise ValueError(f"{name!r} is corrupted: its checksum does not match its content (damaged on disk or in transfer)")
-    return _load_plain(io.BytesIO(data), name, what, map_location)
+    return _load_plain(io.BytesIO(payload), name, what, map_location)
 
 
 def check_rng_state(state: Any, what: str = "rng") -> dict[str, Any]:
