@@ -59,10 +59,15 @@ def as_value(value: Any) -> float | None:
     try:
         v = float(value)
     except OverflowError:  # an int such as 10**400: finite, far outside the range
-        logger.warning("value %s is beyond the float32 range +-%.4g: recorded as a failed evaluation", short_repr(value), MAX_ABS_VALUE)
+        logger.warning(
+            "value %s is beyond the float32 range +-%.4g: recorded as a failed evaluation",
+            short_repr(value), MAX_ABS_VALUE,
+        )
         return None
     except Exception:  # TypeError, ValueError, or whatever a foreign __float__ raises
-        raise ValueError(f"value must be a number (or None/NaN for a failed evaluation), got {short_repr(value)}") from None
+        raise ValueError(
+            f"value must be a number (or None/NaN for a failed evaluation), got {short_repr(value)}"
+        ) from None
     if not math.isfinite(v):
         return None
     if abs(v) > MAX_ABS_VALUE:
@@ -275,8 +280,9 @@ class AskTellSearcher(abc.ABC):
 
         ``value`` ``None``, NaN, inf or a number beyond the float32 range (see :func:`as_value`) marks a
         failed evaluation: recorded, never proposed again and excluded from training. A value that is
-        not a number raises ``ValueError`` and records nothing. A valid architecture that was never asked is accepted as extra data.
-        Telling the same architecture twice keeps both values; training uses their mean.
+        not a number raises ``ValueError`` and records nothing. A valid architecture that was never
+        asked is accepted as extra data. Telling the same architecture twice keeps both values; training
+        uses their mean.
         """
         arch = self.space.coerce(arch)
         v = as_value(value)  # both checked before anything is recorded: a rejected tell changes nothing
@@ -313,7 +319,10 @@ class AskTellSearcher(abc.ABC):
         Only plain data and tensors, so that the state loads with ``torch.load(..., weights_only=True)``.
         """
         if not _is_plain(self.meta) or not isinstance(self.meta, dict):
-            raise ValueError(f"meta must be a dict of plain data (str keys; str, int, float, bool, None, lists, dicts), got {short_repr(self.meta)}")
+            raise ValueError(
+                "meta must be a dict of plain data (str keys; str, int, float, bool, None, lists, dicts), "
+                f"got {short_repr(self.meta)}"
+            )
         return {
             "version": STATE_VERSION,
             "class": type(self).__name__,
@@ -332,19 +341,31 @@ class AskTellSearcher(abc.ABC):
             raise ValueError("not a searcher state: expected a dict from state_dict() with 'version' and 'history'")
         version = state["version"]
         if type(version) is not int or version != STATE_VERSION:
-            raise ValueError(f"unsupported state version {short_repr(version)}; this release reads version {STATE_VERSION}")
+            raise ValueError(
+                f"unsupported state version {short_repr(version)}; this release reads version {STATE_VERSION}"
+            )
         if state.get("class") != type(self).__name__:
             raise ValueError(f"state was saved by {short_repr(state.get('class'))}, not {type(self).__name__}")
         if state.get("space") != self.space.name:
-            raise ValueError(f"state was saved for space {short_repr(state.get('space'))}, this searcher searches {self.space.name!r}")
+            raise ValueError(
+                f"state was saved for space {short_repr(state.get('space'))}, "
+                f"this searcher searches {self.space.name!r}"
+            )
         # states written before the fingerprint existed carry none: their space is checked by name only
         if "space_fingerprint" in state and state["space_fingerprint"] != self.space.fingerprint():
             raise ValueError(
                 f"state was saved for another space named {self.space.name!r} (different operations, cells or "
-                f"parameters: fingerprint {short_repr(state['space_fingerprint'])}, this space {self.space.fingerprint()!r})"
+                f"parameters: fingerprint {short_repr(state['space_fingerprint'])}, "
+                f"this space {self.space.fingerprint()!r})"
             )
-        if state.get("config") != self._config():
-            raise ValueError(f"state was saved with different settings: {short_repr(state.get('config'))} vs {self._config()}")
+        try:
+            same = state.get("config") == self._config()
+        except Exception:  # a hand-made state whose settings cannot even be compared
+            same = False
+        if not same:
+            raise ValueError(
+                f"state was saved with different settings: {short_repr(state.get('config'))} vs {self._config()}"
+            )
         meta = state.get("meta", {})
         if not isinstance(meta, dict) or not _is_plain(meta):
             raise ValueError(f"meta: expected a dict of plain data, got {short_repr(meta)}")

@@ -381,7 +381,10 @@ class GatesPredictorSearcher(AskTellSearcher):
         return {**state, "config": config}
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any], space: SearchSpace | None = None, **kwargs: Any) -> "GatesPredictorSearcher":
+    def from_state(
+        cls, state: Mapping[str, Any], space: SearchSpace | None = None, **kwargs: Any
+    ) -> "GatesPredictorSearcher":
+        """Build a searcher from a state read by :meth:`read_state` (see :meth:`load`)."""
         state = cls._upgrade_state(dict(state))
         config = state.get("config")
         if not isinstance(config, dict):
@@ -389,7 +392,9 @@ class GatesPredictorSearcher(AskTellSearcher):
         config = dict(config)
         if "predictor" in config:
             if config["predictor"] is not None and not isinstance(config["predictor"], dict):
-                raise ValueError(f"config['predictor']: expected a dict of settings, got {short_repr(config['predictor'])}")
+                raise ValueError(
+                    f"config['predictor']: expected a dict of settings, got {short_repr(config['predictor'])}"
+                )
             config["predictor"] = dict(config["predictor"] or {})
         if config.get("zero_shot") == "custom" and "zero_shot" not in kwargs:
             raise ValueError("the state was saved with a custom zero-shot provider: pass it again, load(path, zero_shot=provider)")

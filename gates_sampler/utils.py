@@ -44,7 +44,9 @@ def _temp_prefix(path: str, prefix: str) -> str:
     return f"{prefix}{os.path.basename(path)}."
 
 
-def remove_stale_temp_files(path: str | os.PathLike[str], prefix: str = ".gates-state-", older_than: float = STALE_TEMP_SECONDS) -> int:
+def remove_stale_temp_files(
+    path: str | os.PathLike[str], prefix: str = ".gates-state-", older_than: float = STALE_TEMP_SECONDS
+) -> int:
     """Remove temporary files that interrupted saves of ``path`` left beside it; returns how many.
 
     Only files named after ``path`` and older than ``older_than`` seconds are touched, so a save
@@ -144,12 +146,15 @@ def safe_torch_load(path: str | os.PathLike[str], what: str = "state", map_locat
     start = len(MAGIC) + 64
     digest, payload = data[len(MAGIC) : start], data[start + 1 :]
     if data[start : start + 1] != b"\n" or hashlib.sha256(payload).hexdigest().encode() != digest:
-        raise ValueError(f"{name!r} is corrupted: its checksum does not match its content (damaged on disk or in transfer)")
+        raise ValueError(
+            f"{name!r} is corrupted: its checksum does not match its content (damaged on disk or in transfer)"
+        )
     return _load_plain(io.BytesIO(payload), name, what, map_location)
 
 
 def check_rng_state(state: Any, what: str = "rng") -> dict[str, Any]:
-    """``state`` if it can be the ``bit_generator.state`` of a PCG64 generator, else a ``ValueError`` naming ``what``."""
+    """``state`` if it can be the ``bit_generator.state`` of a PCG64 generator, else a ``ValueError``
+    naming ``what``."""
     probe = np.random.PCG64()
     try:
         if not isinstance(state, dict):

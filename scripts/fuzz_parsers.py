@@ -35,20 +35,51 @@ def spaces() -> dict[str, Any]:
         "nb201": NB201Space(),
         "darts": DartsSpace(),
         "nb101": NB101Space(),
-        "user-edge": CellSpace(kind="edge", ops=("conv3", "conv5", "pool", "identity"), n_nodes=3, n_inputs=2,
-                               inputs_per_node=2, cell_names=("normal", "reduce"), readout="mean", none_op=None, name="user-edge"),
+        "user-edge": CellSpace(
+            kind="edge",
+            ops=("conv3", "conv5", "pool", "identity"),
+            n_nodes=3,
+            n_inputs=2,
+            inputs_per_node=2,
+            cell_names=("normal", "reduce"),
+            readout="mean",
+            none_op=None,
+            name="user-edge",
+        ),
         "user-node": CellSpace(kind="node", ops=("conv", "pool"), max_vertices=5, max_edges=6, name="user-node"),
     }
 
 
 ALPHABET = "01234|~+[](),:'\" =_-abcdefgnoprstuvxyzGNT/.١²０\x00\n\t\u00e9\U0001f600"
-SPECIAL = [None, True, False, 0, 1, -1, 1.9, 1e400, -1e400, float("nan"), 10**400, 2**63, "1", b"1", "", [], {}, (), 1j, object()]
+SPECIAL = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    1.9,
+    1e400,
+    -1e400,
+    float("nan"),
+    10**400,
+    2**63,
+    "1",
+    b"1",
+    "",
+    [],
+    {},
+    (),
+    1j,
+    object(),
+]
 
 
 class Inputs:
     """Random junk and near-valid inputs, all drawn from one seeded ``random.Random``."""
 
-    def __init__(self, seed: int, space_map: dict[str, Any]) -> None:
+    def __init__(self, seed: int, space_map: dict[str, Any], huge_max: int = 400_000) -> None:
+        self.huge_max = huge_max
         self.rnd = random.Random(seed)
         self.np_rng = np.random.default_rng(seed)
         self.spaces = space_map
@@ -58,7 +89,8 @@ class Inputs:
         kind = r.random()
         if kind < 0.02:  # huge: up to 400 KB of one repeated unit
             unit = r.choice(["[", "(", "|", "~0", "0", "], normal_concat=[", "('sep_conv_3x3', 0), ", "١"])
-            return r.choice(["Genotype(normal=[", "", "|"]) + unit * (r.randint(1000, 400_000) // len(unit))
+            size = r.randint(min(1000, self.huge_max), self.huge_max)
+            return r.choice(["Genotype(normal=[", "", "|"]) + unit * (size // len(unit))
         if kind < 0.4:
             return "".join(r.choice(ALPHABET) for _ in range(r.randint(0, 40)))
         return self.mutated(str(self.arch()))
@@ -79,8 +111,15 @@ class Inputs:
         r = self.rnd
         kind = r.random()
         if depth > 3 or kind < 0.5:
-            return r.choice([r.choice(SPECIAL), r.randint(-10**6, 10**6), r.uniform(-1e40, 1e40), self.text(),
-                             bytes(r.randrange(256) for _ in range(r.randint(0, 8)))])
+            return r.choice(
+                [
+                    r.choice(SPECIAL),
+                    r.randint(-(10**6), 10**6),
+                    r.uniform(-1e40, 1e40),
+                    self.text(),
+                    bytes(r.randrange(256) for _ in range(r.randint(0, 8))),
+                ]
+            )
         if kind < 0.7:
             return [self.junk(depth + 1) for _ in range(r.randint(0, 4))]
         if kind < 0.8:
@@ -138,9 +177,9 @@ def run(fn: Callable[[], Any], counts: Counter, others: list[str]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def fuzz(n: int, seed: int) -> int:
+def fuzz(n: int, seed: int, huge_max: int) -> int:
     space_map = spaces()
-    gen = Inputs(seed, space_map)
+    gen = Inputs(seed, space_map, huge_max)
     entries: dict[str, Callable[[], Callable[[], Any]]] = {}
     for name, space in space_map.items():
         searcher = RandomSearcher(space, seed=seed)
@@ -155,7 +194,15 @@ def fuzz(n: int, seed: int) -> int:
 
         def tell(searcher: Any = searcher, name: str = name) -> Callable[[], Any]:
             r = gen.rnd.random()
-            arch = str(gen.arch(name)) if r < 0.3 else gen.params(name) if r < 0.6 else gen.text() if r < 0.9 else gen.junk()
+            arch = (
+                str(gen.arch(name))
+                if r < 0.3
+                else gen.params(name)
+                if r < 0.6
+                else gen.text()
+                if r < 0.9
+                else gen.junk()
+            )
             value = gen.value()
             return lambda: searcher.tell(arch, value)
 
@@ -169,7 +216,10 @@ def fuzz(n: int, seed: int) -> int:
         return lambda: darts.from_genotype(normal, reduce)
 
     entries["darts.from_genotype"] = genotype
-    header = f"{'entry point':<24} {'tried':>7} {'accepted':>9} {'ValueError':>11} {'TypeError':>10} {'other':>6} {'slowest ms':>11}"
+    header = (
+        f"{'entry point':<24} {'tried':>7} {'accepted':>9} {'ValueError':>11} {'TypeError':>10} {'other':>6} "
+        f"{'slowest ms':>11}"
+    )
     print(header)
     print("-" * len(header))
     total_other = 0
@@ -180,8 +230,10 @@ def fuzz(n: int, seed: int) -> int:
         for _ in range(n):
             slowest = max(slowest, run(make(), counts, others))
         total_other += counts["other"] + counts["no message"]
-        print(f"{label:<24} {n:>7} {counts['accepted']:>9} {counts['ValueError']:>11} {counts['TypeError']:>10} "
-              f"{counts['other'] + counts['no message']:>6} {slowest:>11.2f}")
+        print(
+            f"{label:<24} {n:>7} {counts['accepted']:>9} {counts['ValueError']:>11} {counts['TypeError']:>10} "
+            f"{counts['other'] + counts['no message']:>6} {slowest:>11.2f}"
+        )
         for line in others:
             print(f"    {line}")
     return total_other
@@ -235,10 +287,16 @@ def main() -> int:
     p.add_argument("--n", type=int, default=20000, help="inputs per entry point (default 20000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timing-only", action="store_true", help="only time the parser on long genotype strings")
+    p.add_argument(
+        "--huge-max",
+        type=int,
+        default=400_000,
+        help="longest of the huge strings (2%% of the text inputs; default 400000)",
+    )
     p.add_argument("--sizes", type=int, nargs="+", default=[90_000, 360_000], help="genotype string lengths to time")
     args = p.parse_args()
     torch.set_num_threads(1)
-    other = 0 if args.timing_only else fuzz(args.n, args.seed)
+    other = 0 if args.timing_only else fuzz(args.n, args.seed, args.huge_max)
     timing(tuple(args.sizes))
     return 1 if other else 0
 

@@ -450,7 +450,9 @@ class Predictor:
         for k, t in own.items():
             if not isinstance(net[k], torch.Tensor) or net[k].shape != t.shape or net[k].dtype != t.dtype:
                 got = tuple(net[k].shape) if isinstance(net[k], torch.Tensor) else type(net[k]).__name__
-                raise ValueError(f"predictor state: tensor {k!r} is {got}, this predictor has {tuple(t.shape)} ({t.dtype})")
+                raise ValueError(
+                    f"predictor state: tensor {k!r} is {got}, this predictor has {tuple(t.shape)} ({t.dtype})"
+                )
         self._check_optimizer_state(state["optimizer"])
         check_rng_state(state["rng"], "predictor state 'rng'")
         if not isinstance(state["trained"], bool):
@@ -465,7 +467,8 @@ class Predictor:
     def _check_optimizer_state(self, state: Any) -> None:
         assert self.optimizer is not None
         own = self.optimizer.state_dict()
-        if not isinstance(state, dict) or not isinstance(state.get("state"), dict) or not isinstance(state.get("param_groups"), list):
+        shaped = isinstance(state, dict) and isinstance(state.get("state"), dict)
+        if not shaped or not isinstance(state.get("param_groups"), list):
             raise ValueError("predictor state: 'optimizer' is not an optimizer state")
         groups = state["param_groups"]
         if len(groups) != len(own["param_groups"]) or any(

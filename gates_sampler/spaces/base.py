@@ -225,7 +225,9 @@ class SearchSpace(abc.ABC):
         except TypeError as exc:  # a mapping whose keys cannot be compared with strings
             raise ValueError(f"params must map parameter names (str) to choices: {exc}") from None
         if missing:
-            raise ValueError(f"missing parameter(s) {short_repr(missing)} for {self.name}; expected names: {list(dists)}")
+            raise ValueError(
+                f"missing parameter(s) {short_repr(missing)} for {self.name}; expected names: {list(dists)}"
+            )
         if extra:
             raise ValueError(f"unknown parameter(s) {short_repr(extra)} for {self.name}; expected names: {list(dists)}")
         out: Params = {}

@@ -191,7 +191,9 @@ class EdgeCellSpace(CellSpace):
         if not isinstance(arch, EdgeArch):
             raise ValueError(f"expected an architecture of {self.name} (EdgeArch), got {type(arch).__name__}")
         if not _is_sequence(arch.cells):
-            raise ValueError(f"cells must be a tuple with one entry per cell {self.cell_names}, got {short_repr(arch.cells)}")
+            raise ValueError(
+                f"cells must be a tuple with one entry per cell {self.cell_names}, got {short_repr(arch.cells)}"
+            )
         if len(arch.cells) != len(self.cell_names):
             raise ValueError(f"architecture has {len(arch.cells)} cells, {self.name} expects {len(self.cell_names)} ({self.cell_names})")
         for c, cell in enumerate(arch.cells):
@@ -212,7 +214,9 @@ class EdgeCellSpace(CellSpace):
                     if not isinstance(op, str) or op not in self._op_index:
                         raise ValueError(f"{where}: unknown operation {short_repr(op)}; allowed: {list(self.op_names)}")
                     if not _is_index(src) or not 0 <= int(src) < node:
-                        raise ValueError(f"{where}: input {short_repr(src)} must be an earlier node (an int in 0..{node - 1})")
+                        raise ValueError(
+                            f"{where}: input {short_repr(src)} must be an earlier node (an int in 0..{node - 1})"
+                        )
                 srcs = [int(s) for _, s in edges]
                 if self.dense:
                     if srcs != list(range(node)):
@@ -240,7 +244,9 @@ class EdgeCellSpace(CellSpace):
                     nodes.append(tuple(tuple(edge) for edge in node))
                 built.append(tuple(nodes))
         except TypeError:
-            raise ValueError(f"{where}: expected nested lists cells[cell][node] = [(op, input), ...], got {short_repr(cells)}") from None
+            raise ValueError(
+                f"{where}: expected nested lists cells[cell][node] = [(op, input), ...], got {short_repr(cells)}"
+            ) from None
         return self.validate(self._make(tuple(built)))
 
     # ----- flat parameters --------------------------------------------------------------------
@@ -383,12 +389,16 @@ class EdgeCellSpace(CellSpace):
             for node_text in cell_text.strip().split("+"):
                 node_text = node_text.strip()
                 if not (len(node_text) >= 2 and node_text.startswith("|") and node_text.endswith("|")):
-                    raise ValueError(f"cannot parse node {short_repr(node_text)} of {short_repr(text)}: expected '|op~input|...|'")
+                    raise ValueError(
+                        f"cannot parse node {short_repr(node_text)} of {short_repr(text)}: expected '|op~input|...|'"
+                    )
                 edges = []
                 for tok in node_text[1:-1].split("|"):
                     op, sep, src = tok.rpartition("~")
                     if not sep:
-                        raise ValueError(f"cannot parse edge {short_repr(tok)} of {short_repr(text)}: expected 'op~input'")
+                        raise ValueError(
+                            f"cannot parse edge {short_repr(tok)} of {short_repr(text)}: expected 'op~input'"
+                        )
                     edges.append((op, _ascii_int(src, f"cannot parse edge {short_repr(tok)} of {short_repr(text)}")))
                 nodes.append(tuple(edges))
             cells.append(tuple(nodes))
@@ -492,7 +502,8 @@ class NodeCellSpace(CellSpace):
             raise ValueError(f"matrix entries must be the ints 0 or 1, got {short_repr(bad[0])}")
         n = len(ops)
         if any(len(row) != n for row in matrix) or len(matrix) != n:
-            raise ValueError(f"matrix must be {n}x{n} to match {n} ops, got {len(matrix)} rows of lengths {sorted({len(r) for r in matrix})}")
+            lengths = sorted({len(r) for r in matrix})
+            raise ValueError(f"matrix must be {n}x{n} to match {n} ops, got {len(matrix)} rows of lengths {lengths}")
         m = np.array(matrix, dtype=np.int64).reshape(n, n)
         if m.shape != (n, n):
             raise ValueError(f"matrix must be {n}x{n} to match {n} ops, got shape {m.shape}")
@@ -635,7 +646,10 @@ class NodeCellSpace(CellSpace):
         for r, row in enumerate(mat_text[1:-1].split(",")):
             row = row.strip()
             if not row or any(ch not in "01" for ch in row):
-                raise ValueError(f"cannot parse {short_repr(text)}: matrix entries must be 0 or 1 (ASCII digits), row {r} is {short_repr(row)}")
+                raise ValueError(
+                    f"cannot parse {short_repr(text)}: matrix entries must be 0 or 1 (ASCII digits), "
+                    f"row {r} is {short_repr(row)}"
+                )
             matrix.append(tuple(int(ch) for ch in row))
         ops = tuple(o.strip() for o in ops_text.split(","))
         return self.validate(self._make(tuple(matrix), ops))

@@ -43,7 +43,10 @@ class DartsArch(EdgeArch):
 MAX_GENOTYPE_LENGTH = 4096
 
 # One token at a time, each pattern free of nested repetition: tokenising is linear in the input.
-_TOKEN_RE = re.compile(r"""\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<int>[0-9]+)|'(?P<sq>[^'\\\n]*)'|"(?P<dq>[^"\\\n]*)"|(?P<punct>[()\[\],=]))""")
+_TOKEN_RE = re.compile(
+    r"""\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<int>[0-9]+)"""
+    r"""|'(?P<sq>[^'\\\n]*)'|"(?P<dq>[^"\\\n]*)"|(?P<punct>[()\[\],=]))"""
+)
 _GENOTYPE_FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 
 
@@ -76,7 +79,8 @@ class _GenotypeReader:
     def error(self, what: str) -> ValueError:
         return ValueError(
             f"cannot parse {self.text[:80]!r}: {what}; expected "
-            "'Genotype(normal=[(op, input), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=[2, 3, 4, 5])'"
+            "'Genotype(normal=[(op, input), ...], normal_concat=[2, 3, 4, 5], reduce=[...], "
+            "reduce_concat=[2, 3, 4, 5])'"
         )
 
     def peek(self) -> tuple[str, str | int] | None:
@@ -198,13 +202,16 @@ class DartsSpace(EdgeCellSpace):
             raise ValueError(f"{where}: expected an (op, input) pair, got {short_repr(item)}")
         op, src = item
         if not isinstance(op, str):
-            raise ValueError(f"{where}: the operation must be a str, one of {list(self.op_names)}; got {short_repr(op)}")
+            raise ValueError(
+                f"{where}: the operation must be a str, one of {list(self.op_names)}; got {short_repr(op)}"
+            )
         if isinstance(src, bool) or not isinstance(src, (int, np.integer)):
             raise ValueError(f"{where}: the input node must be an int, got {short_repr(src)} ({type(src).__name__})")
         return op, int(src)
 
     def parse(self, text: str) -> DartsArch:
-        """Parse ``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=...)``.
+        """Parse ``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=[...],
+        reduce_concat=...)``.
 
         Strings longer than :data:`MAX_GENOTYPE_LENGTH` are refused; parsing is linear in the length.
         """

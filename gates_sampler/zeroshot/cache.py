@@ -145,7 +145,10 @@ class ZeroShotCache:
         """
         bad = [a for a, r in results.items() if not r.is_finite()]
         if bad:
-            logger.warning("zero-shot cache %s: not storing %d result(s) with non-finite values (e.g. %s)", self.path, len(bad), bad[0][:120])
+            logger.warning(
+                "zero-shot cache %s: not storing %d result(s) with non-finite values (e.g. %s)",
+                self.path, len(bad), bad[0][:120],
+            )
             results = {a: r for a, r in results.items() if a not in bad}
         if not results:
             return

@@ -71,7 +71,8 @@ class ZeroShotResult:
 
     def is_finite(self) -> bool:
         """Whether every value is finite (non-finite metrics would become non-finite features)."""
-        return bool(np.isfinite(self.arch).all() and np.isfinite(self.extra).all() and all(np.isfinite(v).all() for v in self.ops.values()))
+        ops_finite = all(np.isfinite(v).all() for v in self.ops.values())
+        return bool(np.isfinite(self.arch).all() and np.isfinite(self.extra).all() and ops_finite)
 
 
 def synthetic_batch(
