@@ -84,7 +84,7 @@ def test_state_dict_round_trip_gives_identical_scores(loss: str, nb201_data) -> 
     import io
 
     again = Predictor(NB201Space(), loss=loss, epochs=5, seed=5, device="cpu", **TINY)
-    again.load_state_dict(torch.load(io.BytesIO(buf), weights_only=False))
+    again.load_state_dict(torch.load(io.BytesIO(buf), weights_only=True))
     np.testing.assert_array_equal(again.score(test_a), expected)
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 ray = pytest.importorskip("ray")
 tune = pytest.importorskip("ray.tune")
@@ -26,6 +25,7 @@ from ray.tune.search.repeater import Repeater  # noqa: E402
 
 from gates_sampler import GatesSearcher  # noqa: E402
 from gates_sampler.spaces import NB201Space  # noqa: E402
+from gates_sampler.utils import safe_torch_load  # noqa: E402
 
 SMALL = {"epochs": 5, "hidden": 16, "n_layers": 2, "op_dim": 8, "head_hidden": [16], "head_dropout": 0.0}
 KW = dict(n_startup=3, n_candidates=20, predictor=SMALL, zero_shot=None, device="cpu")
@@ -121,8 +121,8 @@ def test_save_restore_in_the_middle_without_set_search_properties(tmp_path: Any)
         s.suggest(tid)
     s.on_trial_complete("1", {"metric": 1.0, "config/a": 1.0})
     s.save(path)
-    # the state is plain data and tensors: it loads without unpickling code
-    assert isinstance(torch.load(path, weights_only=True), dict)
+    # the state is plain data and tensors: it loads without unpickling code (weights_only=True inside)
+    assert isinstance(safe_torch_load(path), dict)
 
     r = GatesSearcher(SPACE, seed=1, **KW)
     r.restore(path)  # no set_search_properties before or after

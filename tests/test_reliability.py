@@ -4,6 +4,7 @@ predictor, malformed architectures, and bad rows in the zero-shot cache."""
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import math
 import os
@@ -129,7 +130,7 @@ def test_malicious_state_files_are_refused_and_run_nothing(tmp_path: Path, layou
     # the files really carry code: the full unpickler runs it
     write_malicious(tmp_path / "evil.pt", tmp_path / "control", layout)
     if layout == "checksummed":
-        torch.load(__import__("io").BytesIO((tmp_path / "evil.pt").read_bytes().split(b"\n", 1)[1]), weights_only=False)
+        torch.load(io.BytesIO((tmp_path / "evil.pt").read_bytes().split(b"\n", 1)[1]), weights_only=False)
     elif layout == "zip":
         torch.load(tmp_path / "evil.pt", weights_only=False)
     else:
@@ -158,7 +159,7 @@ def test_states_and_checkpoints_hold_only_plain_data(tmp_path: Path) -> None:
     s.ask()
     s.save(tmp_path / "s.pt")
     payload = (tmp_path / "s.pt").read_bytes().split(b"\n", 1)[1]
-    state = torch.load(__import__("io").BytesIO(payload), weights_only=True)
+    state = torch.load(io.BytesIO(payload), weights_only=True)
     assert state["predictor_state"]["optimizer"]["state"]  # trained: Adam moments are in the file
     assert GatesPredictorSearcher.load(tmp_path / "s.pt").n_told == 5
 
