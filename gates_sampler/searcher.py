@@ -343,7 +343,7 @@ class GatesPredictorSearcher(AskTellSearcher):
         state = self._upgrade_state(state)
         fresh = self._restore(state)
         self.predictor.check_state_dict(state["predictor_state"])
-        versions = {k: state.get(k) for k in ("fitted_version", "data_version")}
+        versions: dict[str, Any] = {k: state.get(k) for k in ("fitted_version", "data_version")}
         for k, v in versions.items():
             if type(v) is not int:
                 raise ValueError(f"{k}: expected an int, got {short_repr(v)}")
@@ -383,7 +383,7 @@ class GatesPredictorSearcher(AskTellSearcher):
     @classmethod
     def from_state(
         cls, state: Mapping[str, Any], space: SearchSpace | None = None, **kwargs: Any
-    ) -> "GatesPredictorSearcher":
+    ) -> GatesPredictorSearcher:
         """Build a searcher from a state read by :meth:`read_state` (see :meth:`load`)."""
         state = cls._upgrade_state(dict(state))
         config = state.get("config")

@@ -159,7 +159,7 @@ def check_rng_state(state: Any, what: str = "rng") -> dict[str, Any]:
     try:
         if not isinstance(state, dict):
             raise TypeError(f"expected a dict, got {type(state).__name__}")
-        probe.state = state
+        probe.state = state  # type: ignore[assignment]  # validated by the assignment itself
     except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise ValueError(f"{what}: not a random generator state ({exc})") from None
     return state

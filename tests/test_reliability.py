@@ -11,16 +11,17 @@ import os
 import pickle
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from conftest import SPACE_IDS, USER_EDGE_OPS, make_spaces
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SPACE_IDS, USER_EDGE_OPS, make_spaces
 from gates_sampler import GatesPredictorSearcher
 from gates_sampler.base_searcher import MAX_ABS_VALUE, AskTellSearcher, as_value
 from gates_sampler.baselines import RandomSearcher

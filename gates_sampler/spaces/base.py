@@ -234,13 +234,14 @@ class SearchSpace(abc.ABC):
         for k, choices in dists.items():
             raw = params[k]
             # ints are accepted for digit choices ({"edge_0_1": 1}); anything else must be one of the strings
+            v: str | None = None
             if isinstance(raw, (int, np.integer)) and not isinstance(raw, (bool, np.bool_)):
                 v = str(int(raw))
-            else:
-                v = raw if isinstance(raw, str) else None
-            if v not in choices:
+            elif isinstance(raw, str):
+                v = raw
+            if v is None or v not in choices:
                 raise ValueError(f"parameter {k!r} has value {short_repr(raw)}; allowed: {choices}")
-            out[k] = v  # type: ignore[assignment]
+            out[k] = v
         return out
 
     def random_params(self, rng: np.random.Generator) -> Params:

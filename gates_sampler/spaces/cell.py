@@ -247,7 +247,7 @@ class EdgeCellSpace(CellSpace):
             raise ValueError(
                 f"{where}: expected nested lists cells[cell][node] = [(op, input), ...], got {short_repr(cells)}"
             ) from None
-        return self.validate(self._make(tuple(built)))
+        return self.validate(self._make(tuple(built)))  # type: ignore[arg-type]  # validate checks every entry
 
     # ----- flat parameters --------------------------------------------------------------------
     def to_params(self, arch: Arch) -> Params:
