@@ -182,7 +182,7 @@ class GatesPredictorSearcher(AskTellSearcher):
             kwargs.setdefault("device", device)
             kwargs["seed"] = int(self._rng.integers(2**31))
             self._predictor_kwargs = {k: v for k, v in kwargs.items() if k not in ("seed", "device")}
-            self.predictor = Predictor(space, **kwargs)
+            self.predictor = Predictor.from_config(space, self._predictor_kwargs, seed=kwargs["seed"], device=kwargs["device"])
         # scored candidates whose zero-shot targets also train the auxiliary head (newest last)
         self._unlabeled: list[Arch] = []
         self._unlabeled_zs: tuple[list[torch.Tensor] | None, np.ndarray] | None = None

@@ -296,7 +296,8 @@ def evaluate_predictor(
         zero_shot: a ``ZeroShotProvider`` (needed by ``"gates++"`` and the zero-shot variants).
         subset_seed: seeds the draw of the training subsets.
         device: torch device for training.
-        predictor_kwargs: extra :class:`Predictor` arguments (e.g. ``hidden=``, ``lr=``).
+        predictor_kwargs: further predictor options, constructor keywords or :class:`PredictorSettings`
+            fields (e.g. ``arch_input=``, ``hidden=``, ``lr=``; see :meth:`Predictor.from_config`).
         progress: show a tqdm progress bar.
         on_result: called with each :class:`RunResult` as soon as it is available.
         tau_epochs: Kendall's tau is the mean over the test set scored after each of the last
@@ -379,17 +380,15 @@ def evaluate_predictor(
             run_kwargs = dict(kwargs)
             if not use_arch:
                 run_kwargs.pop("arch_input", None)  # only the variants with zero-shot targets read them
-            pred = Predictor(
-                split.space,
+            options = dict(
                 encoder="mlp" if encoder == "mlp" else "gates",
                 loss=loss,
                 epochs=epochs,
                 op_feature_dim=int(zero_shot.op_feature_dim) if use_op else 0,
                 aux_dim=int(zero_shot.arch_feature_dim) if use_arch else 0,
-                seed=int(seed),
-                device=device,
                 **run_kwargs,
             )
+            pred = Predictor.from_config(split.space, options, seed=int(seed), device=device)
             taus: list[float] = []
             last: dict[str, Any] = {"scores": None, "seconds": 0.0}
 
@@ -424,7 +423,7 @@ def evaluate_predictor(
 
 def time_fit(space: Any, archs: Sequence[Arch], values: Sequence[float] | np.ndarray, epochs: int = 200, seed: int = 0, device: str = "auto", **predictor_kwargs: Any) -> float:
     """Seconds one :meth:`Predictor.fit` takes on ``archs`` for ``epochs`` epochs."""
-    pred = Predictor(space, epochs=epochs, seed=seed, device=device, **predictor_kwargs)
+    pred = Predictor.from_config(space, {"epochs": epochs, **predictor_kwargs}, seed=seed, device=device)
     start = time.perf_counter()
     pred.fit(archs, values)
     return time.perf_counter() - start

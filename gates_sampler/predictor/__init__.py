@@ -2,6 +2,6 @@
 
 from gates_sampler.predictor.encoder import GatesEncoder, GatesLayer, MLPEncoder
 from gates_sampler.predictor.losses import LOSSES
-from gates_sampler.predictor.model import ENCODERS, Predictor
+from gates_sampler.predictor.model import ENCODERS, Predictor, PredictorSettings
 
-__all__ = ["ENCODERS", "GatesEncoder", "GatesLayer", "LOSSES", "MLPEncoder", "Predictor"]
+__all__ = ["ENCODERS", "GatesEncoder", "GatesLayer", "LOSSES", "MLPEncoder", "Predictor", "PredictorSettings"]

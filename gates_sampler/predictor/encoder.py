@@ -54,9 +54,6 @@ class GatesEncoder(nn.Module):
         n_layers: GATES layers (propagation steps).
         self_loop: Eq. 4's self-loop (OON only).
         op_feature_dim: size of the per-op feature vector concatenated to the op embedding (GATES++ EES); 0 for plain GATES.
-        activation: ``"relu"`` or ``"none"``: the nonlinearity applied to node information between two
-            GATES layers (not after the last one).
-        dropout: dropout on node information after every layer (training only).
     """
 
     def __init__(
@@ -70,18 +67,10 @@ class GatesEncoder(nn.Module):
         n_layers: int = 5,
         self_loop: bool = True,
         op_feature_dim: int = 0,
-        activation: str = "none",
-        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if kind not in ("edge", "node"):
             raise ValueError(f"kind must be 'edge' or 'node', got {kind!r}")
-        if activation not in ("relu", "none"):
-            raise ValueError(f"activation must be 'relu' or 'none', got {activation!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.activation = activation
-        self.dropout = dropout
         self.kind = kind
         self.n_inputs = n_inputs
         self.self_loop = self_loop
@@ -113,15 +102,11 @@ class GatesEncoder(nn.Module):
         else:
             assert cell.adj is not None
             node_mask = (cell.ops > 0).to(emb.dtype).unsqueeze(-1)
-        for i, layer in enumerate(layers):
+        for layer in layers:
             if self.kind == "edge":
                 x = layer.forward_edge(x, emb, mask, self.n_inputs)
             else:
                 x = layer.forward_node(x, emb, cell.adj, self.self_loop) * node_mask
-            if i < len(layers) - 1 and self.activation == "relu":
-                x = torch.relu(x)
-            if self.dropout:
-                x = nn.functional.dropout(x, self.dropout, self.training)
         return (cell.readout.unsqueeze(-1) * x).sum(dim=1)
 
     def forward(self, batch: GraphBatch) -> torch.Tensor:

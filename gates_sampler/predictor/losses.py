@@ -11,38 +11,34 @@ import torch.nn.functional as F
 LOSSES = ("hinge", "bce", "comparator", "listmle", "mse")
 
 
-def better_pairs(y: torch.Tensor, max_pairs: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices ``(hi, lo)`` of all pairs with ``y[hi] > y[lo]`` (ties carry no ranking signal); with
-    ``max_pairs``, a random subset of at most that many (drawn from torch's global generator)."""
+def better_pairs(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(hi, lo)`` of all pairs with ``y[hi] > y[lo]`` (ties carry no ranking signal)."""
     diff = y.unsqueeze(1) - y.unsqueeze(0)
     hi, lo = torch.nonzero(diff > 0, as_tuple=True)
-    if max_pairs is not None and hi.numel() > max_pairs:
-        keep = torch.randperm(hi.numel(), device=y.device)[:max_pairs]
-        hi, lo = hi[keep], lo[keep]
     return hi, lo
 
 
-def pairwise_hinge(scores: torch.Tensor, y: torch.Tensor, margin: float = 0.1, max_pairs: int | None = None) -> torch.Tensor:
-    """Eq. 8 with phi = max(0, m - (s_j - s_i)) for every pair with y_j > y_i (or ``max_pairs`` random ones), averaged."""
-    hi, lo = better_pairs(y, max_pairs)
+def pairwise_hinge(scores: torch.Tensor, y: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
+    """Eq. 8 with phi = max(0, m - (s_j - s_i)) for every pair with y_j > y_i, averaged."""
+    hi, lo = better_pairs(y)
     if hi.numel() == 0:
         return scores.sum() * 0.0
     return F.relu(margin - (scores[hi] - scores[lo])).mean()
 
 
-def pairwise_bce(scores: torch.Tensor, y: torch.Tensor, max_pairs: int | None = None) -> torch.Tensor:
+def pairwise_bce(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Eq. 8 with the logistic phi: log(1 + exp(-(s_j - s_i))) for y_j > y_i, averaged."""
-    hi, lo = better_pairs(y, max_pairs)
+    hi, lo = better_pairs(y)
     if hi.numel() == 0:
         return scores.sum() * 0.0
     return F.softplus(-(scores[hi] - scores[lo])).mean()
 
 
 def comparator_loss(
-    compare: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], emb: torch.Tensor, y: torch.Tensor, margin: float = 0.1, max_pairs: int | None = None
+    compare: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], emb: torch.Tensor, y: torch.Tensor, margin: float = 0.1
 ) -> torch.Tensor:
     """Eq. 9: hinge on ``compare(E(a_j), E(a_i))`` for y_j > y_i, plus the anti-symmetry term on the swapped pair."""
-    hi, lo = better_pairs(y, max_pairs)
+    hi, lo = better_pairs(y)
     if hi.numel() == 0:
         return emb.sum() * 0.0
     forward = compare(emb[hi], emb[lo])

@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import time
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -60,6 +61,64 @@ def _cpu_threads(device: torch.device, n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@dataclass(frozen=True)
+class PredictorSettings:
+    """Training and network sizes of a :class:`Predictor` that only research and tuning change.
+
+    The defaults are the paper's NB101/NB201 setting; vary one with ``dataclasses.replace(settings, lr=3e-4)``.
+
+    Args:
+        margin: hinge margin of the pairwise (and comparator) losses.
+        lr, weight_decay, batch_size: Adam settings and minibatch size.
+        op_dim, hidden, n_layers, self_loop: GATES sizes: operation embedding, node information, propagation
+            steps, and Eq. 4's self-loop (operation-on-node spaces).
+        head_hidden: hidden sizes of the score MLP (5 x 300, the GATES reference configuration; README,
+            "Predictor ranking quality").
+        head_dropout: dropout after every hidden layer of the score MLP.
+        aux_weight: weight of the auxiliary zero-shot regression loss.
+        aux_batch: how many unlabeled architectures (``fit(aux_archs=...)``) join every training step
+            for the auxiliary loss only.
+        num_threads: torch CPU threads used while fitting and scoring (1 is fastest for these small
+            networks); ``None`` leaves torch's setting alone.
+    """
+
+    margin: float = 0.1
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 512
+    op_dim: int = 48
+    hidden: int = 128
+    n_layers: int = 5
+    self_loop: bool = True
+    head_hidden: tuple[int, ...] = (300, 300, 300, 300, 300)
+    head_dropout: float = 0.1
+    aux_weight: float = 0.5
+    aux_batch: int = 128
+    num_threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "head_hidden", tuple(int(h) for h in self.head_hidden))
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
+        if self.aux_batch < 1:
+            raise ValueError(f"aux_batch must be >= 1, got {self.aux_batch}")
+        if min(self.op_dim, self.hidden, self.n_layers, *self.head_hidden) < 1:
+            raise ValueError("op_dim, hidden, n_layers and every head_hidden size must be >= 1")
+        if not 0.0 <= self.head_dropout < 1.0:
+            raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout!r}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1 or None, got {self.num_threads!r}")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The field names, e.g. to route a flat dict of options between the settings and the constructor."""
+        return tuple(f.name for f in fields(cls))
+
+
+#: settings that change neither the network nor its training result, kept out of ``Predictor.config``
+_RUNTIME_SETTINGS = ("num_threads",)
+
+
 class Predictor:
     """A GATES (or MLP-baseline) performance predictor with ``fit`` / ``score``.
 
@@ -67,28 +126,14 @@ class Predictor:
         space: the search space whose architectures are scored.
         encoder: ``"gates"`` (default) or ``"mlp"`` (one-hot baseline).
         loss: ``"hinge"`` (default, margin 0.1), ``"bce"``, ``"comparator"``, ``"listmle"`` or ``"mse"``.
-        margin: hinge margin.
         epochs: training epochs per :meth:`fit` from scratch.
-        lr, weight_decay, batch_size: Adam settings and minibatch size.
-        op_dim, hidden, n_layers, self_loop: GATES sizes (defaults: the paper's NB101/NB201 setting).
-        head_hidden: hidden sizes of the score MLP (5 x 300 as the GATES reference configuration; a single
-            200-unit layer measured 0.70 instead of 0.76 Kendall's tau with 78 NB201 training cells).
-        head_dropout: dropout after every hidden layer of the score MLP.
-        activation, dropout: nonlinearity and dropout between GATES layers (see :class:`GatesEncoder`).
         op_feature_dim: size of per-op zero-shot features (GATES++ EES); 0 disables them.
         aux_dim: size of the architecture-level auxiliary regression target (GATES++ ETS); 0 disables it.
-        aux_weight: weight of the auxiliary loss.
-        pair_ratio: with a pairwise loss, train each minibatch of ``n`` architectures on at most
-            ``pair_ratio * n`` random better/worse pairs (the reference implementation's
-            ``max_compare_ratio``, 4) instead of all of them; ``None`` uses all pairs.
         arch_input: also feed the (standardised) architecture-level zero-shot vector to the score head
             (needs ``aux_dim > 0``; ``score`` then needs ``zs_arch`` too).
-        aux_batch: how many unlabeled architectures (``fit(aux_archs=...)``) join every training step
-            for the auxiliary loss only.
         seed: fixes initialisation and minibatch order.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
-        num_threads: torch CPU threads used while fitting and scoring (default 1, fastest for these
-            small networks); ``None`` leaves torch's setting alone.
+        settings: network sizes and training knobs (:class:`PredictorSettings`; its defaults when ``None``).
     """
 
     def __init__(
@@ -97,28 +142,13 @@ class Predictor:
         *,
         encoder: str = "gates",
         loss: str = "hinge",
-        margin: float = 0.1,
         epochs: int = 200,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        batch_size: int = 512,
-        op_dim: int = 48,
-        hidden: int = 128,
-        n_layers: int = 5,
-        self_loop: bool = True,
-        head_hidden: tuple[int, ...] = (300, 300, 300, 300, 300),
-        head_dropout: float = 0.1,
-        activation: str = "none",
-        dropout: float = 0.0,
         op_feature_dim: int = 0,
         aux_dim: int = 0,
-        aux_weight: float = 0.5,
-        aux_batch: int = 128,
         arch_input: bool = False,
-        pair_ratio: float | None = None,
         seed: int | None = None,
         device: str | torch.device = "auto",
-        num_threads: int | None = 1,
+        settings: PredictorSettings | None = None,
     ) -> None:
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
@@ -126,27 +156,23 @@ class Predictor:
             raise ValueError(f"loss must be one of {L.LOSSES}, got {loss!r}")
         if encoder == "mlp" and (op_feature_dim or aux_dim):
             raise ValueError("zero-shot features (op_feature_dim / aux_dim) need the gates encoder")
-        if epochs < 1 or batch_size < 2:
-            raise ValueError(f"epochs must be >= 1 and batch_size >= 2, got {epochs} and {batch_size}")
-        self.space = space
-        self.config: dict[str, Any] = dict(
-            encoder=encoder, loss=loss, margin=margin, epochs=epochs, lr=lr, weight_decay=weight_decay,
-            batch_size=batch_size, op_dim=op_dim, hidden=hidden, n_layers=n_layers, self_loop=self_loop,
-            head_hidden=tuple(head_hidden), head_dropout=head_dropout, activation=activation, dropout=dropout,
-            op_feature_dim=op_feature_dim, aux_dim=aux_dim, aux_weight=aux_weight, arch_input=bool(arch_input),
-        )
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
         if arch_input and not aux_dim:
             raise ValueError("arch_input feeds the architecture-level zero-shot vector to the head: it needs aux_dim > 0")
-        if pair_ratio is not None and not pair_ratio > 0:
-            raise ValueError(f"pair_ratio must be > 0 or None, got {pair_ratio!r}")
-        if aux_batch < 1:
-            raise ValueError(f"aux_batch must be >= 1, got {aux_batch}")
-        # Training-only settings, kept out of ``config`` so that states saved before they existed still load.
-        self.pair_ratio = pair_ratio
-        self.aux_batch = int(aux_batch)
+        if settings is None:
+            settings = PredictorSettings()
+        elif not isinstance(settings, PredictorSettings):
+            raise TypeError(f"settings must be a PredictorSettings, got {type(settings).__name__}")
+        self.space = space
+        self.settings = settings
+        self.config: dict[str, Any] = dict(
+            encoder=encoder, loss=loss, epochs=epochs, op_feature_dim=op_feature_dim, aux_dim=aux_dim,
+            arch_input=bool(arch_input),
+            **{k: v for k, v in asdict(settings).items() if k not in _RUNTIME_SETTINGS},
+        )
         self.seed = seed
         self.device = resolve_device(device)
-        self.num_threads = num_threads
         self._rng = np.random.default_rng(seed)
         self.net: _Net | None = None
         self.optimizer: torch.optim.Optimizer | None = None
@@ -154,6 +180,25 @@ class Predictor:
         self.aux_std: torch.Tensor | None = None
         self.last_fit_seconds = 0.0
         self.reset()
+
+    #: constructor keywords that :meth:`from_config` accepts next to the :class:`PredictorSettings` fields
+    OPTIONS = ("encoder", "loss", "epochs", "op_feature_dim", "aux_dim", "arch_input")
+
+    @classmethod
+    def from_config(
+        cls, space: SearchSpace, config: dict[str, Any], *, seed: int | None = None, device: str | torch.device = "auto"
+    ) -> "Predictor":
+        """A predictor from one flat dict of options: constructor keywords and :class:`PredictorSettings`
+        fields side by side, as :attr:`config` records them and as a searcher's ``predictor={...}`` takes them."""
+        settings_names = PredictorSettings.names()
+        unknown = sorted(k for k in config if k not in cls.OPTIONS and k not in settings_names)
+        if unknown:
+            raise ValueError(
+                f"unknown predictor option(s) {unknown}; allowed: {list(cls.OPTIONS) + list(settings_names)}"
+            )
+        settings = PredictorSettings(**{k: v for k, v in config.items() if k in settings_names})
+        options = {k: v for k, v in config.items() if k in cls.OPTIONS}
+        return cls(space, **options, seed=seed, device=device, settings=settings)
 
     # ----- construction -----------------------------------------------------------------------
     def reset(self) -> None:
@@ -165,8 +210,7 @@ class Predictor:
                 enc: nn.Module = GatesEncoder(
                     self.space.kind, len(self.space.op_names), n_cells=len(self.space.cell_names),
                     n_inputs=self.space.n_inputs, op_dim=c["op_dim"], hidden=c["hidden"], n_layers=c["n_layers"],
-                    self_loop=c["self_loop"], op_feature_dim=c["op_feature_dim"], activation=c["activation"],
-                    dropout=c["dropout"],
+                    self_loop=c["self_loop"], op_feature_dim=c["op_feature_dim"],
                 )
             else:
                 width = sum(len(v) for v in self.space.distributions().values())
@@ -236,7 +280,7 @@ class Predictor:
             callback: called as ``callback(epoch)`` (1-based) after every epoch, with the network in
                 evaluation mode, e.g. to score a test set at the last epochs.
         """
-        with _cpu_threads(self.device, self.num_threads):
+        with _cpu_threads(self.device, self.settings.num_threads):
             return self._fit(archs, values, zs_op, zs_arch, epochs, warm_start, aux_archs, aux_zs_op, aux_zs_arch, callback)
 
     def _fit(
@@ -304,7 +348,7 @@ class Predictor:
                         continue
                     loss = self._loss(self._take(inputs, idx), y[idx], None if aux is None else aux[idx])
                     if extra is not None:
-                        pick = torch.as_tensor(perm_rng.choice(len(extra[1]), min(self.aux_batch, len(extra[1])), replace=False), device=self.device)
+                        pick = torch.as_tensor(perm_rng.choice(len(extra[1]), min(c["aux_batch"], len(extra[1])), replace=False), device=self.device)
                         loss = loss + c["aux_weight"] * self._aux_loss(self._take(extra[0], pick), extra[1][pick])
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -356,15 +400,14 @@ class Predictor:
         emb = self.net.encoder(inputs)
         head_in = torch.cat([emb, aux], dim=-1) if c["arch_input"] and aux is not None else emb
         kind = c["loss"]
-        max_pairs = None if self.pair_ratio is None else max(1, int(self.pair_ratio * len(y)))
         if kind == "comparator":
-            loss = L.comparator_loss(self.net.compare, head_in, y, c["margin"], max_pairs)
+            loss = L.comparator_loss(self.net.compare, head_in, y, c["margin"])
         else:
             s = self.net.score_emb(head_in)
             if kind == "hinge":
-                loss = L.pairwise_hinge(s, y, c["margin"], max_pairs)
+                loss = L.pairwise_hinge(s, y, c["margin"])
             elif kind == "bce":
-                loss = L.pairwise_bce(s, y, max_pairs)
+                loss = L.pairwise_bce(s, y)
             elif kind == "listmle":
                 loss = L.listmle(s, y)
             else:
@@ -388,7 +431,7 @@ class Predictor:
         is needed with ``arch_input=True`` and ignored otherwise."""
         if len(archs) == 0:
             return np.zeros(0)
-        with _cpu_threads(self.device, self.num_threads):
+        with _cpu_threads(self.device, self.settings.num_threads):
             return self._score(archs, zs_op, zs_arch)
 
     def _score(self, archs: Sequence[Arch], zs_op: OpFeatures | None, zs_arch: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
