@@ -23,7 +23,7 @@ import optuna
 import torch
 
 from gates_sampler import GatesSampler
-from gates_sampler.benchmarks import TrainingEvaluator
+from gates_sampler.benchmarks import TrainingEvaluator, TrainingSettings
 from gates_sampler.benchmarks.training import OptunaPruningCallback
 from gates_sampler.spaces import NB201Space
 
@@ -51,12 +51,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     space = NB201Space()
-    common = dict(epochs=args.epochs, C=args.C, N=args.N, batch_size=args.batch_size, device=args.device, seed=args.seed)
+    common = dict(
+        epochs=args.epochs, network={"C": args.C, "N": args.N}, batch_size=args.batch_size, device=args.device,
+        seed=args.seed,
+    )
     if args.cifar_root:
         evaluator = TrainingEvaluator(space, "cifar10", args.cifar_root, **common)
         data = "CIFAR-10"
     else:
-        evaluator = TrainingEvaluator(space, "demo", n_train=args.n_train, n_val=args.n_val, demo_image_size=16, **common)
+        demo = TrainingSettings(n_train=args.n_train, n_val=args.n_val, demo_image_size=16)
+        evaluator = TrainingEvaluator(space, "demo", settings=demo, **common)
         data = f"synthetic DEMO data ({args.n_train} train / {args.n_val} val images, 16x16)"
     print(f"training NB201 networks (C={args.C}, N={args.N}, {args.epochs} epochs) on {data}, device {evaluator.device}")
 

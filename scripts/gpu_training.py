@@ -20,7 +20,7 @@ import time
 import torch
 from torch.utils.data import TensorDataset
 
-from gates_sampler.benchmarks import TrainingEvaluator
+from gates_sampler.benchmarks import TrainingEvaluator, TrainingSettings
 from gates_sampler.spaces import NB201Space
 
 # A strong NAS-Bench-201 cell (mostly 3x3 convolutions): the costliest kind to train.
@@ -37,8 +37,9 @@ def measure(args: argparse.Namespace, amp: bool, train: TensorDataset, val: Tens
     """Train once; return images/s of the last epoch's training, wall time and peak memory."""
     space = NB201Space()
     evaluator = TrainingEvaluator(
-        space, train, val_dataset=val, epochs=args.epochs, batch_size=args.batch_size, C=args.C, N=args.N,
-        num_classes=10, amp=amp, device=args.device, seed=args.seed,
+        space, train, val_dataset=val, epochs=args.epochs, batch_size=args.batch_size,
+        network={"C": args.C, "N": args.N, "num_classes": 10}, device=args.device, seed=args.seed,
+        settings=TrainingSettings(amp=amp),
     )
     cuda = evaluator.device.type == "cuda"
     train_times: list[float] = []

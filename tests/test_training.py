@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from gates_sampler.benchmarks import TrainingEvaluator
+from gates_sampler.benchmarks import TrainingEvaluator, TrainingSettings
 from gates_sampler.benchmarks.demo_data import demo_datasets, make_demo_images
 from gates_sampler.benchmarks.training import (
     OptunaPruningCallback,
@@ -24,6 +25,7 @@ from gates_sampler.spaces import NB201Space
 
 SPACE = NB201Space()
 ARCH = SPACE.sample(np.random.default_rng(0))
+TINY_DEMO = TrainingSettings(n_train=64, n_val=32)  # for tests that only build a network
 
 
 
@@ -43,9 +45,12 @@ def tiny_model(arch: object = None, num_classes: int = 10) -> nn.Module:
 
 
 def make_eval(**kw: object) -> TrainingEvaluator:
-    args: dict = dict(space=SPACE, model_fn=tiny_model, dataset="demo", n_train=512, n_val=128, epochs=3, batch_size=64, lr=0.1, seed=0)
+    """A fast evaluator; keywords that name a :class:`TrainingSettings` field go into its settings."""
+    names = {f.name for f in fields(TrainingSettings)}
+    recipe: dict = {"n_train": 512, "n_val": 128, "lr": 0.1, **{k: kw.pop(k) for k in list(kw) if k in names}}
+    args: dict = dict(space=SPACE, model_fn=tiny_model, dataset="demo", epochs=3, batch_size=64, seed=0)
     args.update(kw)
-    return TrainingEvaluator(**args)
+    return TrainingEvaluator(**args, settings=TrainingSettings(**recipe))
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -123,6 +128,12 @@ def test_bad_arguments_are_rejected() -> None:
         make_eval(amp="yes")
     with pytest.raises(ValueError, match="val_fraction"):
         make_eval(val_fraction=1.5)
+    with pytest.raises(ValueError, match="C must be a positive integer"):
+        make_eval(network={"C": 0})
+    with pytest.raises(ValueError, match="n_train must be an int >= 1"):
+        TrainingSettings(n_train=0)
+    with pytest.raises(TypeError, match="settings must be a TrainingSettings"):
+        TrainingEvaluator(SPACE, "demo", model_fn=tiny_model, settings={"lr": 0.1})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="val_dataset"):
         TrainingEvaluator(SPACE, TensorDataset(torch.zeros(4, 3, 8, 8), torch.zeros(4).long()), model_fn=tiny_model)
 
@@ -214,10 +225,13 @@ def test_darts_network_trains_through_network_kwargs() -> None:
     from gates_sampler.spaces import DartsSpace
 
     space = DartsSpace()
-    ev = TrainingEvaluator(space, "demo", n_train=64, n_val=32, demo_image_size=16, epochs=1, batch_size=32, C=4, network_kwargs={"layers": 2})
+    ev = TrainingEvaluator(
+        space, "demo", epochs=1, batch_size=32, network={"C": 4, "layers": 2},
+        settings=TrainingSettings(n_train=64, n_val=32, demo_image_size=16),
+    )
     assert 0 <= ev.evaluate(space.sample(np.random.default_rng(0))) <= 100
     with pytest.raises(ValueError, match="unknown network option"):
-        TrainingEvaluator(space, "demo", n_train=64, n_val=32, N=2).build_model(space.sample(np.random.default_rng(0)))
+        TrainingEvaluator(space, "demo", network={"N": 2}, settings=TINY_DEMO).build_model(space.sample(np.random.default_rng(0)))
 
 
 def test_cpu_mixed_precision_runs() -> None:
@@ -229,7 +243,9 @@ def test_build_network_is_the_default_model_factory() -> None:
     networks = pytest.importorskip("gates_sampler.networks")
     if not hasattr(networks, "build_network"):
         pytest.skip("gates_sampler.networks.build_network not available yet")
-    ev = TrainingEvaluator(SPACE, "demo", n_train=128, n_val=64, epochs=1, batch_size=64, C=4, N=1)
+    ev = TrainingEvaluator(
+        SPACE, "demo", epochs=1, batch_size=64, network={"C": 4, "N": 1}, settings=TrainingSettings(n_train=128, n_val=64)
+    )
     model = ev.build_model(ARCH)
     assert isinstance(model, nn.Module)
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
@@ -237,7 +253,7 @@ def test_build_network_is_the_default_model_factory() -> None:
     assert min(width) == 4  # C reached the builder
     assert 0 <= ev.evaluate(ARCH) <= 100
     with pytest.raises(ValueError, match="unknown network option"):
-        TrainingEvaluator(SPACE, "demo", n_train=64, n_val=32, network_kwargs={"depth": 3}).build_model(ARCH)
+        TrainingEvaluator(SPACE, "demo", network={"depth": 3}, settings=TINY_DEMO).build_model(ARCH)
 
 
 # --- framework adapters ----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from gates_sampler.zeroshot import (
     ZeroShotCache,
     ZeroShotProvider,
     ZeroShotResult,
+    ZeroShotSettings,
     compute_zeroshot,
     default_cache_path,
     synthetic_batch,
@@ -31,9 +32,18 @@ from gates_sampler.zeroshot.table import ZeroShotTable, write_table
 TINY = dict(C=4, N=1)  # NB201 network small enough for unit tests
 
 
+def small(**kw) -> ZeroShotSettings:
+    """Settings of a tiny network and batch: ``small(n_reference=4, C=6)``; network options go to ``network``."""
+    fields = {k: kw.pop(k) for k in ("preset", "batch_size", "image_size", "n_reference") if k in kw}
+    return ZeroShotSettings(**fields, network=kw)
+
+
 
 def tiny_provider(tmp_path: Path, **kw) -> ZeroShotProvider:
-    return ZeroShotProvider(NB201Space(), cache=tmp_path / "zs.sqlite", batch_size=8, image_size=8, n_reference=6, device="cpu", **TINY, **kw)
+    return ZeroShotProvider(
+        NB201Space(), cache=tmp_path / "zs.sqlite", device="cpu",
+        settings=small(batch_size=8, image_size=8, n_reference=6, **TINY), **kw,
+    )
 
 
 def test_metrics_are_deterministic_and_per_op_values_are_sane() -> None:
@@ -113,7 +123,9 @@ def test_provider_reads_cache_without_recomputing(tmp_path: Path, monkeypatch: p
     assert torch.equal(second.op_features(archs)[0], f1[0])
     assert np.array_equal(second.arch_features(archs), a1)
     # a different network config is a different cache entry
-    assert tiny_provider(tmp_path).config_key != ZeroShotProvider(sp, cache=tmp_path / "zs.sqlite", batch_size=8, image_size=8, C=6, N=1).config_key
+    assert tiny_provider(tmp_path).config_key != ZeroShotProvider(
+        sp, cache=tmp_path / "zs.sqlite", settings=small(batch_size=8, image_size=8, C=6, N=1)
+    ).config_key
 
 
 def test_provider_is_picklable_and_gives_same_features(tmp_path: Path) -> None:
@@ -129,15 +141,15 @@ def test_provider_is_picklable_and_gives_same_features(tmp_path: Path) -> None:
 def test_user_batch_and_bad_input(tmp_path: Path) -> None:
     sp = NB201Space()
     x = torch.randn(6, 3, 8, 8)
-    zs = ZeroShotProvider(sp, cache=False, batch=(x, torch.arange(6) % 10), n_reference=4, **TINY)
+    zs = ZeroShotProvider(sp, cache=False, batch=(x, torch.arange(6) % 10), settings=small(n_reference=4, **TINY))
     assert zs.description["batch"]["synthetic"] is False
     assert zs.arch_features([sp.from_ops(["nor_conv_3x3"] * 6)]).shape == (1, 5)
     with pytest.raises(ValueError, match="labels"):
         ZeroShotProvider(sp, cache=False, batch=(x, torch.full((6,), 10)))
     with pytest.raises(ValueError, match="unknown network option"):
-        ZeroShotProvider(sp, cache=False, layers=3)
+        ZeroShotProvider(sp, cache=False, settings=small(layers=3))
     with pytest.raises(ValueError, match="preset"):
-        ZeroShotProvider(sp, cache=False, preset="huge")
+        ZeroShotProvider(sp, cache=False, settings=small(preset="huge"))
 
 
 def test_default_cache_path_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -178,14 +190,14 @@ def test_precompute_with_worker_processes(tmp_path: Path) -> None:
     assert zs.precompute(archs, jobs=2, progress=False) == 4
     assert zs.precompute(archs, jobs=2, progress=False) == 0
     assert zs.cache is not None and zs.cache.count() == 4
-    serial = ZeroShotProvider(sp, cache=False, batch_size=8, image_size=8, device="cpu", **TINY)
+    serial = ZeroShotProvider(sp, cache=False, device="cpu", settings=small(batch_size=8, image_size=8, **TINY))
     for a in archs:  # worker processes compute exactly what one process computes
         assert np.allclose(serial.results([a])[0].arch, zs.results([a])[0].arch)
 
 
 @pytest.mark.parametrize("space,config", [(DartsSpace(), dict(C=4, layers=3)), (NB101Space(), dict(C=4, N=1, stacks=2))])
 def test_provider_other_spaces_align_with_encode(space, config) -> None:
-    zs = ZeroShotProvider(space, cache=False, batch_size=4, image_size=8, n_reference=3, **config)
+    zs = ZeroShotProvider(space, cache=False, settings=small(batch_size=4, image_size=8, n_reference=3, **config))
     archs = space.sample_unique(np.random.default_rng(10), 2)
     feats = zs.op_features(archs)
     batch = space.encode(archs)
@@ -260,7 +272,7 @@ def test_table_errors_name_the_file_and_the_problem(tmp_path: Path) -> None:
         ZeroShotTable(tmp_path / "bad.npz")
     # a table of another configuration is refused rather than silently mixed in
     with pytest.raises(ValueError, match="config"):
-        ZeroShotProvider(sp, cache=False, batch_size=8, image_size=8, C=6, N=1, table=path)
+        ZeroShotProvider(sp, cache=False, settings=small(batch_size=8, image_size=8, C=6, N=1), table=path)
     with pytest.raises(ValueError, match="no zero-shot table is bundled"):
         tiny_provider(tmp_path, table=True)
     bad = ZeroShotResult(arch=np.array([np.nan, 0, 0, 0, 0.0]))

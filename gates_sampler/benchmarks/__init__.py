@@ -6,7 +6,7 @@ from typing import Any
 
 from gates_sampler.benchmarks.nb201 import NB201Benchmark
 
-__all__ = ["NB201Benchmark", "NB301Benchmark", "TrainingEvaluator"]
+__all__ = ["NB201Benchmark", "NB301Benchmark", "TrainingEvaluator", "TrainingSettings"]
 
 
 def __getattr__(name: str) -> Any:
@@ -15,8 +15,8 @@ def __getattr__(name: str) -> Any:
         from gates_sampler.benchmarks.nb301 import NB301Benchmark
 
         return NB301Benchmark
-    if name == "TrainingEvaluator":
-        from gates_sampler.benchmarks.training import TrainingEvaluator
+    if name in ("TrainingEvaluator", "TrainingSettings"):
+        from gates_sampler.benchmarks import training
 
-        return TrainingEvaluator
+        return getattr(training, name)
     raise AttributeError(f"module 'gates_sampler.benchmarks' has no attribute {name!r}")

@@ -236,6 +236,49 @@ def chain_callbacks(*callbacks: EpochCallback | None) -> EpochCallback:
 # --- the evaluator ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The training recipe of a :class:`TrainingEvaluator` beyond epochs and batch size.
+
+    The defaults are NAS-Bench-201's SGD recipe; vary one with ``dataclasses.replace(settings, lr=0.05)``.
+
+    Args:
+        lr, momentum, nesterov, weight_decay: the SGD recipe (cosine schedule to 0 over all steps).
+        augment: random crop (padding 4) + horizontal flip on training batches; ``None``: on for CIFAR.
+        amp: mixed precision; ``"auto"``: on with CUDA (float16 + gradient scaling), off on CPU;
+            ``True`` on CPU uses bfloat16 autocast.
+        channels_last: ``"auto"``: on with CUDA.
+        num_workers: ``DataLoader`` workers for a generic ``Dataset``.
+        n_train, n_val, demo_image_size: sizes of the ``"demo"`` data set (images, image height/width).
+    """
+
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    augment: bool | None = None
+    amp: bool | str = "auto"
+    channels_last: bool | str = "auto"
+    num_workers: int = 0
+    n_train: int = 2000
+    n_val: int = 500
+    demo_image_size: int = 32
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ValueError(
+                f"need lr > 0, weight_decay >= 0, 0 <= momentum < 1; "
+                f"got lr={self.lr}, weight_decay={self.weight_decay}, momentum={self.momentum}"
+            )
+        for name in ("amp", "channels_last"):
+            if getattr(self, name) not in (True, False, "auto"):
+                raise ValueError(f"{name} must be True, False or 'auto', got {getattr(self, name)!r}")
+        for name, least in (("num_workers", 0), ("n_train", 1), ("n_val", 1), ("demo_image_size", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+
+
 class TrainingEvaluator:
     """Train the network of an architecture and return its validation accuracy (%).
 
@@ -249,23 +292,18 @@ class TrainingEvaluator:
         val_fraction: hold out this fraction of the training set for validation (seeded split)
             instead of the CIFAR test batch / ``val_dataset``.
         epochs: training epochs per evaluation.
-        batch_size, lr, momentum, nesterov, weight_decay: the SGD recipe (NAS-Bench-201 defaults).
-        C, N, num_classes: network width, cells per stage and classes, passed to ``build_network``
-            (``None``: the network's own default; ``N`` only where the network has it, e.g. NB201, NB101).
-        network_kwargs: further ``build_network`` options (e.g. ``{"layers": 8}`` for DARTS).
+        batch_size: SGD minibatch size.
+        network: ``build_network`` options, e.g. ``{"C": 16, "N": 5}`` (width, cells per stage; ``N``
+            only where the network has it, e.g. NB201, NB101), ``{"layers": 8}`` for DARTS, or
+            ``num_classes`` (default: inferred from the data set); unset ones take the network's defaults.
         model_fn: ``model_fn(arch) -> nn.Module`` used instead of ``build_network`` (any builder).
-        augment: random crop (padding 4) + horizontal flip on training batches; default on for CIFAR.
-        amp: mixed precision; ``"auto"``: on with CUDA (float16 + gradient scaling), off on CPU;
-            ``True`` on CPU uses bfloat16 autocast.
-        channels_last: ``"auto"``: on with CUDA.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         seed: seeds weight initialisation, batch order, augmentation and the validation split;
             the same seed gives the same result on the same machine (CPU; CUDA kernels may differ slightly).
         checkpoint_dir: save model/optimizer/schedule after every epoch there and resume from it; a
             finished run is answered from its checkpoint without training.
-        n_train, n_val, demo_image_size: sizes of the ``"demo"`` data set (images, image height/width).
-        num_workers: ``DataLoader`` workers for a generic ``Dataset``.
         progress: log each epoch at INFO level.
+        settings: the rest of the training recipe (:class:`TrainingSettings`; its defaults when ``None``).
     """
 
     def __init__(
@@ -278,27 +316,20 @@ class TrainingEvaluator:
         val_fraction: float | None = None,
         epochs: int = 12,
         batch_size: int = 256,
-        lr: float = 0.1,
-        momentum: float = 0.9,
-        nesterov: bool = True,
-        weight_decay: float = 5e-4,
-        C: int | None = None,
-        N: int | None = None,
-        num_classes: int | None = None,
-        network_kwargs: dict[str, Any] | None = None,
+        network: dict[str, Any] | None = None,
         model_fn: Callable[[Arch], nn.Module] | None = None,
-        augment: bool | None = None,
-        amp: bool | str = "auto",
-        channels_last: bool | str = "auto",
         device: str | torch.device = "auto",
         seed: int = 0,
         checkpoint_dir: str | os.PathLike[str] | None = None,
-        n_train: int = 2000,
-        n_val: int = 500,
-        demo_image_size: int = 32,
-        num_workers: int = 0,
         progress: bool = False,
+        settings: TrainingSettings | None = None,
     ) -> None:
+        if settings is None:
+            settings = TrainingSettings()
+        elif not isinstance(settings, TrainingSettings):
+            raise TypeError(f"settings must be a TrainingSettings, got {type(settings).__name__}")
+        network = dict(network or {})
+        C, N, num_classes = network.pop("C", None), network.pop("N", None), network.pop("num_classes", None)
         if space is None and model_fn is None:
             raise ValueError("give space= (networks from gates_sampler.networks.build_network) or model_fn=")
         for name, value in (("epochs", epochs), ("batch_size", batch_size), ("C", C), ("N", N)):
@@ -306,37 +337,34 @@ class TrainingEvaluator:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not lr > 0 or weight_decay < 0 or not 0 <= momentum < 1:
-            raise ValueError(f"need lr > 0, weight_decay >= 0, 0 <= momentum < 1; got lr={lr}, weight_decay={weight_decay}, momentum={momentum}")
         if val_fraction is not None and not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-        for name, value in (("amp", amp), ("channels_last", channels_last)):
-            if value not in (True, False, "auto"):
-                raise ValueError(f"{name} must be True, False or 'auto', got {value!r}")
         self.space, self.model_fn = space, model_fn
         self.epochs, self.batch_size = epochs, batch_size
-        self.lr, self.momentum, self.nesterov, self.weight_decay = float(lr), float(momentum), bool(nesterov), float(weight_decay)
+        self.settings = settings
+        self.lr, self.momentum, self.nesterov = float(settings.lr), float(settings.momentum), bool(settings.nesterov)
+        self.weight_decay = float(settings.weight_decay)
         self.C, self.N = C, N
-        self.network_kwargs = dict(network_kwargs or {})
+        self.network_kwargs = network
         self.device = resolve_device(device)
         cuda = self.device.type == "cuda"
-        self.amp = cuda if amp == "auto" else bool(amp)
-        self.channels_last = cuda if channels_last == "auto" else bool(channels_last)
+        self.amp = cuda if settings.amp == "auto" else bool(settings.amp)
+        self.channels_last = cuda if settings.channels_last == "auto" else bool(settings.channels_last)
         self.seed = int(seed)
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir).expanduser()
-        self.num_workers = int(num_workers)
+        self.num_workers = int(settings.num_workers)
         self.progress = progress
         self.last_result: TrainingResult | None = None
         self._dataset_name = dataset if isinstance(dataset, str) else type(dataset).__name__
         if isinstance(dataset, str) and dataset == "demo":
-            self._dataset_name = f"demo{demo_image_size}"
+            self._dataset_name = f"demo{settings.demo_image_size}"
         self.train_data, self.val_data, classes, default_augment = self._load_data(
-            dataset, root, val_dataset, val_fraction, n_train, n_val, demo_image_size
+            dataset, root, val_dataset, val_fraction, settings.n_train, settings.n_val, settings.demo_image_size
         )
         self.num_classes = int(num_classes if num_classes is not None else classes or 0)
         if self.num_classes < 2:
-            raise ValueError("num_classes could not be inferred from the dataset; pass num_classes=")
-        self.augment = default_augment if augment is None else bool(augment)
+            raise ValueError("num_classes could not be inferred from the dataset; pass network={'num_classes': ...}")
+        self.augment = default_augment if settings.augment is None else bool(settings.augment)
         if self.device.type == "cuda":
             # Small image sets fit on the GPU; keeping them there removes host-to-device copies per batch.
             self.train_data = self.train_data.to(self.device) if isinstance(self.train_data, _ImageData) else self.train_data

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from gates_sampler.spaces import DartsSpace, NB101Space, NB201Space
-    from gates_sampler.zeroshot import ZeroShotProvider
+    from gates_sampler.zeroshot import ZeroShotProvider, ZeroShotSettings
     from gates_sampler.zeroshot.table import table_filename, write_table
 
     space = {"nb201": NB201Space, "darts": DartsSpace, "nb101": NB101Space}[args.space]()
@@ -84,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         archs = space.sample_unique(np.random.default_rng(args.seed), args.limit)
     # table=False: compute (or read from the SQLite cache) rather than copy a bundled table
-    zs = ZeroShotProvider(space, cache=args.cache, preset=args.preset, seed=args.seed, device=args.device, table=False)
+    zs = ZeroShotProvider(
+        space, cache=args.cache, seed=args.seed, device=args.device, table=False,
+        settings=ZeroShotSettings(preset=args.preset),
+    )
     start = time.perf_counter()
     n = zs.precompute(archs, jobs=args.jobs, progress=not args.no_progress)
     secs = time.perf_counter() - start

@@ -7,7 +7,7 @@ or read from a precomputed ``ZeroShotTable`` (one ships for all of NAS-Bench-201
 
 from gates_sampler.zeroshot.cache import ZeroShotCache, default_cache_path
 from gates_sampler.zeroshot.metrics import ARCH_METRICS, METRIC_VERSION, OP_METRICS, ZeroShotResult, compute_zeroshot, synthetic_batch
-from gates_sampler.zeroshot.provider import PRESETS, ZeroShotProvider
+from gates_sampler.zeroshot.provider import PRESETS, ZeroShotProvider, ZeroShotSettings
 from gates_sampler.zeroshot.table import ZeroShotTable, write_table
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "ZeroShotCache",
     "ZeroShotProvider",
     "ZeroShotResult",
+    "ZeroShotSettings",
     "ZeroShotTable",
     "compute_zeroshot",
     "default_cache_path",

@@ -26,6 +26,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -56,7 +57,36 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"network": {"C": 128, "N": 3}, "batch_size": 64, "image_size": 32},
     },
 }
-SCALINGS = ("slog1p-std", "slog1p", "none")
+
+
+@dataclass(frozen=True)
+class ZeroShotSettings:
+    """The proxy network and batch the metrics are computed on: part of every cached result's key.
+
+    The defaults reproduce the table that ships for NAS-Bench-201; change them only to study the metrics.
+
+    Args:
+        preset: ``"proxy"`` (default, a smaller network measured to keep the full-size ranking) or
+            ``"full"`` (the benchmark's network, 32x32 images, batch 64).
+        batch_size, image_size: override the preset's synthetic batch.
+        n_reference: architectures of the seeded reference sample that fix the standardisation.
+        network: network options passed to ``build_network`` (e.g. ``C``, ``N``, ``layers``,
+            ``num_classes``); they override the preset.
+    """
+
+    preset: str = "proxy"
+    batch_size: int | None = None
+    image_size: int | None = None
+    n_reference: int = 64
+    network: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_reference, int) or self.n_reference < 2:
+            raise ValueError(f"n_reference must be an int >= 2, got {self.n_reference!r}")
+        for name in ("batch_size", "image_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
 
 
 #: which per-op / architecture-level dimensions are log-transformed (see the module docstring)
@@ -83,9 +113,6 @@ class ZeroShotProvider:
             to keep results in memory only.
         batch: ``None`` for a fixed seeded synthetic batch (no dataset needed), a tensor of images
             ``[B, C, H, W]`` (labels are then drawn from ``seed``), or an ``(images, labels)`` pair.
-        preset: ``"proxy"`` (default, a smaller network measured to keep the full-size ranking) or
-            ``"full"`` (the benchmark's network, 32x32 images, batch 64).
-        batch_size, image_size: override the preset's synthetic batch.
         seed: seeds the synthetic batch, the network initialisation and the reference sample.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ...
         progress: show a progress bar when computing missing values.
@@ -93,11 +120,7 @@ class ZeroShotProvider:
             with the package when one matches this configuration (all of NAS-Bench-201 for the
             default settings), a path of a table written by ``gates-nas precompute-zeroshot
             --export``, a :class:`ZeroShotTable`, or ``False`` for none.
-        scaling: ``"slog1p-std"`` (default: signed log1p of the heavy-tailed dimensions, then
-            standardisation), ``"slog1p"`` (the log step only) or ``"none"`` (raw values).
-        n_reference: architectures of the seeded reference sample that fix the standardisation.
-        **network: network options passed to ``build_network`` (e.g. ``C``, ``N``, ``layers``,
-            ``num_classes``); they override the preset.
+        settings: the network and batch the metrics are computed on (:class:`ZeroShotSettings`).
     """
 
     op_feature_dim = len(OP_METRICS)
@@ -109,42 +132,40 @@ class ZeroShotProvider:
         cache: str | os.PathLike | ZeroShotCache | bool | None = None,
         batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
         *,
-        preset: str = "proxy",
-        batch_size: int | None = None,
-        image_size: int | None = None,
         seed: int = 0,
         device: str | torch.device = "auto",
         progress: bool = False,
-        scaling: str = "slog1p-std",
-        n_reference: int = 64,
         table: str | os.PathLike | ZeroShotTable | bool | None = None,
-        **network: Any,
+        settings: ZeroShotSettings | None = None,
     ) -> None:
         if not isinstance(space, SearchSpace):
             raise ValueError(f"space must be a SearchSpace instance, got {type(space).__name__}")
         name = {"nb301": "darts"}.get(space.name, space.name)
         if name not in PRESETS:
             raise ValueError(f"zero-shot features need a network for the space; supported: {sorted(PRESETS)}, got {space.name!r}")
+        if settings is None:
+            settings = ZeroShotSettings()
+        elif not isinstance(settings, ZeroShotSettings):
+            raise TypeError(f"settings must be a ZeroShotSettings, got {type(settings).__name__}")
+        preset, network = settings.preset, settings.network
         if preset not in PRESETS[name]:
             raise ValueError(f"preset must be one of {sorted(PRESETS[name])}, got {preset!r}")
-        if scaling not in SCALINGS:
-            raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
-        if not isinstance(n_reference, int) or n_reference < 2:
-            raise ValueError(f"n_reference must be an int >= 2, got {n_reference!r}")
         allowed = network_config_keys(space)
         unknown = sorted(set(network) - set(allowed))
         if unknown:
             raise ValueError(f"unknown network option(s) {unknown} for {space.name}; allowed: {allowed}")
         p = PRESETS[name][preset]
         self.space = space
+        self.settings = settings
         self.preset = preset
         self.network_config: dict[str, Any] = {"num_classes": 10, **p["network"], **network}
         self.seed = int(seed)
         self.device = resolve_device(device)
         self.progress = progress
-        self.scaling = scaling
-        self.n_reference = n_reference
-        self.x, self.y, batch_desc = self._make_batch(batch, batch_size or p["batch_size"], image_size or p["image_size"])
+        self.n_reference = settings.n_reference
+        self.x, self.y, batch_desc = self._make_batch(
+            batch, settings.batch_size or p["batch_size"], settings.image_size or p["image_size"]
+        )
         self.description = {
             "space": space.name,
             "network": self.network_config,
@@ -332,13 +353,8 @@ class ZeroShotProvider:
         return self.feature_stats
 
     def _scale_ops(self, v: np.ndarray) -> np.ndarray:
-        if self.scaling == "none":
-            return v
-        out = _log_some(v, OP_LOG)
-        if self.scaling == "slog1p-std":
-            st = self._ensure_stats()
-            out = (out - np.asarray(st["op_mean"])) / np.asarray(st["op_std"])
-        return out
+        st = self._ensure_stats()
+        return (_log_some(v, OP_LOG) - np.asarray(st["op_mean"])) / np.asarray(st["op_std"])
 
     def op_features(self, archs: Sequence[Arch | str]) -> list[torch.Tensor]:
         """Per-op features, one float32 tensor per cell shaped like ``CellBatch.op_features``:
@@ -378,13 +394,8 @@ class ZeroShotProvider:
         """``[B, 5]`` architecture-level targets: relu_logdet, grad_norm, plain, snip, synflow."""
         res = self.results(archs)
         a = np.array([r.arch for r in res], dtype=np.float64).reshape(len(res), self.arch_feature_dim)
-        if self.scaling == "none":
-            return a
-        a = _log_some(a, ARCH_LOG)
-        if self.scaling == "slog1p-std":
-            st = self._ensure_stats()
-            a = (a - np.asarray(st["arch_mean"])) / np.asarray(st["arch_std"])
-        return a
+        st = self._ensure_stats()
+        return (_log_some(a, ARCH_LOG) - np.asarray(st["arch_mean"])) / np.asarray(st["arch_std"])
 
     def __repr__(self) -> str:
         return f"ZeroShotProvider({self.space!r}, preset={self.preset!r}, network={self.network_config}, cache={self.cache!r})"
