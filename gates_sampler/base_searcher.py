@@ -11,14 +11,13 @@ from typing import Any, Iterable, Mapping, overload
 
 import numpy as np
 
-from gates_sampler.spaces import DartsSpace, NB101Space, NB201Space
+from gates_sampler.spaces import BUILTIN_SPACES
 from gates_sampler.spaces.base import Arch, SearchSpace, short_repr
 from gates_sampler.utils import atomic_torch_save, check_rng_state, safe_torch_load
 
 logger = logging.getLogger("gates_sampler")
 
 STATE_VERSION = 1
-_BUILTIN_SPACES = {"nb201": NB201Space, "darts": DartsSpace, "nb101": NB101Space}
 
 
 class SpaceExhausted(RuntimeError):
@@ -94,9 +93,10 @@ def _space_for(state: Mapping[str, Any], space: SearchSpace | None) -> SearchSpa
     if space is not None:
         return space
     name = state.get("space")
-    if not isinstance(name, str) or name not in _BUILTIN_SPACES:
-        raise ValueError(f"the state's space {short_repr(name)} is not built in; pass space=...")
-    return _BUILTIN_SPACES[name]()
+    if not isinstance(name, str) or name not in BUILTIN_SPACES:
+        built_in = sorted(BUILTIN_SPACES)
+        raise ValueError(f"the state's space {short_repr(name)} is not built in ({built_in}); pass space=...")
+    return BUILTIN_SPACES[name]()
 
 
 class AskTellSearcher(abc.ABC):

@@ -190,9 +190,11 @@ def test_mirrored_choices_agree_with_their_sources() -> None:
     from gates_sampler.experiments.predictor_quality import PAPER_SEEDS, SPLITS
     from gates_sampler.predictor.losses import LOSSES
     from gates_sampler.searcher import CANDIDATE_MODES
+    from gates_sampler.spaces import BUILTIN_SPACES
 
     assert _common.NB201_DATASETS == DATASETS and _common.CANDIDATE_MODES == CANDIDATE_MODES
     assert _common.LOSSES == LOSSES and _common.SPLITS == SPLITS and _common.PAPER_SEEDS == PAPER_SEEDS
+    assert _common.BUILTIN_SPACE_NAMES == tuple(BUILTIN_SPACES)
 
 
 # ----- the compare table and plot ----------------------------------------------------------------------

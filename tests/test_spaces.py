@@ -557,3 +557,15 @@ def test_sample_unique_excludes_keys() -> None:
     assert len(keys) == 50
     more = space.sample_unique(rng, 50, exclude=keys)
     assert not keys & {space.canonical_key(a) for a in more}
+
+
+def test_builtin_space_registry_keys_are_the_space_names() -> None:
+    from gates_sampler.spaces import BUILTIN_SPACES, builtin_space
+
+    # state files record space.name and are loaded back through the registry by that name
+    for name, cls in BUILTIN_SPACES.items():
+        space = builtin_space(name)
+        assert type(space) is cls and space.name == name
+    assert builtin_space("NB301").name == "darts" and builtin_space("nasbench201").name == "nb201"
+    with pytest.raises(ValueError, match=r"no built-in space is named 'nb999'; built-in spaces: \['darts', 'nb101', 'nb201'\]"):
+        builtin_space("nb999")

@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 #: NB201 datasets (``gates_sampler.benchmarks.nb201.DATASETS``)
 NB201_DATASETS = ("cifar10", "cifar100", "imagenet")
+#: names of the built-in spaces (``gates_sampler.spaces.BUILTIN_SPACES``)
+BUILTIN_SPACE_NAMES = ("nb201", "darts", "nb101")
 #: ``gates_sampler.searcher.CANDIDATE_MODES``
 CANDIDATE_MODES = ("random", "mutation", "mixed")
 #: ``gates_sampler.predictor.losses.LOSSES``

@@ -9,14 +9,13 @@ import time
 from pathlib import Path
 
 from gates_sampler.commands._common import (
+    BUILTIN_SPACE_NAMES,
     UsageError,
     check_device,
     check_output_folder,
     non_negative_int,
     positive_int,
 )
-
-SPACES = ("nb201", "darts", "nb101")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "15625 cells (or the first --limit); DARTS and NB101 draw --limit random architectures."
         ),
     )
-    p.add_argument("--space", choices=SPACES, default="nb201", help="search space (default: nb201)")
+    p.add_argument("--space", choices=BUILTIN_SPACE_NAMES, default="nb201", help="search space (default: nb201)")
     p.add_argument("--limit", type=positive_int, default=None,
                    help="only this many architectures (required for darts / nb101)")
     p.add_argument("--jobs", type=positive_int, default=None,
@@ -74,11 +73,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the command; prints a one-line summary."""
     import numpy as np
 
-    from gates_sampler.spaces import DartsSpace, NB101Space, NB201Space
+    from gates_sampler.spaces import builtin_space
     from gates_sampler.zeroshot import ZeroShotProvider, ZeroShotSettings
     from gates_sampler.zeroshot.table import table_filename, write_table
 
-    space = {"nb201": NB201Space, "darts": DartsSpace, "nb101": NB101Space}[args.space]()
+    space = builtin_space(args.space)
     if args.space == "nb201":
         archs = list(itertools.islice(space.enumerate(), args.limit))
     else:

@@ -13,32 +13,28 @@ from typing import Any
 
 from torch import nn
 
+from gates_sampler.spaces import BUILTIN_SPACES, SPACE_ALIASES, builtin_space_name
 from gates_sampler.spaces.base import Arch, SearchSpace
-
-# space name -> (module, class) of its macro network; imported lazily
-_NETWORKS = {
-    "nb201": ("gates_sampler.networks.nb201", "NB201Network"),
-    "darts": ("gates_sampler.networks.darts", "DartsNetwork"),
-    "nb101": ("gates_sampler.networks.nb101", "NB101Network"),
-}
-_ALIASES = {"nb301": "darts", "nasbench201": "nb201", "nasbench101": "nb101", "nasbench301": "darts"}
 
 
 def _space_name(space: SearchSpace | str) -> str:
     name = space if isinstance(space, str) else getattr(space, "name", None)
-    name = _ALIASES.get(str(name).lower(), str(name).lower())
-    if name not in _NETWORKS:
+    try:
+        return builtin_space_name(str(name))
+    except ValueError:
         raise ValueError(
-            f"no network is defined for space {space!r}; build_network supports the spaces {sorted(_NETWORKS)} "
-            f"(aliases {sorted(_ALIASES)})"
-        )
-    return name
+            f"no network is defined for space {space!r}; build_network supports the built-in spaces "
+            f"{sorted(BUILTIN_SPACES)} (aliases {sorted(SPACE_ALIASES)})"
+        ) from None
 
 
 def network_class(space: SearchSpace | str) -> type[nn.Module]:
     """The macro-network class used for ``space`` (``"nb201"``, ``"darts"``/``"nb301"``, ``"nb101"``)."""
-    module, cls = _NETWORKS[_space_name(space)]
-    return getattr(importlib.import_module(module), cls)
+    # every built-in space's macro network lives in the module of the space's name, named after its
+    # space class (NB201Space -> NB201Network), and is imported only when asked for
+    name = _space_name(space)
+    network = BUILTIN_SPACES[name].__name__.replace("Space", "Network")
+    return getattr(importlib.import_module(f"gates_sampler.networks.{name}"), network)
 
 
 def network_config_keys(space: SearchSpace | str) -> list[str]:

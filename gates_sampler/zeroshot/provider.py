@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from gates_sampler.networks import build_network, network_config_keys
+from gates_sampler.spaces import SPACE_ALIASES
 from gates_sampler.spaces.base import Arch, SearchSpace
 from gates_sampler.utils import resolve_device
 from gates_sampler.zeroshot.cache import ZeroShotCache
@@ -140,7 +141,7 @@ class ZeroShotProvider:
     ) -> None:
         if not isinstance(space, SearchSpace):
             raise ValueError(f"space must be a SearchSpace instance, got {type(space).__name__}")
-        name = {"nb301": "darts"}.get(space.name, space.name)
+        name = SPACE_ALIASES.get(space.name, space.name)
         if name not in PRESETS:
             raise ValueError(f"zero-shot features need a network for the space; supported: {sorted(PRESETS)}, got {space.name!r}")
         if settings is None:
