@@ -101,7 +101,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(f"--predictor is not valid JSON: {exc}")
     if not isinstance(predictor, dict):
         parser.error("--predictor must be a JSON object")
-    sampler_kwargs = {"n_startup_trials": args.n_startup, "n_candidates": args.n_candidates, "warm_epochs": args.warm_epochs, "predictor": predictor}
+    sampler_kwargs = {
+        "n_startup_trials": args.n_startup, "n_candidates": args.n_candidates, "predictor": predictor,
+        "settings": {"warm_epochs": args.warm_epochs},
+    }
     url = args.storage or f"sqlite:///{os.path.join(tempfile.mkdtemp(prefix='gates-optuna-'), 'study.db')}"
 
     start = time.time()

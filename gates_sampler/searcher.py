@@ -4,81 +4,81 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Mapping, Protocol, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from gates_sampler.base_searcher import AskTellSearcher, _space_for
-from gates_sampler.predictor import Predictor
+from gates_sampler.predictor import FeatureProvider, Predictor, make_predictor
+from gates_sampler.predictor.factory import ZeroShot
 from gates_sampler.spaces.base import Arch, SearchSpace, short_repr
 
 logger = logging.getLogger("gates_sampler")
+
+__all__ = ["CANDIDATE_MODES", "REFIT_POLICIES", "FeatureProvider", "GatesPredictorSearcher", "SearchSettings"]
 
 CANDIDATE_MODES = ("random", "mutation", "mixed")
 REFIT_POLICIES = ("warm", "scratch")
 
 
-class FeatureProvider(Protocol):
-    """Zero-shot information for GATES++ (filled by :mod:`gates_sampler.zeroshot`)."""
+@dataclass(frozen=True)
+class SearchSettings:
+    """Research settings of a :class:`GatesPredictorSearcher`; the defaults are the measured choices.
 
-    op_feature_dim: int  #: size of the per-op vector concatenated to op embeddings (0: none)
-    arch_feature_dim: int  #: size of the architecture-level auxiliary target (0: none)
+    Vary one with ``dataclasses.replace(settings, refit="scratch")``; ``gates-nas compare`` method specs
+    reach them by name (``gates[refit=scratch]``).
 
-    def op_features(self, archs: Sequence[Arch]) -> list[torch.Tensor]:
-        """One tensor per cell, shaped like ``CellBatch.op_features``."""
+    Args:
+        refit: ``"warm"`` (continue training the previous predictor for ``warm_epochs``; a first fit
+            trains the full ``epochs``) or ``"scratch"`` (re-initialise and train ``epochs`` every time).
+            Warm is the default: scratch was better on one NAS-Bench-201 dataset, worse on another, at
+            about four times the ``ask()`` time (README, "Measured search efficiency").
+        warm_epochs: epochs per warm-started refit.
+        n_mutation_parents: how many of the best architectures the mutation candidates start from.
+        distinct_sampling: draw random architectures uniformly over functionally distinct cells
+            (reduced forms, see ``SearchSpace.is_reduced``) instead of over raw parameter settings.
+        n_unlabeled: with zero-shot information and the predictor's auxiliary head, the auxiliary
+            regression is also fitted on up to this many of the latest candidates that were scored
+            (their zero-shot targets are computed for scoring anyway, no evaluation needed); 0 fits it
+            on the evaluated architectures only, as in the paper's Eq. 13.
+    """
 
-    def arch_features(self, archs: Sequence[Arch]) -> np.ndarray:
-        """``[N, arch_feature_dim]`` targets."""
+    refit: str = "warm"
+    warm_epochs: int = 10
+    n_mutation_parents: int = 10
+    distinct_sampling: bool = True
+    n_unlabeled: int = 2000
 
+    def __post_init__(self) -> None:
+        if self.refit not in REFIT_POLICIES:
+            raise ValueError(f"refit must be one of {REFIT_POLICIES}, got {self.refit!r}")
+        for name, least in (("warm_epochs", 1), ("n_mutation_parents", 1), ("n_unlabeled", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+        object.__setattr__(self, "distinct_sampling", bool(self.distinct_sampling))
 
-ZERO_SHOT_SPACES = ("nb201", "darts", "nb101")
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The field names, e.g. to route method-spec settings between the settings and the constructor."""
+        return tuple(f.name for f in fields(cls))
 
-
-def _resolve_zero_shot(setting: Any, space: SearchSpace, device: str | torch.device) -> FeatureProvider | None:
-    """Turn the ``zero_shot`` argument into a feature provider (or ``None`` for plain GATES)."""
-    if setting is None or setting is False:
-        return None
-    if setting is True or setting == "auto":
-        if space.name not in ZERO_SHOT_SPACES:
-            if setting is True:
-                raise ValueError(
-                    f"zero_shot=True needs a built-in network for the space; {space.name!r} has none "
-                    f"(supported: {ZERO_SHOT_SPACES}); pass your own FeatureProvider or zero_shot=False"
-                )
-            logger.info("space %r has no built-in network: using plain GATES", space.name)
-            return None
-        from gates_sampler.zeroshot import ZeroShotProvider
-
-        provider = ZeroShotProvider(space, device=device)
-        if setting == "auto" and provider.table is None:
-            # Computing features costs about 0.1 s per NB201 cell and more for DARTS / NB101 on a CPU, for
-            # every one of the n_candidates scored per ask: too slow for look-up searches by default.
-            logger.info(
-                "no precomputed zero-shot table for %r: using plain GATES; zero_shot=True computes the GATES++ "
-                "features (cached on disk), worth it when evaluations train networks", space.name,
-            )
-            return None
-        return provider
-    if isinstance(setting, str):
-        raise ValueError(f"zero_shot must be 'auto', True, False or a FeatureProvider, got {setting!r}")
-    if not all(hasattr(setting, a) for a in ("op_feature_dim", "arch_feature_dim", "op_features", "arch_features")):
-        raise ValueError("zero_shot must provide op_feature_dim, arch_feature_dim, op_features() and arch_features()")
-    return setting
-
-
-def _predictor_wants_zero_shot(predictor: Any) -> bool | None:
-    """What the ``predictor`` argument implies for ``zero_shot="auto"``: ``False`` when it rules out
-    zero-shot inputs (an MLP, or a :class:`Predictor` built without them), ``True`` when it asks for
-    them (``op_feature_dim`` / ``aux_dim`` > 0, as in a state saved by a GATES++ search), else ``None``."""
-    if isinstance(predictor, Predictor):
-        return bool(predictor.config["op_feature_dim"] or predictor.config["aux_dim"])
-    if isinstance(predictor, dict):
-        if predictor.get("encoder", "gates") == "mlp":
-            return False
-        if predictor.get("op_feature_dim") or predictor.get("aux_dim"):
-            return True
-    return None
+    @classmethod
+    def coerce(cls, settings: SearchSettings | Mapping[str, Any] | None) -> SearchSettings:
+        """``settings`` as a :class:`SearchSettings`: ``None`` gives the defaults, a mapping (as a saved
+        state records it) its fields; unknown names raise ``ValueError`` naming the allowed ones."""
+        if settings is None:
+            return cls()
+        if isinstance(settings, cls):
+            return settings
+        if not isinstance(settings, Mapping):
+            raise TypeError(f"settings must be a SearchSettings or a dict of its fields, got {type(settings).__name__}")
+        unknown = sorted(k for k in settings if k not in cls.names())
+        if unknown:
+            raise ValueError(f"unknown search setting(s) {unknown}; allowed: {list(cls.names())}")
+        return cls(**settings)
 
 
 class GatesPredictorSearcher(AskTellSearcher):
@@ -95,29 +95,19 @@ class GatesPredictorSearcher(AskTellSearcher):
         n_candidates: size of the candidate pool scored per ask (the paper's 200).
         candidates: ``"random"`` (default, the paper's Alg. 1), ``"mutation"`` (single-edit mutations of
             the best architectures so far) or ``"mixed"`` (``n_candidates`` random plus as many mutations).
-        predictor: a :class:`~gates_sampler.predictor.Predictor`, or a dict of its keyword arguments.
-        refit: ``"warm"`` (continue training the previous predictor for ``warm_epochs``; a first fit
-            trains the full ``epochs``) or ``"scratch"`` (re-initialise and train ``epochs`` every time).
-            Warm is the default: on NAS-Bench-201 (10 seeds, N=50) scratch was better on cifar10, worse
-            on cifar100 and equal on ImageNet16-120, at about four times the ``ask()`` time.
-        warm_epochs: epochs per warm-started refit.
-        n_mutation_parents: how many of the best architectures the mutation candidates start from.
-        distinct_sampling: draw random architectures uniformly over functionally distinct cells
-            (reduced forms, see ``SearchSpace.is_reduced``) instead of over raw parameter settings.
+        predictor: a :class:`~gates_sampler.predictor.Predictor`, or a flat dict of its options
+            (see :func:`~gates_sampler.predictor.make_predictor`).
         zero_shot: GATES++ zero-shot information: ``"auto"`` (default: GATES++ where the features are
             precomputed, i.e. NAS-Bench-201, whose table ships with the package; plain GATES elsewhere
             and when ``predictor`` is an MLP or a :class:`Predictor` built without zero-shot inputs),
             ``True`` (a :class:`~gates_sampler.zeroshot.ZeroShotProvider` computing and caching the
-            features on NB201, DARTS and NB101), ``False`` (plain GATES), or your own
-            :class:`FeatureProvider`. With it, the predictor defaults to the full scheme:
-            op features in the gates, the auxiliary head (also fitted on scored candidates, see
-            ``n_unlabeled``) and the architecture-level metrics as score-head input (``arch_input``).
-        n_unlabeled: with zero-shot information and the predictor's auxiliary head, the auxiliary
-            regression is also fitted on up to this many of the latest candidates that were scored
-            (their zero-shot targets are computed for scoring anyway, no evaluation needed); 0 fits it
-            on the evaluated architectures only, as in the paper's Eq. 13.
+            features on the built-in spaces), ``False`` (plain GATES), or your own
+            :class:`~gates_sampler.predictor.FeatureProvider`. With it, the predictor defaults to the full
+            scheme: op features in the gates, the auxiliary head (also fitted on scored candidates, see
+            :attr:`SearchSettings.n_unlabeled`) and the architecture-level metrics as score-head input.
         seed: fixes every random draw (sampling, initialisation, minibatch order).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
+        settings: research settings (:class:`SearchSettings`, or a dict of its fields); defaults when ``None``.
     """
 
     def __init__(
@@ -129,14 +119,10 @@ class GatesPredictorSearcher(AskTellSearcher):
         n_candidates: int = 200,
         candidates: str = "random",
         predictor: Predictor | dict[str, Any] | None = None,
-        refit: str = "warm",
-        warm_epochs: int = 10,
-        n_mutation_parents: int = 10,
-        distinct_sampling: bool = True,
-        zero_shot: FeatureProvider | bool | str | None = "auto",
-        n_unlabeled: int = 2000,
+        zero_shot: ZeroShot = "auto",
         seed: int | None = None,
         device: str | torch.device = "auto",
+        settings: SearchSettings | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(space, direction=direction, seed=seed)
         if not isinstance(n_startup, int) or n_startup < 2:
@@ -145,44 +131,20 @@ class GatesPredictorSearcher(AskTellSearcher):
             raise ValueError(f"n_candidates must be a positive int, got {n_candidates!r}")
         if candidates not in CANDIDATE_MODES:
             raise ValueError(f"candidates must be one of {CANDIDATE_MODES}, got {candidates!r}")
-        if refit not in REFIT_POLICIES:
-            raise ValueError(f"refit must be one of {REFIT_POLICIES}, got {refit!r}")
-        if not isinstance(warm_epochs, int) or warm_epochs < 1:
-            raise ValueError(f"warm_epochs must be a positive int, got {warm_epochs!r}")
-        if not isinstance(n_unlabeled, int) or n_unlabeled < 0:
-            raise ValueError(f"n_unlabeled must be an int >= 0, got {n_unlabeled!r}")
+        self.settings = SearchSettings.coerce(settings)
         self.n_startup = n_startup
-        self.n_unlabeled = n_unlabeled
         self.n_candidates = n_candidates
         self.candidates = candidates
-        self.refit = refit
-        self.warm_epochs = warm_epochs
-        self.n_mutation_parents = n_mutation_parents
-        self.distinct_sampling = bool(distinct_sampling)
+        # read on every ask: plain attributes, fixed by the settings
+        self.refit, self.warm_epochs = self.settings.refit, self.settings.warm_epochs
+        self.n_mutation_parents, self.n_unlabeled = self.settings.n_mutation_parents, self.settings.n_unlabeled
+        self.distinct_sampling = self.settings.distinct_sampling
         self._zero_shot_setting = zero_shot if isinstance(zero_shot, (bool, str)) or zero_shot is None else "custom"
-        if isinstance(zero_shot, str) and zero_shot == "auto":
-            wants = _predictor_wants_zero_shot(predictor)
-            if wants is not None:
-                zero_shot = wants
-        self.zero_shot = _resolve_zero_shot(zero_shot, space, device)
-        self._predictor_kwargs: dict[str, Any] | None
-        if isinstance(predictor, Predictor):
-            if predictor.space is not space:
-                raise ValueError("the predictor was built for another space object")
-            self.predictor = predictor
-            self._predictor_kwargs = None
-        else:
-            kwargs = {"epochs": 100, **(predictor or {})}
-            if self.zero_shot is not None:
-                kwargs.setdefault("op_feature_dim", self.zero_shot.op_feature_dim)
-                kwargs.setdefault("aux_dim", self.zero_shot.arch_feature_dim)
-                # the head also reads the architecture-level metrics: on NAS-Bench-201 this turned
-                # GATES++ from worse than GATES in search to better (README, "GATES++")
-                kwargs.setdefault("arch_input", bool(kwargs["aux_dim"]))
-            kwargs.setdefault("device", device)
-            kwargs["seed"] = int(self._rng.integers(2**31))
-            self._predictor_kwargs = {k: v for k, v in kwargs.items() if k not in ("seed", "device")}
-            self.predictor = Predictor.from_config(space, self._predictor_kwargs, seed=kwargs["seed"], device=kwargs["device"])
+        from_options = not isinstance(predictor, Predictor)
+        predictor_seed = int(self._rng.integers(2**31)) if from_options else None
+        self.predictor, self.zero_shot = make_predictor(space, zero_shot, predictor, seed=predictor_seed, device=device)
+        # a state records the predictor's options, so that load() rebuilds the same predictor
+        self._predictor_kwargs: dict[str, Any] | None = dict(self.predictor.config) if from_options else None
         # scored candidates whose zero-shot targets also train the auxiliary head (newest last)
         self._unlabeled: list[Arch] = []
         self._unlabeled_zs: tuple[list[torch.Tensor] | None, np.ndarray] | None = None
@@ -316,12 +278,8 @@ class GatesPredictorSearcher(AskTellSearcher):
             "n_startup": self.n_startup,
             "n_candidates": self.n_candidates,
             "candidates": self.candidates,
-            "refit": self.refit,
-            "warm_epochs": self.warm_epochs,
-            "n_mutation_parents": self.n_mutation_parents,
-            "distinct_sampling": self.distinct_sampling,
             "zero_shot": self._zero_shot_setting,
-            "n_unlabeled": self.n_unlabeled,
+            "settings": asdict(self.settings),
             "predictor": self._predictor_kwargs,
         }
 
@@ -373,7 +331,6 @@ class GatesPredictorSearcher(AskTellSearcher):
         if not isinstance(config, dict) or not isinstance(predictor_state, dict):
             return state
         config = dict(config)
-        config.setdefault("n_unlabeled", 2000)
         saved_predictor = predictor_state.get("config")
         if isinstance(config.get("predictor"), dict) and "arch_input" not in config["predictor"]:
             if not isinstance(saved_predictor, dict) or "arch_input" not in saved_predictor:

@@ -16,6 +16,7 @@ import numpy as np
 
 from gates_sampler import GatesPredictorSearcher
 from gates_sampler.benchmarks import NB201Benchmark
+from gates_sampler.searcher import SearchSettings
 
 
 def main() -> None:
@@ -34,7 +35,9 @@ def main() -> None:
         times = {m: [] for m in marks}
         first_fit, wall = [], []
         for seed in range(args.seeds):
-            s = GatesPredictorSearcher(bench.space, seed=seed, refit=refit, candidates=args.candidates)
+            s = GatesPredictorSearcher(
+                bench.space, seed=seed, candidates=args.candidates, settings=SearchSettings(refit=refit)
+            )
             start = time.perf_counter()
             for i in range(args.budget):
                 t = time.perf_counter()

@@ -48,6 +48,18 @@ def test_parse_method_settings():
         ex.parse_method("gates[mixed]")
 
 
+def test_method_spec_research_settings_reach_the_searcher() -> None:
+    # SearchSettings fields are named one by one in a spec and gathered into settings=
+    from gates_sampler.spaces import NB201Space
+
+    bench = type("Bench", (), {"space": NB201Space(), "direction": "maximize"})()
+    name, kwargs = ex.parse_method("gates[refit=scratch,warm_epochs=3,candidates=mixed,zero_shot=False]")
+    ex.check_method("gates[refit=scratch,warm_epochs=3,candidates=mixed,zero_shot=False]", bench.space)
+    s = ex._make_searcher(name, kwargs, bench, seed=0)
+    assert (s.settings.refit, s.settings.warm_epochs, s.candidates, s.zero_shot) == ("scratch", 3, "mixed", None)
+    assert s.refit == "scratch" and s.warm_epochs == 3
+
+
 def test_search_resumes_from_its_state_file(tmp_path, capsys):
     state = tmp_path / "run.pt"
     args = ["search", "--dataset", "cifar10", "--n-startup", "4", "--n-candidates", "20", "--state", str(state), "--device", "cpu"]
@@ -105,6 +117,10 @@ BAD_INPUTS = [
     (["compare", "--methods", "rea[population_size=1]"], "need population_size >= 2"),
     (["compare", "--methods", "tpe[n_startup_trial=5]"], "unknown setting(s) ['n_startup_trial']; tpe takes"),
     (["compare", "--methods", "gates[seed=3]"], "unknown setting(s) ['seed']"),
+    (["compare", "--methods", "gates[refit=sometimes]"], "refit must be one of ('warm', 'scratch')"),
+    (["compare", "--methods", "gates[warm_epochs=0]"], "warm_epochs must be an int >= 1, got 0"),
+    (["compare", "--methods", "gates[distinct_sampling=1]"], "setting distinct_sampling must be bool, got 1"),
+    (["compare", "--methods", "gates[settings=1]"], "unknown setting(s) ['settings']"),
     (["compare", "--methods", "gates[mixed]"], "must look like key=value"),
     (["compare", "--budget", "50", "--checkpoints", "20", "100"], "--checkpoints 100 exceed --budget 50"),
     (["compare", "--benchmark", "nb301"], "--benchmark nb301 needs --nb301-path"),

@@ -18,6 +18,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 from gates_sampler import GatesPredictorSearcher  # noqa: E402
 from gates_sampler.benchmarks import NB201Benchmark  # noqa: E402
+from gates_sampler.searcher import SearchSettings  # noqa: E402
 from gates_sampler.integrations.optuna import CLAIM_ATTR, GatesSampler, run_optuna_gates  # noqa: E402
 from gates_sampler.predictor import Predictor  # noqa: E402
 from gates_sampler.spaces import NB201Space  # noqa: E402
@@ -26,8 +27,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # a predictor small enough that a test trial costs milliseconds; no dropout, whose draws would come
 # from torch's global generator and make the sampler-vs-core comparisons depend on test order
 TINY_PREDICTOR = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16], "head_dropout": 0.0}
-FAST = {"n_startup_trials": 4, "n_candidates": 30, "warm_epochs": 1, "predictor": TINY_PREDICTOR, "zero_shot": None, "device": "cpu"}
-CORE_FAST = {"n_startup": 4, "n_candidates": 30, "warm_epochs": 1, "predictor": TINY_PREDICTOR, "zero_shot": None, "device": "cpu"}
+QUICK_REFIT = SearchSettings(warm_epochs=1)
+COMMON = {"n_candidates": 30, "settings": QUICK_REFIT, "predictor": TINY_PREDICTOR, "zero_shot": None, "device": "cpu"}
+FAST = {"n_startup_trials": 4, **COMMON}
+CORE_FAST = {"n_startup": 4, **COMMON}
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -311,7 +314,7 @@ def test_multi_objective_is_rejected(space):
         ({"n_startup": 3}, "n_startup_trials"),
         ({"n_startup_trials": 1}, "n_startup"),
         ({"n_candidates": 0}, "n_candidates"),
-        ({"refit": "sometimes"}, "refit"),
+        ({"settings": {"refit": "sometimes"}}, "refit"),
         ({"seed": -1}, "seed"),
         ({"independent_sampler": "tpe"}, "independent_sampler"),
     ],

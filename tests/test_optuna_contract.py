@@ -33,12 +33,14 @@ from optuna.testing.pytest_samplers import (  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from gates_sampler.integrations.optuna import CLAIM_ATTR, GatesSampler  # noqa: E402
+from gates_sampler.searcher import SearchSettings  # noqa: E402
 from gates_sampler.spaces import CellSpace, NB201Space  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16], "head_dropout": 0.0}
 FAST = {
-    "n_startup_trials": 3, "n_candidates": 20, "warm_epochs": 1, "predictor": TINY, "zero_shot": None, "device": "cpu",
+    "n_startup_trials": 3, "n_candidates": 20, "settings": SearchSettings(warm_epochs=1), "predictor": TINY,
+    "zero_shot": None, "device": "cpu",
 }
 SPACE = NB201Space()
 NAMES = list(SPACE.distributions())

@@ -13,11 +13,12 @@ import pytest
 
 from gates_sampler import GatesPredictorSearcher
 from gates_sampler.benchmarks import NB201Benchmark
+from gates_sampler.searcher import SearchSettings
 from gates_sampler.spaces import NB201Space
 
 # no dropout: its draws would come from torch's global generator
 SMALL = {"epochs": 10, "hidden": 32, "op_dim": 16, "n_layers": 2, "head_hidden": [32], "head_dropout": 0.0}
-QUICK = {"n_startup": 5, "n_candidates": 60, "warm_epochs": 3, "predictor": SMALL}
+QUICK = {"n_startup": 5, "n_candidates": 60, "settings": SearchSettings(warm_epochs=3), "predictor": SMALL}
 
 EXPECTED: dict[str, list[str]] = {
     "gates_pp_seed0": [

@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import make_spaces
 
 from gates_sampler import GatesPredictorSearcher
+from gates_sampler.searcher import SearchSettings
 from gates_sampler.baselines import RandomSearcher, REASearcher
 from gates_sampler.benchmarks import NB201Benchmark
 from gates_sampler.spaces import DartsSpace, NB101Space, NB201Space
@@ -21,11 +23,13 @@ def bench() -> NB201Benchmark:
 
 
 def make(seed: int = 0, **kw) -> GatesPredictorSearcher:
+    """A fast searcher; keywords that name a :class:`SearchSettings` field go into its settings."""
+    research = {k: kw.pop(k) for k in list(kw) if k in SearchSettings.names()}
     kw.setdefault("predictor", FAST)
     kw.setdefault("n_startup", 5)
     kw.setdefault("n_candidates", 50)
     kw.setdefault("zero_shot", False)
-    return GatesPredictorSearcher(NB201Space(), seed=seed, device="cpu", **kw)
+    return GatesPredictorSearcher(NB201Space(), seed=seed, device="cpu", settings=SearchSettings(**research), **kw)
 
 
 def drive(searcher, bench, steps: int) -> list[str]:
@@ -135,8 +139,12 @@ def test_bad_settings_are_rejected():
         GatesPredictorSearcher(NB201Space(), candidates="best")
     with pytest.raises(ValueError, match="n_startup"):
         GatesPredictorSearcher(NB201Space(), n_startup=1)
-    with pytest.raises(ValueError, match="refit"):
-        GatesPredictorSearcher(NB201Space(), refit="sometimes")
+    with pytest.raises(ValueError, match="refit must be one of"):
+        GatesPredictorSearcher(NB201Space(), settings={"refit": "sometimes"})
+    with pytest.raises(ValueError, match=r"unknown search setting\(s\) \['refits'\]; allowed: \['refit', "):
+        GatesPredictorSearcher(NB201Space(), settings={"refits": "scratch"})
+    with pytest.raises(TypeError, match="refit"):  # research settings are no constructor keywords
+        GatesPredictorSearcher(NB201Space(), refit="scratch")  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="n must be"):
         make().ask(0)
 
@@ -157,6 +165,7 @@ def test_save_load_mid_run_reproduces_the_uninterrupted_run(bench, tmp_path, ref
     path = tmp_path / "state.pt"
     first.save(path)
     resumed = GatesPredictorSearcher.load(path, NB201Space(), device="cpu")
+    assert resumed.settings == first.settings and resumed.refit == refit  # the state recorded the settings
     assert [str(a) for a in resumed.pending] == [str(a) for a in pending]
     resumed.tell(pending[0], bench.query(pending[0]))
     rest = drive(resumed, bench, 6)
@@ -294,7 +303,6 @@ def test_zero_shot_state_saved_before_arch_input_existed_still_loads(bench, tmp_
     a.save(tmp_path / "old.pt")
     state = GatesPredictorSearcher.read_state(tmp_path / "old.pt")
     del state["config"]["predictor"]["arch_input"], state["predictor_state"]["config"]["arch_input"]
-    del state["config"]["n_unlabeled"]
     torch.save(state, tmp_path / "old.pt")
     b = GatesPredictorSearcher.load(tmp_path / "old.pt", zero_shot=CountingZeroShot())
     assert not b.predictor.config["arch_input"]
@@ -331,3 +339,29 @@ def test_auto_falls_back_to_plain_gates_where_features_would_be_computed(caplog)
     # a predictor asking for zero-shot inputs (as a saved GATES++ state does) gets a provider that computes them
     wants = GatesPredictorSearcher(DartsSpace(), predictor={"op_feature_dim": 6, "aux_dim": 5}, device="cpu")
     assert wants.zero_shot is not None and wants.zero_shot.table is None
+
+
+def test_make_predictor_assembles_what_the_searcher_uses() -> None:
+    import torch
+
+    from gates_sampler.predictor import Predictor, make_predictor
+
+    sp = NB201Space()
+    pred, provider = make_predictor(sp, zero_shot=False, predictor={**FAST, "device": "cpu"}, seed=3)
+    assert provider is None and pred.device.type == "cpu"
+    assert pred.config["epochs"] == 15 and pred.settings.hidden == 32 and pred.config["aux_dim"] == 0
+    # unset options take the search's defaults: 100 epochs; with a provider, the full GATES++ scheme
+    plain, _ = make_predictor(sp, zero_shot=False, seed=3, device="cpu")
+    gpp, zs = make_predictor(sp, seed=3, device="cpu")
+    assert plain.config["epochs"] == 100 and zs is not None and zs.table is not None
+    assert (gpp.config["op_feature_dim"], gpp.config["aux_dim"], gpp.config["arch_input"]) == (6, 5, True)
+    # the seed fixes the initial weights; the searcher's state records pred.config, which rebuilds it
+    again, _ = make_predictor(sp, zero_shot=False, predictor=plain.config, seed=3, device="cpu")
+    assert again.config == plain.config
+    assert all(torch.equal(a, b) for a, b in zip(plain.net.state_dict().values(), again.net.state_dict().values()))
+    with pytest.raises(ValueError, match="another space object"):
+        make_predictor(sp, predictor=Predictor(NB201Space(), device="cpu"))
+    with pytest.raises(TypeError, match="predictor must be a Predictor, a dict"):
+        make_predictor(sp, predictor=["gates"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="zero_shot=True needs a built-in network"):
+        make_predictor(make_spaces()["edge"], zero_shot=True)

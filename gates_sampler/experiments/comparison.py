@@ -107,13 +107,29 @@ def _method_class(name: str) -> Any:
 
 
 def _settings_of(cls: Any) -> list[str]:
+    from gates_sampler.searcher import GatesPredictorSearcher, SearchSettings
+
     names = [n for n, p in inspect.signature(cls).parameters.items()
              if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in RESERVED_SETTINGS]
+    if cls is GatesPredictorSearcher:
+        # a spec names the research settings one by one: gates[refit=scratch]
+        names = [n for n in names if n != "settings"] + list(SearchSettings.names())
     if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls).parameters.values()):
-        from gates_sampler.searcher import GatesPredictorSearcher
-
         names += [n for n in _settings_of(GatesPredictorSearcher) if n not in names and n != "n_startup"]
     return names
+
+
+def _with_search_settings(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The GATES methods' keyword arguments: spec settings that name a :class:`SearchSettings` field are
+    gathered into its ``settings=`` object, the rest go to the constructor as they are."""
+    if name not in ("gates", "optuna-gates"):
+        return kwargs
+    from gates_sampler.searcher import SearchSettings
+
+    research = {k: v for k, v in kwargs.items() if k in SearchSettings.names()}
+    if not research:
+        return kwargs
+    return {**{k: v for k, v in kwargs.items() if k not in research}, "settings": SearchSettings(**research)}
 
 
 def check_method(spec: str, space: Any) -> None:
@@ -134,17 +150,20 @@ def check_method(spec: str, space: Any) -> None:
         if name in ("tpe", "tpe-cached"):
             cls(seed=0, **kwargs)
         else:
-            cls(space, seed=0, **kwargs)
+            cls(space, seed=0, **_with_search_settings(name, kwargs))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"method spec {spec!r}: {exc}") from None
 
 
 def _default_type(cls: Any, key: str) -> type | None:
     """The type of a setting's default where it is a plain number or flag (strings may stand for more)."""
+    from gates_sampler.searcher import SearchSettings
+
     param = inspect.signature(cls).parameters.get(key)
-    if param is None or type(param.default) not in (bool, int, float):
+    default = param.default if param is not None else getattr(SearchSettings(), key, None)
+    if type(default) not in (bool, int, float):
         return None
-    return type(param.default)
+    return type(default)
 
 
 def _is_instance(value: Any, expected: type) -> bool:
@@ -156,7 +175,9 @@ def _is_instance(value: Any, expected: type) -> bool:
 
 
 def _make_searcher(name: str, kwargs: dict[str, Any], benchmark: Any, seed: int) -> AskTellSearcher:
-    return _method_class(name)(benchmark.space, direction=benchmark.direction, seed=seed, **kwargs)
+    return _method_class(name)(
+        benchmark.space, direction=benchmark.direction, seed=seed, **_with_search_settings(name, kwargs)
+    )
 
 
 def _run_asktell(
@@ -174,7 +195,10 @@ def _run_optuna(name: str, kwargs: dict[str, Any], benchmark: Any, budget: int, 
     import optuna
 
     space = benchmark.space
-    sampler: Any = cls(space, seed=seed, **kwargs) if name == "optuna-gates" else cls(seed=seed, **kwargs)
+    if name == "optuna-gates":
+        sampler: Any = cls(space, seed=seed, **_with_search_settings(name, kwargs))
+    else:
+        sampler = cls(seed=seed, **kwargs)
     study = optuna.create_study(direction=benchmark.direction, sampler=sampler)
     cache: dict[str, float] = {}
     values: list[float] = []

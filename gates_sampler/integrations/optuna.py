@@ -121,7 +121,7 @@ class GatesSampler(BaseSampler):
         stale_after: seconds after which a RUNNING trial stops holding its architecture when the
             storage has no heartbeat (see the module docstring); ``None`` (default): never.
         **searcher_kwargs: further :class:`~gates_sampler.searcher.GatesPredictorSearcher` settings
-            (``predictor``, ``candidates``, ``refit``, ``warm_epochs``, ``zero_shot``, ``device``, ...).
+            (``predictor``, ``candidates``, ``zero_shot``, ``device``, ``settings``, ...).
 
     The study's direction (minimize or maximize) is taken from the study; multi-objective studies
     raise ``ValueError`` from every sampling method. Parameters fixed by ``study.enqueue_trial`` or by

@@ -150,7 +150,7 @@ class GatesSearcher(Searcher):
         n_candidates: candidates scored per proposal.
         seed: seeds the core searcher (architectures, predictor) and the hyperparameter sampler.
         **searcher_kwargs: passed to :class:`GatesPredictorSearcher` (``predictor``, ``candidates``,
-            ``refit``, ``zero_shot``, ``device``, ...); ``direction`` is not accepted (use ``mode``).
+            ``zero_shot``, ``device``, ``settings``, ...); ``direction`` is not accepted (use ``mode``).
 
     Attributes:
         core: the :class:`GatesPredictorSearcher` every call is forwarded to.
