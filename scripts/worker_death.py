@@ -70,7 +70,7 @@ def make_sampler(kind: str, seed: int) -> Any:
     return GatesSampler(
         NB201Space(), seed=seed, n_startup_trials=4, n_candidates=30, zero_shot=None, device="cpu",
         predictor={"epochs": 20, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16], "head_dropout": 0.0},
-        warm_epochs=2, stale_after=STALE_AFTER if kind == "journal" else None,
+        settings={"warm_epochs": 2}, stale_after=STALE_AFTER if kind == "journal" else None,
     )
 
 

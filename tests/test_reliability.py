@@ -83,14 +83,12 @@ LAYOUTS = ("zip", "pickle", "checksummed")
 
 def _entry_points(tmp_path: Path) -> dict[str, Callable[[Path], Any]]:
     def training(path: Path) -> Any:
-        from gates_sampler.benchmarks import TrainingEvaluator
+        from gates_sampler.benchmarks import TrainingEvaluator, TrainingSettings
 
         ev = TrainingEvaluator(
             NB201Space(),
             "demo",
-            n_train=32,
-            n_val=16,
-            demo_image_size=8,
+            settings=TrainingSettings(n_train=32, n_val=16, demo_image_size=8),
             epochs=1,
             batch_size=16,
             checkpoint_dir=tmp_path / "ckpt",
@@ -243,7 +241,7 @@ def test_predictor_standardises_in_float64() -> None:
     space = NB201Space()
     archs = space.sample_unique(np.random.default_rng(0), 8)
     values = np.array([3.4e38, -3.4e38, 2e38, -2e38, 1e38, -1e38, 5e37, 0.0])
-    pred = Predictor(space, seed=0, device="cpu", **{**TINY, "loss": "mse", "epochs": 300, "lr": 1e-2})
+    pred = Predictor.from_config(space, {**TINY, "loss": "mse", "epochs": 300, "lr": 1e-2}, seed=0, device="cpu")
     pred.fit(archs, values)
     scores = pred.score(archs)
     assert np.isfinite(scores).all()

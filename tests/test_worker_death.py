@@ -29,13 +29,14 @@ from optuna.trial import TrialState  # noqa: E402
 
 from gates_sampler.benchmarks import NB201Benchmark  # noqa: E402
 from gates_sampler.integrations.optuna import CLAIM_ATTR, OBJECTIVE_FAILED_ATTR, GatesSampler  # noqa: E402
+from gates_sampler.searcher import SearchSettings  # noqa: E402
 from gates_sampler.spaces import CellSpace, NB201Space  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_PREDICTOR = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16], "head_dropout": 0.0}
 FAST = {
-    "n_startup_trials": 3, "n_candidates": 30, "warm_epochs": 1, "predictor": TINY_PREDICTOR, "zero_shot": None,
-    "device": "cpu",
+    "n_startup_trials": 3, "n_candidates": 30, "settings": SearchSettings(warm_epochs=1), "predictor": TINY_PREDICTOR,
+    "zero_shot": None, "device": "cpu",
 }
 #: Optuna renamed the heartbeat retry callback in 4.9; the old name stays as a deprecated alias
 RetryCallback = (
