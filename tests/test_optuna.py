@@ -18,9 +18,9 @@ from optuna.trial import TrialState  # noqa: E402
 
 from gates_sampler import GatesPredictorSearcher  # noqa: E402
 from gates_sampler.benchmarks import NB201Benchmark  # noqa: E402
-from gates_sampler.searcher import SearchSettings  # noqa: E402
 from gates_sampler.integrations.optuna import CLAIM_ATTR, GatesSampler, run_optuna_gates  # noqa: E402
 from gates_sampler.predictor import Predictor  # noqa: E402
+from gates_sampler.searcher import SearchSettings  # noqa: E402
 from gates_sampler.spaces import NB201Space  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -47,13 +47,16 @@ def test_each_loss_ranks_held_out_cells(loss: str, nb201_data) -> None:
 def test_untrained_predictor_does_not_rank(nb201_data) -> None:
     # the bar above is meaningful: an untrained predictor is far from it
     _, _, test_a, test_y = nb201_data
-    taus = [ev.kendall_tau(test_y, Predictor(NB201Space(), seed=s, device="cpu", settings=SMALL).score(test_a)) for s in range(3)]
+    untrained = [Predictor(NB201Space(), seed=s, device="cpu", settings=SMALL) for s in range(3)]
+    taus = [ev.kendall_tau(test_y, p.score(test_a)) for p in untrained]
     assert np.mean(np.abs(taus)) < 0.5
 
 
 def test_mlp_encoder_fits(nb201_data) -> None:
     train_a, train_y, test_a, test_y = nb201_data
-    pred = Predictor(NB201Space(), encoder="mlp", epochs=20, seed=0, device="cpu", settings=PredictorSettings(head_hidden=(64,))).fit(train_a, train_y)
+    one_layer = PredictorSettings(head_hidden=(64,))
+    pred = Predictor(NB201Space(), encoder="mlp", epochs=20, seed=0, device="cpu", settings=one_layer)
+    pred.fit(train_a, train_y)
     assert ev.kendall_tau(train_y, pred.score(train_a)) > 0.5  # it fits its training set
     assert np.isfinite(pred.score(test_a)).all()
 
@@ -65,7 +68,8 @@ def test_fit_is_reproducible_with_a_seed(nb201_data) -> None:
     scores = []
     for draw in range(2):
         torch.manual_seed(draw)  # the caller's global torch state must not matter
-        scores.append(Predictor(NB201Space(), epochs=10, seed=7, device="cpu", settings=TINY).fit(train_a, train_y).score(test_a))
+        pred = Predictor(NB201Space(), epochs=10, seed=7, device="cpu", settings=TINY)
+        scores.append(pred.fit(train_a, train_y).score(test_a))
     np.testing.assert_array_equal(scores[0], scores[1])
     other = Predictor(NB201Space(), epochs=10, seed=8, device="cpu", settings=TINY).fit(train_a, train_y).score(test_a)
     assert not np.allclose(scores[0], other)
@@ -92,7 +96,8 @@ def test_state_dict_round_trip_gives_identical_scores(loss: str, nb201_data) -> 
 def test_load_state_dict_rejects_other_configuration(nb201_data) -> None:
     state = Predictor(NB201Space(), epochs=5, seed=1, device="cpu", settings=TINY).state_dict()
     with pytest.raises(ValueError, match="different configuration.*hidden"):
-        Predictor(NB201Space(), epochs=5, seed=1, device="cpu", settings=replace(TINY, hidden=16)).load_state_dict(state)
+        other = Predictor(NB201Space(), epochs=5, seed=1, device="cpu", settings=replace(TINY, hidden=16))
+        other.load_state_dict(state)
 
 
 def test_warm_start_continues_training(nb201_data) -> None:
@@ -332,7 +337,10 @@ def test_encoder_invariant_to_node_axis_permutation(space_id: str) -> None:
     space = make_spaces()[space_id]
     archs = [space.sample(np.random.default_rng(s)) for s in range(16)]
     batch = space.encode(archs)
-    enc = GatesEncoder(space.kind, len(space.op_names), n_cells=len(space.cell_names), n_inputs=space.n_inputs, hidden=32, op_dim=16, n_layers=4)
+    enc = GatesEncoder(
+        space.kind, len(space.op_names), n_cells=len(space.cell_names), n_inputs=space.n_inputs, hidden=32, op_dim=16,
+        n_layers=4,
+    )
     enc.eval()
     base = enc(batch)
     rng = np.random.default_rng(0)
@@ -501,7 +509,8 @@ def test_tau_is_averaged_over_the_last_epochs() -> None:
 def test_aux_pool_fits_the_auxiliary_head_on_the_unlabeled_pool() -> None:
     split = _tiny_split()
     zs = FakeZeroShot(split.space)
-    kw = dict(n_subsets=1, seeds=(21,), epochs=3, device="cpu", variants=["GATES", "+ETS"], zero_shot=zs, predictor_kwargs=asdict(TINY))
+    kw = dict(n_subsets=1, seeds=(21,), epochs=3, device="cpu", variants=["GATES", "+ETS"], zero_shot=zs,
+              predictor_kwargs=asdict(TINY))
     plain = ev.evaluate_predictor(split, (0.1,), **kw)
     pooled = ev.evaluate_predictor(split, (0.1,), aux_pool=True, **kw)
     assert plain[0].metrics == pooled[0].metrics  # GATES has no auxiliary head: unchanged

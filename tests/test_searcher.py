@@ -9,9 +9,9 @@ import pytest
 from conftest import make_spaces
 
 from gates_sampler import GatesPredictorSearcher
-from gates_sampler.searcher import SearchSettings
 from gates_sampler.baselines import RandomSearcher, REASearcher
 from gates_sampler.benchmarks import NB201Benchmark
+from gates_sampler.searcher import SearchSettings
 from gates_sampler.spaces import DartsSpace, NB101Space, NB201Space
 
 FAST = {"epochs": 15, "hidden": 32, "op_dim": 16, "n_layers": 4}

@@ -231,7 +231,8 @@ def test_darts_network_trains_through_network_kwargs() -> None:
     )
     assert 0 <= ev.evaluate(space.sample(np.random.default_rng(0))) <= 100
     with pytest.raises(ValueError, match="unknown network option"):
-        TrainingEvaluator(space, "demo", network={"N": 2}, settings=TINY_DEMO).build_model(space.sample(np.random.default_rng(0)))
+        no_n = TrainingEvaluator(space, "demo", network={"N": 2}, settings=TINY_DEMO)  # DARTS networks have no N
+        no_n.build_model(space.sample(np.random.default_rng(0)))
 
 
 def test_cpu_mixed_precision_runs() -> None:
@@ -244,7 +245,8 @@ def test_build_network_is_the_default_model_factory() -> None:
     if not hasattr(networks, "build_network"):
         pytest.skip("gates_sampler.networks.build_network not available yet")
     ev = TrainingEvaluator(
-        SPACE, "demo", epochs=1, batch_size=64, network={"C": 4, "N": 1}, settings=TrainingSettings(n_train=128, n_val=64)
+        SPACE, "demo", epochs=1, batch_size=64, network={"C": 4, "N": 1},
+        settings=TrainingSettings(n_train=128, n_val=64),
     )
     model = ev.build_model(ARCH)
     assert isinstance(model, nn.Module)

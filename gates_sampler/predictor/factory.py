@@ -8,7 +8,8 @@ anyone who wants the searcher's predictor outside a search call it.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Protocol, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ class FeatureProvider(Protocol):
 
 
 #: what ``zero_shot`` accepts: ``"auto"``, ``True``, ``False`` (or ``None``), or a :class:`FeatureProvider`
-ZeroShot = Union[FeatureProvider, bool, str, None]
+ZeroShot: TypeAlias = FeatureProvider | bool | str | None
 
 
 def make_predictor(

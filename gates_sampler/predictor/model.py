@@ -187,7 +187,7 @@ class Predictor:
     @classmethod
     def from_config(
         cls, space: SearchSpace, config: dict[str, Any], *, seed: int | None = None, device: str | torch.device = "auto"
-    ) -> "Predictor":
+    ) -> Predictor:
         """A predictor from one flat dict of options: constructor keywords and :class:`PredictorSettings`
         fields side by side, as :attr:`config` records them and as a searcher's ``predictor={...}`` takes them."""
         settings_names = PredictorSettings.names()

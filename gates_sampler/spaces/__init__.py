@@ -10,16 +10,19 @@ from gates_sampler.spaces.nb201 import NB201_OPS, NB201Arch, NB201Space
 #: builds their networks and zero-shot features are computed on those networks
 BUILTIN_SPACES: dict[str, type[SearchSpace]] = {"nb201": NB201Space, "darts": DartsSpace, "nb101": NB101Space}
 #: other names the community uses for them
-SPACE_ALIASES: dict[str, str] = {"nb301": "darts", "nasbench201": "nb201", "nasbench101": "nb101", "nasbench301": "darts"}
+SPACE_ALIASES: dict[str, str] = {
+    "nb301": "darts", "nasbench201": "nb201", "nasbench101": "nb101", "nasbench301": "darts",
+}
 
 
 def builtin_space_name(name: str) -> str:
-    """The registry name of a built-in space (aliases and case resolved), or ``ValueError`` naming the allowed ones."""
+    """The registry name of a built-in space (aliases and case resolved), or ``ValueError`` naming them all."""
     key = str(name).lower()
     key = SPACE_ALIASES.get(key, key)
     if key not in BUILTIN_SPACES:
         raise ValueError(
-            f"no built-in space is named {name!r}; built-in spaces: {sorted(BUILTIN_SPACES)} (aliases {sorted(SPACE_ALIASES)})"
+            f"no built-in space is named {name!r}; built-in spaces: {sorted(BUILTIN_SPACES)} "
+            f"(aliases {sorted(SPACE_ALIASES)})"
         )
     return key
 
