@@ -1,12 +1,12 @@
 """A standalone ask/tell search on NAS-Bench-201 look-ups (no framework needed).
 
-    python examples/ask_tell_nb201.py --dataset cifar100 --budget 100 --seed 0
+python examples/ask_tell_nb201.py --dataset cifar100 --budget 100 --seed 0
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from collections.abc import Sequence
 
 from gates_sampler import GatesPredictorSearcher
 from gates_sampler.benchmarks import NB201Benchmark
@@ -18,7 +18,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100", "imagenet"])
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=1, help="architectures proposed per step, as for parallel workers")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="architectures proposed per step, as for parallel workers"
+    )
     args = parser.parse_args(argv)
 
     bench = NB201Benchmark(args.dataset)

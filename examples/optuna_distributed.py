@@ -19,7 +19,8 @@ import multiprocessing as mp
 import os
 import tempfile
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import optuna
 import torch
@@ -28,15 +29,17 @@ from gates_sampler import GatesSampler
 from gates_sampler.benchmarks import NB201Benchmark
 
 
-def open_storage(url: str) -> "str | optuna.storages.BaseStorage":
+def open_storage(url: str) -> str | optuna.storages.BaseStorage:
     """An Optuna storage for ``url``: ``journal:<path>`` or an SQLAlchemy URL."""
     if url.startswith("journal:"):
-        backend = optuna.storages.journal.JournalFileBackend(url[len("journal:"):])
+        backend = optuna.storages.journal.JournalFileBackend(url[len("journal:") :])
         return optuna.storages.JournalStorage(backend)
     return url
 
 
-def worker(url: str, study_name: str, n_trials: int, seed: int, dataset: str, sleep: float, sampler_kwargs: dict[str, Any]) -> None:
+def worker(
+    url: str, study_name: str, n_trials: int, seed: int, dataset: str, sleep: float, sampler_kwargs: dict[str, Any]
+) -> None:
     """One worker process: load the shared study and run ``n_trials`` trials with its own sampler."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)  # several workers share the machine's cores
@@ -59,8 +62,16 @@ def worker(url: str, study_name: str, n_trials: int, seed: int, dataset: str, sl
     study.optimize(objective, n_trials=n_trials)
 
 
-def run(url: str, study_name: str, workers: int, trials: int, seed: int, dataset: str = "cifar10", sleep: float = 0.2,
-        sampler_kwargs: dict[str, Any] | None = None) -> optuna.Study:
+def run(
+    url: str,
+    study_name: str,
+    workers: int,
+    trials: int,
+    seed: int,
+    dataset: str = "cifar10",
+    sleep: float = 0.2,
+    sampler_kwargs: dict[str, Any] | None = None,
+) -> optuna.Study:
     """Create the study, start ``workers`` processes of ``trials`` trials each, wait, and return the study."""
     # validation accuracy: higher is better
     optuna.create_study(study_name=study_name, storage=open_storage(url), direction="maximize", load_if_exists=True)
@@ -91,7 +102,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--n-startup", type=int, default=10, help="random trials before the predictor is used")
     parser.add_argument("--n-candidates", type=int, default=200, help="candidates scored per proposal")
     parser.add_argument("--warm-epochs", type=int, default=10, help="epochs of each warm-started refit")
-    parser.add_argument("--predictor", default="{}", help='Predictor settings as JSON, e.g. \'{"epochs": 50, "hidden": 64}\'')
+    parser.add_argument(
+        "--predictor", default="{}", help='Predictor settings as JSON, e.g. \'{"epochs": 50, "hidden": 64}\''
+    )
     args = parser.parse_args(argv)
     if args.workers < 1 or args.trials < 1:
         parser.error("--workers and --trials must be positive")
@@ -102,7 +115,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not isinstance(predictor, dict):
         parser.error("--predictor must be a JSON object")
     sampler_kwargs = {
-        "n_startup_trials": args.n_startup, "n_candidates": args.n_candidates, "predictor": predictor,
+        "n_startup_trials": args.n_startup,
+        "n_candidates": args.n_candidates,
+        "predictor": predictor,
         "settings": {"warm_epochs": args.warm_epochs},
     }
     url = args.storage or f"sqlite:///{os.path.join(tempfile.mkdtemp(prefix='gates-optuna-'), 'study.db')}"
@@ -112,8 +127,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     archs = [t.user_attrs["arch"] for t in trials]
     print(f"storage: {url}")
-    print(f"{len(trials)} trials completed by {len({t.user_attrs['pid'] for t in trials})} workers in {time.time() - start:.1f} s; "
-          f"{len(set(archs))} distinct architectures")
+    print(
+        f"{len(trials)} trials completed by {len({t.user_attrs['pid'] for t in trials})} workers in {time.time() - start:.1f} s; "
+        f"{len(set(archs))} distinct architectures"
+    )
     best_arch, best_value = NB201Benchmark(args.dataset).optimum()
     print(f"best: {study.best_value:.3f}  {study.best_trial.user_attrs['arch']}")
     print(f"optimum of the table: {best_value:.3f}  {best_arch}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import optuna
 
@@ -43,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     best_arch, best_value = bench.optimum()
     print(f"{args.trials} trials in {time.time() - start:.1f} s")
-    print(f"best found:    {study.best_value:.3f}  (trial {study.best_trial.number})  {study.best_trial.user_attrs['arch']}")
+    print(
+        f"best found:    {study.best_value:.3f}  (trial {study.best_trial.number})  {study.best_trial.user_attrs['arch']}"
+    )
     print(f"table optimum: {best_value:.3f}  {best_arch}")
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import optuna
 
@@ -49,19 +49,25 @@ def best_so_far(study: optuna.Study, checkpoints: list[int]) -> list[float]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--path", default=os.environ.get(PATH_VARIABLE),
-                        help=f"folder of the YAHPO nb301 surrogate (default: ${PATH_VARIABLE})")
+    parser.add_argument(
+        "--path",
+        default=os.environ.get(PATH_VARIABLE),
+        help=f"folder of the YAHPO nb301 surrogate (default: ${PATH_VARIABLE})",
+    )
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--startup", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare-random", action="store_true", help="also run Optuna's RandomSampler")
     args = parser.parse_args(argv)
     if args.path is None:
-        parser.error(f"pass --path FOLDER (or set {PATH_VARIABLE}) to the YAHPO nb301 surrogate folder: new_model.onnx "
-                     "(or model.onnx) and encoding.json from the nb301/ folder of github.com/slds-lmu/yahpo_data")
+        parser.error(
+            f"pass --path FOLDER (or set {PATH_VARIABLE}) to the YAHPO nb301 surrogate folder: new_model.onnx "
+            "(or model.onnx) and encoding.json from the nb301/ folder of github.com/slds-lmu/yahpo_data"
+        )
     if not Path(args.path).expanduser().exists():
-        parser.error(f"the NB301 surrogate folder {args.path!r} does not exist; "
-                     f"pass --path FOLDER (or set {PATH_VARIABLE})")
+        parser.error(
+            f"the NB301 surrogate folder {args.path!r} does not exist; pass --path FOLDER (or set {PATH_VARIABLE})"
+        )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     space = DartsSpace()

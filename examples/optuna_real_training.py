@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import optuna
 import torch
@@ -44,15 +44,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.cifar_root and not (Path(args.cifar_root).expanduser() / "cifar-10-batches-py").is_dir():
-        parser.error(f"--cifar-root {args.cifar_root!r} holds no cifar-10-batches-py/ folder; download CIFAR-10 "
-                     "(python version) from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it there, "
-                     "or leave out --cifar-root to train on synthetic demo data")
+        parser.error(
+            f"--cifar-root {args.cifar_root!r} holds no cifar-10-batches-py/ folder; download CIFAR-10 "
+            "(python version) from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it there, "
+            "or leave out --cifar-root to train on synthetic demo data"
+        )
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     space = NB201Space()
     common = dict(
-        epochs=args.epochs, network={"C": args.C, "N": args.N}, batch_size=args.batch_size, device=args.device,
+        epochs=args.epochs,
+        network={"C": args.C, "N": args.N},
+        batch_size=args.batch_size,
+        device=args.device,
         seed=args.seed,
     )
     if args.cifar_root:
@@ -62,7 +67,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         demo = TrainingSettings(n_train=args.n_train, n_val=args.n_val, demo_image_size=16)
         evaluator = TrainingEvaluator(space, "demo", settings=demo, **common)
         data = f"synthetic DEMO data ({args.n_train} train / {args.n_val} val images, 16x16)"
-    print(f"training NB201 networks (C={args.C}, N={args.N}, {args.epochs} epochs) on {data}, device {evaluator.device}")
+    print(
+        f"training NB201 networks (C={args.C}, N={args.N}, {args.epochs} epochs) on {data}, device {evaluator.device}"
+    )
 
     def objective(trial: optuna.Trial) -> float:
         arch = space.suggest(trial)
@@ -81,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         t = study.trials[-1]
         curve = " ".join(f"{v:5.1f}" for _, v in sorted(t.intermediate_values.items()))
         value = "" if t.value is None else f"{t.value:6.2f}"
-        print(f"trial {t.number:3d} {t.state.name:9s} {value:>6s}  [{curve}]  {time.perf_counter() - t0:5.1f}s  {t.user_attrs['arch']}")
+        print(
+            f"trial {t.number:3d} {t.state.name:9s} {value:>6s}  [{curve}]  {time.perf_counter() - t0:5.1f}s  {t.user_attrs['arch']}"
+        )
     elapsed = time.perf_counter() - start
 
     states = [t.state for t in study.trials]

@@ -6,8 +6,9 @@ import abc
 import logging
 import math
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, overload
+from typing import Any, overload
 
 import numpy as np
 
@@ -60,7 +61,8 @@ def as_value(value: Any) -> float | None:
     except OverflowError:  # an int such as 10**400: finite, far outside the range
         logger.warning(
             "value %s is beyond the float32 range +-%.4g: recorded as a failed evaluation",
-            short_repr(value), MAX_ABS_VALUE,
+            short_repr(value),
+            MAX_ABS_VALUE,
         )
         return None
     except Exception:  # TypeError, ValueError, or whatever a foreign __float__ raises
@@ -370,7 +372,7 @@ class AskTellSearcher(abc.ABC):
         if not isinstance(meta, dict) or not _is_plain(meta):
             raise ValueError(f"meta: expected a dict of plain data, got {short_repr(meta)}")
 
-    def _restore(self, state: dict[str, Any]) -> "AskTellSearcher":
+    def _restore(self, state: dict[str, Any]) -> AskTellSearcher:
         """Validate the whole base state and rebuild it in a detached copy (``self`` is not changed)."""
         self._check_header(state)
         history, pending = state["history"], state.get("pending", [])
@@ -407,7 +409,7 @@ class AskTellSearcher(abc.ABC):
         fresh.meta = dict(state.get("meta", {}))
         return fresh
 
-    def _commit(self, fresh: "AskTellSearcher") -> None:
+    def _commit(self, fresh: AskTellSearcher) -> None:
         for k in ("_rng", "_history", "_pending", "_values", "_arch_of", "_failed", "meta"):
             setattr(self, k, getattr(fresh, k))
 
@@ -439,7 +441,7 @@ class AskTellSearcher(abc.ABC):
         return state
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], space: SearchSpace | None = None, **kwargs: Any) -> "AskTellSearcher":
+    def load(cls, path: str | os.PathLike[str], space: SearchSpace | None = None, **kwargs: Any) -> AskTellSearcher:
         """Build a searcher from a file written by :meth:`save`.
 
         ``space`` may be left out for the built-in spaces; settings saved in the file are used unless
@@ -448,7 +450,7 @@ class AskTellSearcher(abc.ABC):
         return cls.from_state(cls.read_state(path), space, **kwargs)
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any], space: SearchSpace | None = None, **kwargs: Any) -> "AskTellSearcher":
+    def from_state(cls, state: Mapping[str, Any], space: SearchSpace | None = None, **kwargs: Any) -> AskTellSearcher:
         """Build a searcher from a state read by :meth:`read_state` (see :meth:`load`)."""
         state = dict(state)
         space = _space_for(state, space)
@@ -464,4 +466,3 @@ class AskTellSearcher(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(space={self.space!r}, direction={self.direction!r}, told={self.n_told})"
-

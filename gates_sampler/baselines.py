@@ -35,7 +35,9 @@ class REASearcher(AskTellSearcher):
     ) -> None:
         super().__init__(space, direction=direction, seed=seed)
         if population_size < 2 or not 1 <= sample_size <= population_size:
-            raise ValueError(f"need population_size >= 2 and 1 <= sample_size <= population_size, got {population_size}, {sample_size}")
+            raise ValueError(
+                f"need population_size >= 2 and 1 <= sample_size <= population_size, got {population_size}, {sample_size}"
+            )
         self.population_size = population_size
         self.sample_size = sample_size
         self._population: deque[tuple[Arch, float]] = deque(maxlen=population_size)

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 # subcommand name -> module under gates_sampler.commands
 COMMANDS = {
@@ -28,7 +28,9 @@ USAGE_ERROR = 2
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``gates-nas`` parser with every shipped subcommand."""
-    parser = argparse.ArgumentParser(prog="gates-nas", description="Predictor-based neural architecture search (GATES++).")
+    parser = argparse.ArgumentParser(
+        prog="gates-nas", description="Predictor-based neural architecture search (GATES++)."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS.values():
@@ -46,7 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``gates-nas``; returns the exit status (argparse's own errors exit with status 2)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     check = getattr(args, "check", None)
     try:
         if check is not None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from gates_sampler.base_searcher import AskTellSearcher
 from gates_sampler.spaces.base import Arch

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -177,7 +178,9 @@ class GatesPredictorSearcher(AskTellSearcher):
         if self._unlabeled and self._uses_unlabeled:
             op, arch = self._unlabeled_features()
             extra = dict(aux_archs=self._unlabeled, aux_zs_op=op, aux_zs_arch=arch)
-        self.predictor.fit(archs, values, zs_op, zs_arch, epochs=self.warm_epochs if warm else None, warm_start=warm, **extra)
+        self.predictor.fit(
+            archs, values, zs_op, zs_arch, epochs=self.warm_epochs if warm else None, warm_start=warm, **extra
+        )
         self._fitted_version = self._data_version
 
     @property
@@ -354,7 +357,9 @@ class GatesPredictorSearcher(AskTellSearcher):
                 )
             config["predictor"] = dict(config["predictor"] or {})
         if config.get("zero_shot") == "custom" and "zero_shot" not in kwargs:
-            raise ValueError("the state was saved with a custom zero-shot provider: pass it again, load(path, zero_shot=provider)")
+            raise ValueError(
+                "the state was saved with a custom zero-shot provider: pass it again, load(path, zero_shot=provider)"
+            )
         space = _space_for(state, space)
         try:
             searcher = cls(space, **{**config, **kwargs})
@@ -364,6 +369,6 @@ class GatesPredictorSearcher(AskTellSearcher):
         return searcher
 
     @classmethod
-    def load(cls, path: Any, space: SearchSpace | None = None, **kwargs: Any) -> "GatesPredictorSearcher":
+    def load(cls, path: Any, space: SearchSpace | None = None, **kwargs: Any) -> GatesPredictorSearcher:
         """Build a searcher from a file written by :meth:`save` (see :meth:`AskTellSearcher.load`)."""
         return cls.from_state(cls.read_state(path), space, **kwargs)

@@ -37,8 +37,14 @@ def measure(args: argparse.Namespace, amp: bool, train: TensorDataset, val: Tens
     """Train once; return images/s of the last epoch's training, wall time and peak memory."""
     space = NB201Space()
     evaluator = TrainingEvaluator(
-        space, train, val_dataset=val, epochs=args.epochs, batch_size=args.batch_size,
-        network={"C": args.C, "N": args.N, "num_classes": 10}, device=args.device, seed=args.seed,
+        space,
+        train,
+        val_dataset=val,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        network={"C": args.C, "N": args.N, "num_classes": 10},
+        device=args.device,
+        seed=args.seed,
         settings=TrainingSettings(amp=amp),
     )
     cuda = evaluator.device.type == "cuda"
@@ -84,13 +90,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        sys.exit("CUDA is not available on this machine; this benchmark measures GPU training. "
-                 "Run it on a CUDA machine, or pass --device cpu (with small --C/--N/--n-images) to check the code path.")
+        sys.exit(
+            "CUDA is not available on this machine; this benchmark measures GPU training. "
+            "Run it on a CUDA machine, or pass --device cpu (with small --C/--N/--n-images) to check the code path."
+        )
 
     train, val = random_cifar(args.n_images, args.seed), random_cifar(args.n_val, args.seed + 1)
     device_name = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "CPU"
-    print(f"NB201 C={args.C} N={args.N}, {args.n_images} random 3x32x32 images, batch {args.batch_size}, "
-          f"{args.epochs} epochs, device {args.device} ({device_name}), torch {torch.__version__}")
+    print(
+        f"NB201 C={args.C} N={args.N}, {args.n_images} random 3x32x32 images, batch {args.batch_size}, "
+        f"{args.epochs} epochs, device {args.device} ({device_name}), torch {torch.__version__}"
+    )
     print(f"{'precision':>16} {'images/s':>10} {'wall s':>8} {'peak MiB':>9} {'params':>9}")
     for amp in (False, True):
         r = measure(args, amp, train, val)

@@ -23,7 +23,8 @@ import os
 import tempfile
 import time
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import optuna
@@ -68,7 +69,9 @@ class TimedSampler(BaseSampler):
         return self._timed(trial, self.inner.after_trial, study, trial, state, values)
 
 
-def time_sampler(name: str, sampler: BaseSampler, bench: NB201Benchmark, n_trials: int, storage: str | None) -> dict[int, float]:
+def time_sampler(
+    name: str, sampler: BaseSampler, bench: NB201Benchmark, n_trials: int, storage: str | None
+) -> dict[int, float]:
     timed = TimedSampler(sampler)
     space = bench.space
     study = optuna.create_study(direction=bench.direction, sampler=timed, storage=storage, study_name=name)
@@ -98,10 +101,24 @@ def overhead(args: argparse.Namespace) -> None:
         # reading of the study and claiming (sequential run: one ask per trial)
         core = getattr(getattr(sampler, "searcher", None), "ask_seconds", None)
         in_core = float(np.median(core[lo:hi])) if core and len(core) >= hi else float("nan")
-        rows.append((name, float(np.median(window)), float(np.percentile(window, 90)), in_core, float(np.median(per_trial)), float(per_trial.sum()), wall))
-    print(f"sampler seconds per trial, NB201 {args.dataset} look-up, {args.trials} trials, storage={args.storage}, "
-          f"torch threads={torch.get_num_threads()}, seed={args.seed}, zero_shot={args.zero_shot}")
-    print(f"{'sampler':<14} {f'median [{lo},{hi})':>16} {f'p90 [{lo},{hi})':>14} {'of it core ask':>15} {'median all':>11} {'total':>9} {'study wall':>11}")
+        rows.append(
+            (
+                name,
+                float(np.median(window)),
+                float(np.percentile(window, 90)),
+                in_core,
+                float(np.median(per_trial)),
+                float(per_trial.sum()),
+                wall,
+            )
+        )
+    print(
+        f"sampler seconds per trial, NB201 {args.dataset} look-up, {args.trials} trials, storage={args.storage}, "
+        f"torch threads={torch.get_num_threads()}, seed={args.seed}, zero_shot={args.zero_shot}"
+    )
+    print(
+        f"{'sampler':<14} {f'median [{lo},{hi})':>16} {f'p90 [{lo},{hi})':>14} {'of it core ask':>15} {'median all':>11} {'total':>9} {'study wall':>11}"
+    )
     for name, med, p90, in_core, med_all, total, wall in rows:
         print(f"{name:<14} {med:>16.4f} {p90:>14.4f} {in_core:>15.4f} {med_all:>11.4f} {total:>9.2f} {wall:>11.2f}")
 
@@ -142,11 +159,15 @@ def quality(args: argparse.Namespace) -> None:
         rows["GatesSampler (Optuna)"].append(best(via_optuna))
         rows["GatesPredictorSearcher"].append(best(via_core))
         same.append(via_optuna == via_core)
-    print(f"NB201 {args.dataset}, N={args.trials}, seeds {args.seeds}, zero_shot={args.zero_shot}, torch threads={torch.get_num_threads()}: "
-          f"best value found (table optimum {optimum:.3f})")
+    print(
+        f"NB201 {args.dataset}, N={args.trials}, seeds {args.seeds}, zero_shot={args.zero_shot}, torch threads={torch.get_num_threads()}: "
+        f"best value found (table optimum {optimum:.3f})"
+    )
     print(f"{'method':<24} {'mean':>8} {'std':>7}  {'per seed':<30} {'seconds':>8}")
     for name, vals in rows.items():
-        print(f"{name:<24} {np.mean(vals):>8.3f} {np.std(vals):>7.3f}  {' '.join(f'{v:.3f}' for v in vals):<30} {secs[name]:>8.1f}")
+        print(
+            f"{name:<24} {np.mean(vals):>8.3f} {np.std(vals):>7.3f}  {' '.join(f'{v:.3f}' for v in vals):<30} {secs[name]:>8.1f}"
+        )
     print(f"identical value sequences per seed: {same}")
 
 
@@ -164,8 +185,12 @@ def main() -> None:
         p.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100", "imagenet"])
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 on a shared machine)")
-        p.add_argument("--zero-shot", choices=["none", "default"], default="none",
-                       help="none: plain GATES (cost independent of the zero-shot cache); default: the searcher's default")
+        p.add_argument(
+            "--zero-shot",
+            choices=["none", "default"],
+            default="none",
+            help="none: plain GATES (cost independent of the zero-shot cache); default: the searcher's default",
+        )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -43,7 +43,9 @@ def tune_run(bench, seed: int, budget: int, storage: str) -> tuple[float, list[s
     from gates_sampler import GatesSearcher
 
     start = time.perf_counter()
-    searcher = GatesSearcher(bench.space, metric="acc", mode="max" if bench.direction == "maximize" else "min", seed=seed)
+    searcher = GatesSearcher(
+        bench.space, metric="acc", mode="max" if bench.direction == "maximize" else "min", seed=seed
+    )
     tuner = tune.Tuner(
         tune.with_parameters(lookup, bench=bench),
         tune_config=tune.TuneConfig(
@@ -77,14 +79,24 @@ def main() -> None:
             for seed in args.seeds:
                 t_best, t_archs, t_time = tune_run(bench, seed, args.budget, storage)
                 c_best, c_archs, c_time = core_run(bench, seed, args.budget)
-                same = "same" if t_archs == c_archs else f"differ from #{next(i for i, (a, b) in enumerate(zip(t_archs, c_archs)) if a != b)}"
-                print(f"seed {seed}: core best {c_best:.3f} ({c_time:.0f}s)  tune best {t_best:.3f} ({t_time:.0f}s)  proposals {same}", flush=True)
+                same = (
+                    "same"
+                    if t_archs == c_archs
+                    else f"differ from #{next(i for i, (a, b) in enumerate(zip(t_archs, c_archs)) if a != b)}"
+                )
+                print(
+                    f"seed {seed}: core best {c_best:.3f} ({c_time:.0f}s)  tune best {t_best:.3f} ({t_time:.0f}s)  proposals {same}",
+                    flush=True,
+                )
                 rows["core"].append(c_best)
                 rows["tune"].append(t_best)
     finally:
         ray.shutdown()
     print(f"NB201 {args.dataset} val_acc, optimum {optimum:.3f}, budget {args.budget}, seeds {args.seeds}")
-    for name, label in (("core", "core GatesPredictorSearcher loop"), ("tune", "Tune + GatesSearcher (max_concurrent=1)")):
+    for name, label in (
+        ("core", "core GatesPredictorSearcher loop"),
+        ("tune", "Tune + GatesSearcher (max_concurrent=1)"),
+    ):
         v = np.array(rows[name])
         print(f"  {label:42s} best {v.mean():.3f} +- {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}")
 

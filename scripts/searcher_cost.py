@@ -50,7 +50,11 @@ def main() -> None:
                         times[m].append(dt)
                 s.tell(a, bench.query(a))
             wall.append(time.perf_counter() - start)
-        print(f"{refit:<8} " + " ".join(f"{np.median(times[m]):<8.3f}" for m in marks) + f"  {np.median(first_fit):<11.2f}  {np.mean(wall):.1f}")
+        print(
+            f"{refit:<8} "
+            + " ".join(f"{np.median(times[m]):<8.3f}" for m in marks)
+            + f"  {np.median(first_fit):<11.2f}  {np.mean(wall):.1f}"
+        )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process (all runs above): {peak_mb:.0f} MB")
 

@@ -59,8 +59,13 @@ def make_storage(kind: str, location: str) -> Any:
     else:
         callback_kw = {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=3)}
     engine_kwargs = {"connect_args": {"timeout": 60}} if kind == "sqlite" else {"pool_pre_ping": True}
-    return RDBStorage(location, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
-                      engine_kwargs=engine_kwargs, **callback_kw)
+    return RDBStorage(
+        location,
+        heartbeat_interval=HEARTBEAT_INTERVAL,
+        grace_period=GRACE_PERIOD,
+        engine_kwargs=engine_kwargs,
+        **callback_kw,
+    )
 
 
 def make_sampler(kind: str, seed: int) -> Any:
@@ -68,9 +73,15 @@ def make_sampler(kind: str, seed: int) -> Any:
     from gates_sampler.spaces import NB201Space
 
     return GatesSampler(
-        NB201Space(), seed=seed, n_startup_trials=4, n_candidates=30, zero_shot=None, device="cpu",
+        NB201Space(),
+        seed=seed,
+        n_startup_trials=4,
+        n_candidates=30,
+        zero_shot=None,
+        device="cpu",
         predictor={"epochs": 20, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16], "head_dropout": 0.0},
-        settings={"warm_epochs": 2}, stale_after=STALE_AFTER if kind == "journal" else None,
+        settings={"warm_epochs": 2},
+        stale_after=STALE_AFTER if kind == "journal" else None,
     )
 
 
@@ -87,8 +98,9 @@ def worker(kind: str, location: str, study_name: str, n_trials: int, seed: int, 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore")  # experimental / deprecation notices, once per process
     bench = NB201Benchmark("cifar10")
-    study = optuna.load_study(study_name=study_name, storage=make_storage(kind, location),
-                              sampler=make_sampler(kind, seed))
+    study = optuna.load_study(
+        study_name=study_name, storage=make_storage(kind, location), sampler=make_sampler(kind, seed)
+    )
     heartbeat = kind != "journal"
 
     def objective(trial: optuna.Trial) -> float:
@@ -118,8 +130,17 @@ def worker(kind: str, location: str, study_name: str, n_trials: int, seed: int, 
 
 # ----- the driver ------------------------------------------------------------------------------
 # torch._dynamo comes with the first optimizer; sqlalchemy / psycopg2 with the first RDB storage
-_PRELOAD = ["torch", "torch._dynamo", "optuna", "sqlalchemy", "optuna.storages._rdb.storage", "psycopg2",
-            "gates_sampler.integrations.optuna", "gates_sampler.searcher", "gates_sampler.benchmarks"]
+_PRELOAD = [
+    "torch",
+    "torch._dynamo",
+    "optuna",
+    "sqlalchemy",
+    "optuna.storages._rdb.storage",
+    "psycopg2",
+    "gates_sampler.integrations.optuna",
+    "gates_sampler.searcher",
+    "gates_sampler.benchmarks",
+]
 
 
 def _context() -> Any:
@@ -141,8 +162,16 @@ def _location(kind: str, workdir: Path, url: str | None) -> str:
     return url
 
 
-def run_scenario(kind: str, workdir: Path, *, url: str | None = None, n_trials: int = 24, n_workers: int = 4,
-                 n_kill: int = 2, seed: int = 0) -> dict[str, Any]:
+def run_scenario(
+    kind: str,
+    workdir: Path,
+    *,
+    url: str | None = None,
+    n_trials: int = 24,
+    n_workers: int = 4,
+    n_kill: int = 2,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Run the kill-and-restart scenario on one storage and return its counts."""
     import optuna
     from optuna.trial import TrialState
@@ -199,8 +228,13 @@ def run_scenario(kind: str, workdir: Path, *, url: str | None = None, n_trials: 
         trials = study.get_trials(deepcopy=False)
         latest = max(trials[n].datetime_start or datetime.datetime.now() for n in killed)
         time.sleep(max(0.0, STALE_AFTER + 0.5 - (datetime.datetime.now() - latest).total_seconds()))
-    return {"storage": kind, "seconds": round(time.monotonic() - begin, 1), "killed": len(killed),
-            "worker_errors": worker_errors, **count(kind, study, set(killed))}
+    return {
+        "storage": kind,
+        "seconds": round(time.monotonic() - begin, 1),
+        "killed": len(killed),
+        "worker_errors": worker_errors,
+        **count(kind, study, set(killed)),
+    }
 
 
 def count(kind: str, study: Any, killed: set[int]) -> dict[str, int]:
@@ -215,8 +249,11 @@ def count(kind: str, study: Any, killed: set[int]) -> dict[str, int]:
     names = list(space.distributions())
 
     def key(t: Any) -> str | None:
-        return space.canonical_key(space.from_params({k: t.params[k] for k in names})) if all(
-            k in t.params for k in names) else None
+        return (
+            space.canonical_key(space.from_params({k: t.params[k] for k in names}))
+            if all(k in t.params for k in names)
+            else None
+        )
 
     complete = [key(t) for t in trials if t.state == TrialState.COMPLETE]
     # what a worker joining now would refuse to propose: evaluated, failed or held by a live trial
@@ -242,8 +279,20 @@ def count(kind: str, study: Any, killed: set[int]) -> dict[str, int]:
     }
 
 
-COLUMNS = ("storage", "killed", "trials", "complete", "failed", "left_running", "retried_complete",
-           "killed_free_again", "lost", "duplicated", "worker_errors", "seconds")
+COLUMNS = (
+    "storage",
+    "killed",
+    "trials",
+    "complete",
+    "failed",
+    "left_running",
+    "retried_complete",
+    "killed_free_again",
+    "lost",
+    "duplicated",
+    "worker_errors",
+    "seconds",
+)
 
 
 def main(argv: list[str] | None = None) -> None:

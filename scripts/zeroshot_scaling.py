@@ -33,10 +33,16 @@ def main() -> None:
     ops = np.array([v for r in res for v in r.ops.values() if v[4] > 0])
     arch = np.array([r.arch for r in res])
     print(f"{len(res)} cached NB201 cells, {len(ops)} parametric op entries (proxy preset)")
-    print(f"{'metric':<22}{'raw min':>12}{'raw max':>12}{'raw skew':>10}{'slog min':>10}{'slog max':>10}{'slog skew':>10}")
-    for name, col in [(f"op:{m}", ops[:, i]) for i, m in enumerate(OP_METRICS)] + [(f"arch:{m}", arch[:, i]) for i, m in enumerate(ARCH_METRICS)]:
+    print(
+        f"{'metric':<22}{'raw min':>12}{'raw max':>12}{'raw skew':>10}{'slog min':>10}{'slog max':>10}{'slog skew':>10}"
+    )
+    for name, col in [(f"op:{m}", ops[:, i]) for i, m in enumerate(OP_METRICS)] + [
+        (f"arch:{m}", arch[:, i]) for i, m in enumerate(ARCH_METRICS)
+    ]:
         s = signed_log1p(col)
-        print(f"{name:<22}{col.min():>12.3g}{col.max():>12.3g}{skew(col):>10.2f}{s.min():>10.3f}{s.max():>10.3f}{skew(s):>10.2f}")
+        print(
+            f"{name:<22}{col.min():>12.3g}{col.max():>12.3g}{skew(col):>10.2f}{s.min():>10.3f}{s.max():>10.3f}{skew(s):>10.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import torch
 
 from gates_sampler.spaces import CellSpace, DartsSpace, NB101Space, NB201Space
 
+
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """The networks under test are tiny: extra OpenMP threads only spin on a busy 2-core machine."""
@@ -34,8 +35,15 @@ def make_spaces() -> dict[str, object]:
         "darts": DartsSpace(),
         "nb101": NB101Space(),
         "edge": CellSpace(
-            kind="edge", ops=USER_EDGE_OPS, n_nodes=3, n_inputs=2, inputs_per_node=2,
-            cell_names=("normal", "reduce"), readout="mean", none_op=None, name="user-edge",
+            kind="edge",
+            ops=USER_EDGE_OPS,
+            n_nodes=3,
+            n_inputs=2,
+            inputs_per_node=2,
+            cell_names=("normal", "reduce"),
+            readout="mean",
+            none_op=None,
+            name="user-edge",
         ),
         "node": CellSpace(kind="node", ops=USER_NODE_OPS, max_vertices=5, max_edges=6, name="user-node"),
     }

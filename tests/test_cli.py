@@ -11,20 +11,46 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gates_sampler.experiments import comparison as ex
 from gates_sampler.cli import main
+from gates_sampler.experiments import comparison as ex
 
 REPO = Path(__file__).resolve().parents[1]
 #: a path whose parent "folder" is a file
 UNDER_A_FILE = f"{Path(__file__).resolve()}/out"
 
-NB301_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench301" / "slds-lmu_yahpo_data" / "v1_initial_3a646b8"
+NB301_DIR = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "nasbench301"
+    / "slds-lmu_yahpo_data"
+    / "v1_initial_3a646b8"
+)
 
 
 def test_compare_prints_tables_and_writes_raw_runs(tmp_path, capsys):
     out = tmp_path / "cmp"
-    rc = main(["compare", "--datasets", "cifar100", "--methods", "random", "rea", "tpe-cached", "--seeds", "2",
-               "--budget", "12", "--checkpoints", "5", "10", "--out", str(out), "--no-plot"])
+    rc = main(
+        [
+            "compare",
+            "--datasets",
+            "cifar100",
+            "--methods",
+            "random",
+            "rea",
+            "tpe-cached",
+            "--seeds",
+            "2",
+            "--budget",
+            "12",
+            "--checkpoints",
+            "5",
+            "10",
+            "--out",
+            str(out),
+            "--no-plot",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "optimum 73.493" in text and "regret@10" in text
@@ -43,7 +69,10 @@ def test_compare_rejects_unknown_method_before_running(capsys):
 
 
 def test_parse_method_settings():
-    assert ex.parse_method("gates[candidates='mixed', n_candidates=500]") == ("gates", {"candidates": "mixed", "n_candidates": 500})
+    assert ex.parse_method("gates[candidates='mixed', n_candidates=500]") == (
+        "gates",
+        {"candidates": "mixed", "n_candidates": 500},
+    )
     with pytest.raises(ValueError, match="key=value"):
         ex.parse_method("gates[mixed]")
 
@@ -62,7 +91,19 @@ def test_method_spec_research_settings_reach_the_searcher() -> None:
 
 def test_search_resumes_from_its_state_file(tmp_path, capsys):
     state = tmp_path / "run.pt"
-    args = ["search", "--dataset", "cifar10", "--n-startup", "4", "--n-candidates", "20", "--state", str(state), "--device", "cpu"]
+    args = [
+        "search",
+        "--dataset",
+        "cifar10",
+        "--n-startup",
+        "4",
+        "--n-candidates",
+        "20",
+        "--state",
+        str(state),
+        "--device",
+        "cpu",
+    ]
     assert main(args + ["--budget", "6"]) == 0
     assert main(args + ["--budget", "9", "--json", str(tmp_path / "h.json")]) == 0
     out = capsys.readouterr().out
@@ -90,8 +131,27 @@ def test_search_zero_shot_flags_choose_the_predictor(monkeypatch):
 
 @pytest.mark.skipif(not NB301_DIR.exists(), reason="NB301 surrogate files not found under ../shared/data")
 def test_compare_on_the_nb301_surrogate_has_no_regret_column(tmp_path, capsys):
-    rc = main(["compare", "--benchmark", "nb301", "--nb301-path", str(NB301_DIR), "--methods", "random", "--seeds", "1",
-               "--budget", "6", "--checkpoints", "3", "6", "--out", str(tmp_path / "n"), "--no-plot"])
+    rc = main(
+        [
+            "compare",
+            "--benchmark",
+            "nb301",
+            "--nb301-path",
+            str(NB301_DIR),
+            "--methods",
+            "random",
+            "--seeds",
+            "1",
+            "--budget",
+            "6",
+            "--checkpoints",
+            "3",
+            "6",
+            "--out",
+            str(tmp_path / "n"),
+            "--no-plot",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "NAS-Bench-301 surrogate (epoch 98), validation accuracy (%)" in text and "regret" not in text
@@ -125,10 +185,14 @@ BAD_INPUTS = [
     (["compare", "--budget", "50", "--checkpoints", "20", "100"], "--checkpoints 100 exceed --budget 50"),
     (["compare", "--benchmark", "nb301"], "--benchmark nb301 needs --nb301-path"),
     (["compare", "--benchmark", "nb301", "--nb301-path", "/nonexistent"], "is not a folder"),
-    (["compare", "--out", UNDER_A_FILE],
-     f"cannot write --out '{UNDER_A_FILE}': {Path(__file__).resolve()} is not a folder; pass another path"),
-    (["search", "--json", "/missing/dir/x.json"],
-     "cannot write --json '/missing/dir/x.json': /missing/dir does not exist; create it first or pass another path"),
+    (
+        ["compare", "--out", UNDER_A_FILE],
+        f"cannot write --out '{UNDER_A_FILE}': {Path(__file__).resolve()} is not a folder; pass another path",
+    ),
+    (
+        ["search", "--json", "/missing/dir/x.json"],
+        "cannot write --json '/missing/dir/x.json': /missing/dir does not exist; create it first or pass another path",
+    ),
     (["search", "--json", "/"], "--json '/' is a folder; pass a file name"),
     (["search", "--state", UNDER_A_FILE], "cannot write --state"),
     (["search", "--budget", "0"], "argument --budget: expected a positive integer, got '0'"),
@@ -192,11 +256,14 @@ def test_compare_without_matplotlib_names_the_extra_before_any_run(monkeypatch, 
 
 
 def test_building_the_parser_imports_no_torch() -> None:
-    code = ("import sys, gates_sampler.cli as c; c.build_parser(); "
-            "heavy = [m for m in ('torch', 'optuna', 'ray', 'matplotlib', 'scipy') if m in sys.modules]; "
-            "print(heavy); sys.exit(1 if heavy else 0)")
-    done = subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    code = (
+        "import sys, gates_sampler.cli as c; c.build_parser(); "
+        "heavy = [m for m in ('torch', 'optuna', 'ray', 'matplotlib', 'scipy') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -214,6 +281,7 @@ def test_mirrored_choices_agree_with_their_sources() -> None:
 
 
 # ----- the compare table and plot ----------------------------------------------------------------------
+
 
 def test_ask_window_covers_the_budget() -> None:
     assert ex.ask_window(150) == (91, 110)
@@ -234,8 +302,21 @@ def test_small_budget_table_shows_the_budget_and_the_ask_time(tmp_path, capsys, 
         save(fig, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", spy)
-    rc = main(["compare", "--datasets", "cifar100", "--methods", "random", "--seeds", "2", "--budget", "12",
-               "--out", str(tmp_path / "c")])
+    rc = main(
+        [
+            "compare",
+            "--datasets",
+            "cifar100",
+            "--methods",
+            "random",
+            "--seeds",
+            "2",
+            "--budget",
+            "12",
+            "--out",
+            str(tmp_path / "c"),
+        ]
+    )
     assert rc == 0
     lines = capsys.readouterr().out.splitlines()
     head = next(line for line in lines if line.startswith("method"))

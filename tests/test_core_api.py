@@ -14,7 +14,11 @@ from gates_sampler.spaces import CellSpace, NB201Space
 
 TINY = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16], "head_dropout": 0.0}
 FAST = {
-    "n_startup": 4, "n_candidates": 30, "settings": SearchSettings(warm_epochs=1), "predictor": TINY, "zero_shot": None,
+    "n_startup": 4,
+    "n_candidates": 30,
+    "settings": SearchSettings(warm_epochs=1),
+    "predictor": TINY,
+    "zero_shot": None,
     "device": "cpu",
 }
 

@@ -82,8 +82,24 @@ def test_optuna_real_training(monkeypatch, capsys, tmp_path) -> None:
     with pytest.raises(SystemExit):
         module.main(["--cifar-root", str(tmp_path)])
     assert "holds no cifar-10-batches-py/ folder" in capsys.readouterr().err
-    module.main(["--trials", "2", "--startup", "2", "--epochs", "1", "--n-train", "64", "--n-val", "32",
-                 "--batch-size", "32", "--device", "cpu"])
+    module.main(
+        [
+            "--trials",
+            "2",
+            "--startup",
+            "2",
+            "--epochs",
+            "1",
+            "--n-train",
+            "64",
+            "--n-val",
+            "32",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+        ]
+    )
     assert "2 trials:" in capsys.readouterr().out
 
 
@@ -93,9 +109,22 @@ def test_ray_tune_nb201(tmp_path) -> None:
     pytest.importorskip("ray")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(EXAMPLES.parent), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "ray_tune_nb201.py"), "--trials", "3", "--concurrency", "1",
-         "--storage", str(tmp_path)],
-        check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(EXAMPLES / "ray_tune_nb201.py"),
+            "--trials",
+            "3",
+            "--concurrency",
+            "1",
+            "--storage",
+            str(tmp_path),
+        ],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "3 trials: 3 cells evaluated, 0 failed" in done.stdout

@@ -18,7 +18,6 @@ NB201_PARAMS = {
 }
 
 
-
 def n_params(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
@@ -113,7 +112,9 @@ def test_nb101_benchmark_size_parameter_count() -> None:
     net = build_network(sp, arch)
     assert net(torch.randn(1, 3, 32, 32)).shape == (1, 10)
     per_cell = [9 * c * c + 2 * c for c in (128, 256, 512)]
-    projections = [c_in * c + 2 * c for c_in, c in ((128, 128), (128, 256), (256, 512))]  # first cell of a stack projects
+    projections = [
+        c_in * c + 2 * c for c_in, c in ((128, 128), (128, 256), (256, 512))
+    ]  # first cell of a stack projects
     same = [c * c + 2 * c for c in (128, 256, 512)]  # the other two cells project at constant width
     stem = 3 * 9 * 128 + 2 * 128
     expected = stem + sum(3 * p for p in per_cell) + sum(projections) + 2 * sum(same) + 512 * 10 + 10

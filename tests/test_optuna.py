@@ -35,7 +35,6 @@ CORE_FAST = {"n_startup": 4, **COMMON}
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-
 @pytest.fixture(scope="module")
 def bench() -> NB201Benchmark:
     return NB201Benchmark("cifar10")
@@ -54,7 +53,10 @@ def arch_objective(bench: NB201Benchmark):
 
 
 def trial_archs(study: Any, space: NB201Space, states=(TrialState.COMPLETE,)) -> list[str]:
-    return [space.canonical_key(space.from_params({k: t.params[k] for k in space.distributions()})) for t in study.get_trials(states=states)]
+    return [
+        space.canonical_key(space.from_params({k: t.params[k] for k in space.distributions()}))
+        for t in study.get_trials(states=states)
+    ]
 
 
 # ----- basics -----------------------------------------------------------------------------------
@@ -196,7 +198,9 @@ class RecordingSampler(optuna.samplers.RandomSampler):
 
 def test_mixed_objective_float_goes_to_independent_sampler(bench, space):
     rec = RecordingSampler()
-    study = optuna.create_study(direction="maximize", sampler=GatesSampler(space, seed=0, independent_sampler=rec, **FAST))
+    study = optuna.create_study(
+        direction="maximize", sampler=GatesSampler(space, seed=0, independent_sampler=rec, **FAST)
+    )
 
     def objective(trial):
         lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
@@ -269,7 +273,9 @@ def test_enqueued_and_added_trials(bench, space):
     study.add_trial(
         optuna.trial.create_trial(
             params=space.to_params(manual_arch),
-            distributions={k: optuna.distributions.CategoricalDistribution(c) for k, c in space.distributions().items()},
+            distributions={
+                k: optuna.distributions.CategoricalDistribution(c) for k, c in space.distributions().items()
+            },
             value=bench.query(manual_arch),
         )
     )
@@ -332,7 +338,9 @@ def test_bad_space():
 # ----- persistence ------------------------------------------------------------------------------
 def test_pickle_round_trip_continues_exactly(bench, space):
     storage = optuna.storages.InMemoryStorage()
-    study = optuna.create_study(study_name="s", storage=storage, direction="maximize", sampler=GatesSampler(space, seed=0, **FAST))
+    study = optuna.create_study(
+        study_name="s", storage=storage, direction="maximize", sampler=GatesSampler(space, seed=0, **FAST)
+    )
     study.optimize(arch_objective(bench), n_trials=7)
     blob = pickle.dumps(study.sampler)
 
@@ -351,7 +359,9 @@ def test_journal_storage_resumed_with_a_fresh_sampler(bench, space, tmp_path):
     def storage():
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log")))
 
-    study = optuna.create_study(study_name="j", storage=storage(), direction="maximize", sampler=GatesSampler(space, seed=0, **FAST))
+    study = optuna.create_study(
+        study_name="j", storage=storage(), direction="maximize", sampler=GatesSampler(space, seed=0, **FAST)
+    )
     study.optimize(arch_objective(bench), n_trials=6)
     first = set(trial_archs(study, space))
 
@@ -371,9 +381,28 @@ def test_sqlite_three_processes(tmp_path):
     the same time hold the same architecture."""
     url = f"sqlite:///{tmp_path / 'study.db'}"
     cmd = [
-        sys.executable, os.path.join(ROOT, "examples", "optuna_distributed.py"),
-        "--workers", "3", "--trials", "20", "--storage", url, "--study-name", "mp", "--seed", "0", "--sleep", "0.05",
-        "--n-startup", "4", "--n-candidates", "30", "--warm-epochs", "1", "--predictor", json.dumps(TINY_PREDICTOR),
+        sys.executable,
+        os.path.join(ROOT, "examples", "optuna_distributed.py"),
+        "--workers",
+        "3",
+        "--trials",
+        "20",
+        "--storage",
+        url,
+        "--study-name",
+        "mp",
+        "--seed",
+        "0",
+        "--sleep",
+        "0.05",
+        "--n-startup",
+        "4",
+        "--n-candidates",
+        "30",
+        "--warm-epochs",
+        "1",
+        "--predictor",
+        json.dumps(TINY_PREDICTOR),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

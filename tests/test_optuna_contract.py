@@ -16,7 +16,8 @@ import pickle
 import subprocess
 import sys
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -39,8 +40,12 @@ from gates_sampler.spaces import CellSpace, NB201Space  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16], "head_dropout": 0.0}
 FAST = {
-    "n_startup_trials": 3, "n_candidates": 20, "settings": SearchSettings(warm_epochs=1), "predictor": TINY,
-    "zero_shot": None, "device": "cpu",
+    "n_startup_trials": 3,
+    "n_candidates": 20,
+    "settings": SearchSettings(warm_epochs=1),
+    "predictor": TINY,
+    "zero_shot": None,
+    "device": "cpu",
 }
 SPACE = NB201Space()
 NAMES = list(SPACE.distributions())
@@ -84,8 +89,17 @@ class TestOptunaSingleOnlySamplerCases(SingleOnlySamplerTestCase):
 def test_multi_objective_raises_in_every_sampling_method() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler())
     trial = optuna.trial.FrozenTrial(
-        number=0, state=TrialState.RUNNING, value=None, datetime_start=None, datetime_complete=None,
-        params={}, distributions={}, user_attrs={}, system_attrs={}, intermediate_values={}, trial_id=0,
+        number=0,
+        state=TrialState.RUNNING,
+        value=None,
+        datetime_start=None,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=0,
     )
     sampler = study.sampler
     dist = CategoricalDistribution(SPACE.distributions()[NAMES[0]])
@@ -178,7 +192,8 @@ def test_non_finite_values_are_failures_never_proposed_again(bad: float) -> None
     assert math.isfinite(searcher.best[1])
     assert {SPACE.canonical_key(a) for a in searcher.training_data()[0]}.isdisjoint(
         SPACE.canonical_key(SPACE.from_params({k: t.params[k] for k in NAMES}))
-        for t in study.trials if t.value is None or not math.isfinite(t.value)
+        for t in study.trials
+        if t.value is None or not math.isfinite(t.value)
     )
 
 
@@ -336,8 +351,13 @@ def test_exhausted_tiny_space_warns_once_on_optunas_logger_and_never_loops() -> 
     own handler in Optuna's format on stderr as any Optuna warning is; no clash warnings; one
     proposal per trial (no claim rounds)."""
     out = subprocess.run(
-        [sys.executable, "-c", TINY_SPACE_SCRIPT], capture_output=True, text=True, cwd=ROOT, timeout=300,
-        env={**os.environ, "PYTHONPATH": ROOT}, check=False,
+        [sys.executable, "-c", TINY_SPACE_SCRIPT],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": ROOT},
+        check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     warnings_seen = [line for line in out.stderr.splitlines() if line.startswith("[W ")]

@@ -39,8 +39,9 @@ def test_short_study_through_the_registry_package(module) -> None:
     def objective(trial):
         return bench.query(space.suggest(trial))
 
-    sampler = module.GatesSampler(space, n_startup_trials=4, n_candidates=20, predictor={"epochs": 5},
-                                  device="cpu", seed=0)
+    sampler = module.GatesSampler(
+        space, n_startup_trials=4, n_candidates=20, predictor={"epochs": 5}, device="cpu", seed=0
+    )
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=8)
     values = [t.value for t in study.trials]

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_spaces
+from test_spaces import permute_edge_cell, permute_node_arch
 
 from gates_sampler.benchmarks import NB201Benchmark
-from gates_sampler.predictor import LOSSES, GatesEncoder, Predictor, PredictorSettings
 from gates_sampler.experiments import predictor_quality as ev
+from gates_sampler.predictor import LOSSES, GatesEncoder, Predictor, PredictorSettings
 from gates_sampler.spaces import CellBatch, DartsArch, DartsSpace, GraphBatch, NB101Space, NB201Space
-from test_spaces import permute_edge_cell, permute_node_arch
 
 # a smaller GATES than the default keeps the tests fast; it ranks NB201 cells about as well
 SMALL = PredictorSettings(hidden=64, op_dim=32, n_layers=4, head_hidden=(128, 128))
@@ -176,7 +176,10 @@ def test_zero_shot_inputs_are_required_and_checked(nb201_data) -> None:
 
 def _conv_counts(archs) -> np.ndarray:
     """A learnable architecture-level target: how many 3x3 / 1x1 convolutions and empty edges a cell has."""
-    return np.array([[sum(o == name for o in a.ops) for name in ("nor_conv_3x3", "nor_conv_1x1", "none")] for a in archs], dtype=float)
+    return np.array(
+        [[sum(o == name for o in a.ops) for name in ("nor_conv_3x3", "nor_conv_1x1", "none")] for a in archs],
+        dtype=float,
+    )
 
 
 def test_unlabeled_architectures_train_the_auxiliary_head(nb201_data) -> None:
@@ -301,7 +304,10 @@ def test_darts_mlp_baseline_is_not_invariant() -> None:
     space = DartsSpace()
     rng = np.random.default_rng(0)
     archs = [space.sample(rng) for _ in range(40)]
-    permuted = [space.validate(DartsArch(tuple(permute_edge_cell(space, c, rng, shuffle_inputs=False) for c in a.cells))) for a in archs]
+    permuted = [
+        space.validate(DartsArch(tuple(permute_edge_cell(space, c, rng, shuffle_inputs=False) for c in a.cells)))
+        for a in archs
+    ]
     pred = Predictor(space, encoder="mlp", seed=0, device="cpu", settings=PredictorSettings(head_hidden=(64,)))
     assert np.abs(pred.score(permuted) - pred.score(archs)).max() > 1e-4
 
@@ -338,7 +344,12 @@ def test_encoder_invariant_to_node_axis_permutation(space_id: str) -> None:
     archs = [space.sample(np.random.default_rng(s)) for s in range(16)]
     batch = space.encode(archs)
     enc = GatesEncoder(
-        space.kind, len(space.op_names), n_cells=len(space.cell_names), n_inputs=space.n_inputs, hidden=32, op_dim=16,
+        space.kind,
+        len(space.op_names),
+        n_cells=len(space.cell_names),
+        n_inputs=space.n_inputs,
+        hidden=32,
+        op_dim=16,
         n_layers=4,
     )
     enc.eval()
@@ -442,8 +453,16 @@ def _tiny_split(n_train: int = 120, n_test: int = 200) -> ev.PredictorSplit:
 def test_evaluate_predictor_grid_and_table() -> None:
     split = _tiny_split()
     seen = []
-    runs = ev.evaluate_predictor(split, (0.25, 0.5), n_subsets=2, seeds=(21, 2021), epochs=3, device="cpu",
-                                 predictor_kwargs=asdict(TINY), on_result=seen.append)
+    runs = ev.evaluate_predictor(
+        split,
+        (0.25, 0.5),
+        n_subsets=2,
+        seeds=(21, 2021),
+        epochs=3,
+        device="cpu",
+        predictor_kwargs=asdict(TINY),
+        on_result=seen.append,
+    )
     assert len(runs) == len(seen) == 2 * 2 * 2
     assert [r.n_train for r in runs[:4]] == [30] * 4
     rows = ev.summarize(runs)
@@ -484,8 +503,17 @@ class FakeZeroShot:
 def test_ablation_variants_share_subsets_and_use_zero_shot() -> None:
     split = _tiny_split()
     zs = FakeZeroShot(split.space)
-    runs = ev.evaluate_predictor(split, (0.5,), n_subsets=1, seeds=(21,), epochs=3, device="cpu",
-                                 variants=list(ev.ABLATION_VARIANTS), zero_shot=zs, predictor_kwargs=asdict(TINY))
+    runs = ev.evaluate_predictor(
+        split,
+        (0.5,),
+        n_subsets=1,
+        seeds=(21,),
+        epochs=3,
+        device="cpu",
+        variants=list(ev.ABLATION_VARIANTS),
+        zero_shot=zs,
+        predictor_kwargs=asdict(TINY),
+    )
     assert [r.variant for r in runs] == ["GATES", "+EES", "+ETS", "GATES++"]
     assert zs.calls == 2  # features computed once for the pool cells and once for the test set
     taus = [r.metrics["tau"] for r in runs]
@@ -509,8 +537,15 @@ def test_tau_is_averaged_over_the_last_epochs() -> None:
 def test_aux_pool_fits_the_auxiliary_head_on_the_unlabeled_pool() -> None:
     split = _tiny_split()
     zs = FakeZeroShot(split.space)
-    kw = dict(n_subsets=1, seeds=(21,), epochs=3, device="cpu", variants=["GATES", "+ETS"], zero_shot=zs,
-              predictor_kwargs=asdict(TINY))
+    kw = dict(
+        n_subsets=1,
+        seeds=(21,),
+        epochs=3,
+        device="cpu",
+        variants=["GATES", "+ETS"],
+        zero_shot=zs,
+        predictor_kwargs=asdict(TINY),
+    )
     plain = ev.evaluate_predictor(split, (0.1,), **kw)
     pooled = ev.evaluate_predictor(split, (0.1,), aux_pool=True, **kw)
     assert plain[0].metrics == pooled[0].metrics  # GATES has no auxiliary head: unchanged
@@ -521,8 +556,27 @@ def test_cli_eval_predictor(tmp_path, monkeypatch, capsys) -> None:
     from gates_sampler import cli
 
     out = tmp_path / "runs.json"
-    code = cli.main(["eval-predictor", "--ratios", "0.1", "--subsets", "1", "--seeds", "1", "--epochs", "2",
-                     "--test-cells", "500", "--no-timing", "--no-progress", "--device", "cpu", "--json", str(out)])
+    code = cli.main(
+        [
+            "eval-predictor",
+            "--ratios",
+            "0.1",
+            "--subsets",
+            "1",
+            "--seeds",
+            "1",
+            "--epochs",
+            "2",
+            "--test-cells",
+            "500",
+            "--no-timing",
+            "--no-progress",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "0.1%" in printed and "paper tau" in printed and "0.4309" in printed and "test 500 cells" in printed
@@ -558,15 +612,32 @@ def test_cli_eval_predictor_passes_zero_shot_options(monkeypatch, capsys) -> Non
 
     monkeypatch.setattr("gates_sampler.commands.eval_predictor.load_zero_shot", lambda space: "provider")
     monkeypatch.setattr("gates_sampler.commands.eval_predictor.evaluate_predictor", fake)
-    cli.main(["eval-predictor", "--encoder", "gates++", "--aux-pool", "--arch-input", "--aux-weight", "0.1",
-              "--ratios", "0.5", "--no-timing", "--no-progress", "--device", "cpu"])
+    cli.main(
+        [
+            "eval-predictor",
+            "--encoder",
+            "gates++",
+            "--aux-pool",
+            "--arch-input",
+            "--aux-weight",
+            "0.1",
+            "--ratios",
+            "0.5",
+            "--no-timing",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     assert seen["aux_pool"] is True and seen["zero_shot"] == "provider"
     assert seen["predictor_kwargs"] == {"arch_input": True, "aux_weight": 0.1}
     seen.clear()
     cli.main(["eval-predictor", "--ratios", "0.5", "--no-timing", "--no-progress", "--device", "cpu"])
     assert seen["predictor_kwargs"] is None and seen["aux_pool"] is False
     assert "split seed 0" in capsys.readouterr().out
-    cli.main(["eval-predictor", "--split", "first", "--ratios", "0.5", "--no-timing", "--no-progress", "--device", "cpu"])
+    cli.main(
+        ["eval-predictor", "--split", "first", "--ratios", "0.5", "--no-timing", "--no-progress", "--device", "cpu"]
+    )
     assert "first 7813 in benchmark index order" in capsys.readouterr().out
     assert cli.main(["eval-predictor", "--aux-weight", "nan", "--no-timing", "--device", "cpu"]) != 0
     assert "--aux-weight must be a finite number >= 0, got nan" in capsys.readouterr().err

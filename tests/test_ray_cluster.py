@@ -107,12 +107,23 @@ def run_driver(address: str, out: str) -> None:
     ray.init(address=address, log_to_driver=False)
     try:
         space = NB201Space()
-        searcher = GatesSearcher(space, metric="score", mode="max", seed=0, n_startup=3, n_candidates=30,
-                                 predictor={"epochs": 20, "hidden": 32, "n_layers": 2, "op_dim": 16})
+        searcher = GatesSearcher(
+            space,
+            metric="score",
+            mode="max",
+            seed=0,
+            n_startup=3,
+            n_candidates=30,
+            predictor={"epochs": 20, "hidden": 32, "n_layers": 2, "op_dim": 16},
+        )
         tuner = tune.Tuner(
             node_objective,
-            tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=2), num_samples=6, reuse_actors=True),
-            run_config=tune.RunConfig(storage_path=os.path.join(os.path.dirname(out), "results"), name="cluster", verbose=0),
+            tune_config=tune.TuneConfig(
+                search_alg=ConcurrencyLimiter(searcher, max_concurrent=2), num_samples=6, reuse_actors=True
+            ),
+            run_config=tune.RunConfig(
+                storage_path=os.path.join(os.path.dirname(out), "results"), name="cluster", verbose=0
+            ),
         )
         grid = tuner.fit()
         report = {
@@ -134,13 +145,27 @@ def test_tune_on_a_two_node_cluster(tmp_path: Path) -> None:
     temp_dir = tempfile.mkdtemp(prefix="gsray-", dir="/tmp")
     port = free_port()
     # the cluster's own token: nodes and driver authenticate without touching ~/.ray
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}  # nothing to drain: stop at once
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+    }  # nothing to drain: stop at once
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     env.pop("RAY_ADDRESS", None)
     common = ["--block", "--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-    head_cmd = [RAY, "start", "--head", f"--port={port}", f"--temp-dir={temp_dir}", "--include-dashboard=false",
-                f"--dashboard-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}", *common]
+    head_cmd = [
+        RAY,
+        "start",
+        "--head",
+        f"--port={port}",
+        f"--temp-dir={temp_dir}",
+        "--include-dashboard=false",
+        f"--dashboard-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        *common,
+    ]
     worker_cmd = [RAY, "start", f"--address=127.0.0.1:{port}", f"--dashboard-agent-listen-port={free_port()}", *common]
     out = tmp_path / "driver.json"
     nodes: list[subprocess.Popen] = []
@@ -148,17 +173,31 @@ def test_tune_on_a_two_node_cluster(tmp_path: Path) -> None:
     try:
         head_log = tmp_path / "head.log"
         with open(head_log, "w") as log:
-            nodes.append(subprocess.Popen(head_cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True))
-        wait_for(lambda: "Ray runtime started" in head_log.read_text() or nodes[0].poll() is not None, 180, "the head node")
+            nodes.append(
+                subprocess.Popen(head_cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            )
+        wait_for(
+            lambda: "Ray runtime started" in head_log.read_text() or nodes[0].poll() is not None, 180, "the head node"
+        )
         assert nodes[0].poll() is None, head_log.read_text()[-3000:]
         worker_log = tmp_path / "worker.log"
         with open(worker_log, "w") as log:
-            nodes.append(subprocess.Popen(worker_cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True))
-        wait_for(lambda: "Ray runtime started" in worker_log.read_text() or nodes[1].poll() is not None, 180, "the worker node")
+            nodes.append(
+                subprocess.Popen(worker_cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            )
+        wait_for(
+            lambda: "Ray runtime started" in worker_log.read_text() or nodes[1].poll() is not None,
+            180,
+            "the worker node",
+        )
         assert nodes[1].poll() is None, worker_log.read_text()[-3000:]
         cluster_up = time.monotonic() - started
         driver = subprocess.run(
-            [sys.executable, __file__, f"127.0.0.1:{port}", str(out)], env=env, capture_output=True, text=True, timeout=400
+            [sys.executable, __file__, f"127.0.0.1:{port}", str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=400,
         )
         assert driver.returncode == 0, driver.stdout[-3000:] + driver.stderr[-3000:]
         print(f"cluster up in {cluster_up:.0f}s, search done after {time.monotonic() - started:.0f}s")

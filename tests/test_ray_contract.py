@@ -145,10 +145,13 @@ def test_save_restore_in_the_middle_without_set_search_properties(tmp_path: Any)
 
 # ----- points_to_evaluate -----------------------------------------------------------------------------
 def test_points_to_evaluate_come_first_and_partial_ones_are_completed(tmp_path: Any) -> None:
-    rng_archs = [SPACE.to_params(SPACE.parse(s)) for s in (
-        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
-        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
-    )]
+    rng_archs = [
+        SPACE.to_params(SPACE.parse(s))
+        for s in (
+            "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+            "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
+        )
+    ]
     partial = {NAMES[0]: "none", NAMES[5]: "nor_conv_1x1"}
     points = [
         {"arch": rng_archs[0], "lr": 0.5},

@@ -43,7 +43,10 @@ def table(nb201: NB201Benchmark) -> dict[tuple[str, ...], float]:
     space = nb201.space
     names = list(space.distributions())
     ops = space.distributions()[names[0]]
-    return {combo: nb201.query(space.from_params(dict(zip(names, combo)))) for combo in itertools.product(ops, repeat=len(names))}
+    return {
+        combo: nb201.query(space.from_params(dict(zip(names, combo))))
+        for combo in itertools.product(ops, repeat=len(names))
+    }
 
 
 def complete(searcher: GatesSearcher, trial_id: str, value: Any) -> None:
@@ -195,7 +198,9 @@ def test_metric_and_mode_errors() -> None:
 def test_param_space_is_checked_and_extra_domains_are_sampled() -> None:
     space = NB201Space()
     s = GatesSearcher(space, metric="m", mode="max", seed=0, **KW)
-    assert s.set_search_properties(None, None, {**space.tune_param_space(), "lr": tune.loguniform(1e-4, 1e-1), "bs": 32})
+    assert s.set_search_properties(
+        None, None, {**space.tune_param_space(), "lr": tune.loguniform(1e-4, 1e-1), "bs": 32}
+    )
     config = s.suggest("0")
     assert 1e-4 <= config["lr"] <= 1e-1 and "bs" not in config  # constants are passed through by Tune
     space.from_params({k: config[k] for k in space.distributions()})
@@ -215,7 +220,11 @@ def test_arch_under_one_key_with_seeded_hyperparameters() -> None:
     space = NB201Space()
 
     def make() -> GatesSearcher:
-        spec = {"arch": space, "lr": tune.loguniform(1e-4, 1e-1), "opt": {"name": tune.choice(["sgd", "adam"]), "wd": 5e-4}}
+        spec = {
+            "arch": space,
+            "lr": tune.loguniform(1e-4, 1e-1),
+            "opt": {"name": tune.choice(["sgd", "adam"]), "wd": 5e-4},
+        }
         return GatesSearcher(spec, metric="m", mode="max", seed=7, **KW)
 
     a, b = make(), make()
@@ -309,7 +318,9 @@ def test_tuner_nb201_concurrency_two(ray_local: Any, table: dict, tmp_path: Any,
     searcher = GatesSearcher(space, metric=metric, mode=mode, seed=11, **KW)
     tuner = tune.Tuner(
         tune.with_parameters(nb201_objective, table=table, metric=metric, bad_op=bad_op),
-        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=2), num_samples=12, reuse_actors=True),
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=2), num_samples=12, reuse_actors=True
+        ),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="nb201", verbose=0),
     )
     grid = tuner.fit()
@@ -391,7 +402,9 @@ def test_optuna_search_with_gates_sampler(ray_local: Any, table: dict, tmp_path:
     search = OptunaSearch(space=None, metric="acc", mode="max", sampler=sampler)
     tuner = tune.Tuner(
         tune.with_parameters(nb201_objective, table=table, metric="acc", bad_op="-"),
-        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(search, max_concurrent=1), num_samples=8, reuse_actors=True),
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(search, max_concurrent=1), num_samples=8, reuse_actors=True
+        ),
         param_space=space.tune_param_space(),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="optuna", verbose=0),
     )

@@ -101,7 +101,9 @@ def test_failures_are_recorded_never_reproposed_and_not_trained_on(bench):
 
 def test_tell_accepts_unasked_architectures_and_duplicates(bench):
     s = make()
-    a = NB201Space().parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|")
+    a = NB201Space().parse(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    )
     s.tell(a, 90.0)
     s.tell(str(a), 92.0)  # the string notation is accepted too
     assert s.history[0].asked is False
@@ -199,7 +201,9 @@ def test_corrupt_or_foreign_state_files_raise_clearly(bench, tmp_path):
 
 
 def test_minimize_direction(bench):
-    s = GatesPredictorSearcher(NB201Space(), direction="minimize", seed=0, n_startup=5, n_candidates=50, predictor=FAST, device="cpu")
+    s = GatesPredictorSearcher(
+        NB201Space(), direction="minimize", seed=0, n_startup=5, n_candidates=50, predictor=FAST, device="cpu"
+    )
     for _ in range(10):
         a = s.ask()
         s.tell(a, -bench.query(a))
@@ -256,7 +260,9 @@ class CountingZeroShot:
         return [(c.ops == 4).float().unsqueeze(-1) for c in self.space.encode(archs).cells]
 
     def arch_features(self, archs):
-        return np.array([[sum(o == "nor_conv_3x3" for o in a.ops), sum(o == "none" for o in a.ops)] for a in archs], dtype=float)
+        return np.array(
+            [[sum(o == "nor_conv_3x3" for o in a.ops), sum(o == "none" for o in a.ops)] for a in archs], dtype=float
+        )
 
 
 def test_scored_candidates_train_the_auxiliary_head(bench, monkeypatch):

@@ -359,9 +359,7 @@ def test_darts_duplicate_inputs_rejected() -> None:
     with pytest.raises(ValueError, match=r"normal_node3_inputs.*'1,1'"):
         space.from_params({**params, "normal_node3_inputs": "1,1"})
     with pytest.raises(ValueError, match=r"distinct"):
-        space.from_genotype(
-            [("sep_conv_3x3", 0), ("sep_conv_3x3", 0)] + list(arch.normal[2:]), list(arch.reduce)
-        )
+        space.from_genotype([("sep_conv_3x3", 0), ("sep_conv_3x3", 0)] + list(arch.normal[2:]), list(arch.reduce))
 
 
 def test_edge_space_structural_errors_name_the_node() -> None:
@@ -373,7 +371,9 @@ def test_edge_space_structural_errors_name_the_node() -> None:
     with pytest.raises(ValueError, match=r"node 2: input 2 must be an earlier node"):
         space.validate(DartsArch((tuple([(("skip_connect", 0), ("skip_connect", 2))] + normal[1:]), arch.cells[1])))
     with pytest.raises(ValueError, match=r"node 4: has 3 inputs, expected 2"):
-        space.validate(DartsArch((tuple(normal[:2] + [normal[2] + (("skip_connect", 3),)] + normal[3:]), arch.cells[1])))
+        space.validate(
+            DartsArch((tuple(normal[:2] + [normal[2] + (("skip_connect", 3),)] + normal[3:]), arch.cells[1]))
+        )
     with pytest.raises(ValueError, match=r"1 cells.*expects 2"):
         space.validate(DartsArch((arch.cells[0],)))
     with pytest.raises(ValueError, match=r"has 3 nodes, expected 4"):
@@ -415,8 +415,14 @@ def test_nb201_malformed_strings(text: str, match: str) -> None:
     [
         ("Genotype(normal=[]", "cannot parse"),
         ("DARTS_V2", "cannot parse"),
-        ("Genotype(normal=[('sep_conv_3x3', 0)], normal_concat=[2, 3, 4, 5], reduce=[], reduce_concat=[2, 3, 4, 5])", "normal: a DARTS cell has 8"),
-        ("Genotype(normal=[(sep_conv, 0)], normal_concat=[2, 3, 4, 5], reduce=[], reduce_concat=[2, 3, 4, 5])", "genotype lists"),
+        (
+            "Genotype(normal=[('sep_conv_3x3', 0)], normal_concat=[2, 3, 4, 5], reduce=[], reduce_concat=[2, 3, 4, 5])",
+            "normal: a DARTS cell has 8",
+        ),
+        (
+            "Genotype(normal=[(sep_conv, 0)], normal_concat=[2, 3, 4, 5], reduce=[], reduce_concat=[2, 3, 4, 5])",
+            "genotype lists",
+        ),
         ("Genotype(normal=[], normal_concat=[2, 3], reduce=[], reduce_concat=[2, 3, 4, 5])", "normal_concat must be"),
     ],
 )
@@ -461,7 +467,9 @@ def test_nb101_limits() -> None:
     with pytest.raises(ValueError, match="no path"):
         space.from_matrix(no_path, ["input", "maxpool3x3", "output"])
     with pytest.raises(ValueError, match="8 vertices"):
-        space.from_matrix([[1 if j == i + 1 else 0 for j in range(8)] for i in range(8)], ["input"] + ["maxpool3x3"] * 6 + ["output"])
+        space.from_matrix(
+            [[1 if j == i + 1 else 0 for j in range(8)] for i in range(8)], ["input"] + ["maxpool3x3"] * 6 + ["output"]
+        )
     params = space.to_params(space.sample(np.random.default_rng(0)))
     cut = {**params, **{k: "0" for k in params if k.startswith("edge_0_")}}
     with pytest.raises(ValueError, match="edge_\\* parameters do not form a valid cell.*no path"):
@@ -501,8 +509,16 @@ def test_user_edge_space_with_repeated_inputs() -> None:
     # inputs_per_node without distinct_inputs: a node may take the same input twice
     space = CellSpace(kind="edge", ops=("a", "b"), n_nodes=2, n_inputs=1, inputs_per_node=2, distinct_inputs=False)
     assert space.distributions()["node1_inputs"] == ["0,0"]
-    arch = space.from_params({"node1_inputs": "0,0", "node1_op0": "a", "node1_op1": "b",
-                              "node2_inputs": "1,1", "node2_op0": "b", "node2_op1": "b"})
+    arch = space.from_params(
+        {
+            "node1_inputs": "0,0",
+            "node1_op0": "a",
+            "node1_op1": "b",
+            "node2_inputs": "1,1",
+            "node2_op0": "b",
+            "node2_op1": "b",
+        }
+    )
     assert space.parse(str(arch)) == arch
     batch = space.encode([arch])
     assert batch.cells[0].ops.shape == (1, 3, 3, 2)

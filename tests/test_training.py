@@ -28,7 +28,6 @@ ARCH = SPACE.sample(np.random.default_rng(0))
 TINY_DEMO = TrainingSettings(n_train=64, n_val=32)  # for tests that only build a network
 
 
-
 def tiny_model(arch: object = None, num_classes: int = 10) -> nn.Module:
     """A stand-in network (the architecture is ignored): small enough for many CPU runs."""
     return nn.Sequential(
@@ -81,7 +80,11 @@ def test_crop_flip_keeps_shape_and_content() -> None:
 def _write_fake_cifar(root: Path, name: str, n: int = 40) -> None:
     rng = np.random.default_rng(0)
     if name == "cifar10":
-        folder, files, key = root / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], b"labels"
+        folder, files, key = (
+            root / "cifar-10-batches-py",
+            [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"],
+            b"labels",
+        )
     else:
         folder, files, key = root / "cifar-100-python", ["train", "test"], b"fine_labels"
     folder.mkdir(parents=True)
@@ -226,7 +229,11 @@ def test_darts_network_trains_through_network_kwargs() -> None:
 
     space = DartsSpace()
     ev = TrainingEvaluator(
-        space, "demo", epochs=1, batch_size=32, network={"C": 4, "layers": 2},
+        space,
+        "demo",
+        epochs=1,
+        batch_size=32,
+        network={"C": 4, "layers": 2},
         settings=TrainingSettings(n_train=64, n_val=32, demo_image_size=16),
     )
     assert 0 <= ev.evaluate(space.sample(np.random.default_rng(0))) <= 100
@@ -245,7 +252,11 @@ def test_build_network_is_the_default_model_factory() -> None:
     if not hasattr(networks, "build_network"):
         pytest.skip("gates_sampler.networks.build_network not available yet")
     ev = TrainingEvaluator(
-        SPACE, "demo", epochs=1, batch_size=64, network={"C": 4, "N": 1},
+        SPACE,
+        "demo",
+        epochs=1,
+        batch_size=64,
+        network={"C": 4, "N": 1},
         settings=TrainingSettings(n_train=128, n_val=64),
     )
     model = ev.build_model(ARCH)
@@ -264,7 +275,9 @@ def test_build_network_is_the_default_model_factory() -> None:
 def test_optuna_callback_reports_and_prunes() -> None:
     optuna = pytest.importorskip("optuna")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+    )
     good = study.ask()
     for epoch in range(1, 4):
         OptunaPruningCallback(good)(epoch, 90.0)
@@ -285,7 +298,7 @@ def test_optuna_study_with_training_and_pruner() -> None:
         pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=2),
     )
 
-    def objective(trial: "optuna.Trial") -> float:
+    def objective(trial: optuna.Trial) -> float:
         arch = SPACE.suggest(trial)
         return ev.evaluate(arch, callback=OptunaPruningCallback(trial))
 

@@ -35,8 +35,12 @@ from gates_sampler.spaces import CellSpace, NB201Space  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TINY_PREDICTOR = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16], "head_dropout": 0.0}
 FAST = {
-    "n_startup_trials": 3, "n_candidates": 30, "settings": SearchSettings(warm_epochs=1), "predictor": TINY_PREDICTOR,
-    "zero_shot": None, "device": "cpu",
+    "n_startup_trials": 3,
+    "n_candidates": 30,
+    "settings": SearchSettings(warm_epochs=1),
+    "predictor": TINY_PREDICTOR,
+    "zero_shot": None,
+    "device": "cpu",
 }
 #: Optuna renamed the heartbeat retry callback in 4.9; the old name stays as a deprecated alias
 RetryCallback = (
@@ -128,8 +132,11 @@ def test_heartbeat_failed_architecture_is_proposed_again(tmp_path, caplog):
     archs = tiny.sample_unique(np.random.default_rng(0), 100, exclude=set(), max_tries=10_000)
     assert len(archs) == 5
     dists = {k: CategoricalDistribution(v) for k, v in tiny.distributions().items()}
-    study = optuna.create_study(storage=heartbeat_storage(tmp_path), direction="maximize",
-                                sampler=GatesSampler(tiny, seed=0, **{**FAST, "n_startup_trials": 2}))
+    study = optuna.create_study(
+        storage=heartbeat_storage(tmp_path),
+        direction="maximize",
+        sampler=GatesSampler(tiny, seed=0, **{**FAST, "n_startup_trials": 2}),
+    )
     for i, arch in enumerate(archs[:4]):
         study.add_trial(optuna.trial.create_trial(value=float(i), params=tiny.to_params(arch), distributions=dists))
     _, key = start_and_abandon(study, tiny)
@@ -168,9 +175,13 @@ def test_failed_trial_added_by_hand_stays_a_failure(bench, space, tmp_path):
     storage = heartbeat_storage(tmp_path)
     study = optuna.create_study(storage=storage, direction="maximize", sampler=GatesSampler(space, seed=0, **FAST))
     arch = space.sample(np.random.default_rng(0))
-    study.add_trial(optuna.trial.create_trial(
-        state=TrialState.FAIL, params=space.to_params(arch), distributions=GatesSampler(space)._distributions,
-    ))
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.FAIL,
+            params=space.to_params(arch),
+            distributions=GatesSampler(space)._distributions,
+        )
+    )
     assert space.canonical_key(arch) in failed_keys(synced_searcher(study, space), space)
 
 

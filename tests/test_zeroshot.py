@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import data_path
 from scipy.stats import spearmanr
 
-from conftest import data_path
 from gates_sampler.networks import build_network
 from gates_sampler.predictor import Predictor
 from gates_sampler.spaces import DartsSpace, NB101Space, NB201Space
@@ -38,11 +38,13 @@ def small(**kw) -> ZeroShotSettings:
     return ZeroShotSettings(**fields, network=kw)
 
 
-
 def tiny_provider(tmp_path: Path, **kw) -> ZeroShotProvider:
     return ZeroShotProvider(
-        NB201Space(), cache=tmp_path / "zs.sqlite", device="cpu",
-        settings=small(batch_size=8, image_size=8, n_reference=6, **TINY), **kw,
+        NB201Space(),
+        cache=tmp_path / "zs.sqlite",
+        device="cpu",
+        settings=small(batch_size=8, image_size=8, n_reference=6, **TINY),
+        **kw,
     )
 
 
@@ -103,7 +105,11 @@ def test_provider_shapes_alignment_and_zeros(tmp_path: Path) -> None:
     # every parametrised op carries its own scaled metrics, at the slot space.encode gives it
     for i, r in enumerate(zs.results(archs)):
         for (_, dst, src, slot), vals in r.ops.items():
-            want = torch.zeros(6) if vals[4] <= 0 else torch.as_tensor(zs._scale_ops(np.asarray(vals)[None])[0], dtype=torch.float32)
+            want = (
+                torch.zeros(6)
+                if vals[4] <= 0
+                else torch.as_tensor(zs._scale_ops(np.asarray(vals)[None])[0], dtype=torch.float32)
+            )
             assert torch.allclose(f[i, dst, src, slot], want)
     a = zs.arch_features(archs)
     assert a.shape == (4, 5) and np.isfinite(a).all()
@@ -123,9 +129,12 @@ def test_provider_reads_cache_without_recomputing(tmp_path: Path, monkeypatch: p
     assert torch.equal(second.op_features(archs)[0], f1[0])
     assert np.array_equal(second.arch_features(archs), a1)
     # a different network config is a different cache entry
-    assert tiny_provider(tmp_path).config_key != ZeroShotProvider(
-        sp, cache=tmp_path / "zs.sqlite", settings=small(batch_size=8, image_size=8, C=6, N=1)
-    ).config_key
+    assert (
+        tiny_provider(tmp_path).config_key
+        != ZeroShotProvider(
+            sp, cache=tmp_path / "zs.sqlite", settings=small(batch_size=8, image_size=8, C=6, N=1)
+        ).config_key
+    )
 
 
 def test_provider_is_picklable_and_gives_same_features(tmp_path: Path) -> None:
@@ -195,7 +204,9 @@ def test_precompute_with_worker_processes(tmp_path: Path) -> None:
         assert np.allclose(serial.results([a])[0].arch, zs.results([a])[0].arch)
 
 
-@pytest.mark.parametrize("space,config", [(DartsSpace(), dict(C=4, layers=3)), (NB101Space(), dict(C=4, N=1, stacks=2))])
+@pytest.mark.parametrize(
+    "space,config", [(DartsSpace(), dict(C=4, layers=3)), (NB101Space(), dict(C=4, N=1, stacks=2))]
+)
 def test_provider_other_spaces_align_with_encode(space, config) -> None:
     zs = ZeroShotProvider(space, cache=False, settings=small(batch_size=4, image_size=8, n_reference=3, **config))
     archs = space.sample_unique(np.random.default_rng(10), 2)
@@ -244,15 +255,27 @@ def test_table_roundtrip_is_exact_and_replaces_computation(tmp_path: Path, monke
     results = dict(zip(map(str, archs), zs.results(archs)))
     # the reference sample that fixes the feature scaling belongs in a table as well
     ref = sp.sample_unique(np.random.default_rng(zs.seed), zs.n_reference)
-    path = write_table(tmp_path / "t.npz", sp.name, zs.config_key, zs.description, {**dict(zip(map(str, ref), zs.results(ref))), **results})
+    path = write_table(
+        tmp_path / "t.npz",
+        sp.name,
+        zs.config_key,
+        zs.description,
+        {**dict(zip(map(str, ref), zs.results(ref))), **results},
+    )
     table = ZeroShotTable(path)
-    assert len(table) == 5 + len({str(a) for a in ref} - set(results)) and str(archs[0]) in table and table.get("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|") is None
+    assert (
+        len(table) == 5 + len({str(a) for a in ref} - set(results))
+        and str(archs[0]) in table
+        and table.get("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|") is None
+    )
     for key, want in results.items():
         got = table.get(key)
         assert got is not None and np.array_equal(got.arch, want.arch) and np.array_equal(got.extra, want.extra)
         assert got.ops.keys() == want.ops.keys() and all(np.array_equal(got.ops[k], want.ops[k]) for k in want.ops)
     # a provider reading the table computes nothing and sees the same features as the one that computed them
-    monkeypatch.setattr(ZeroShotProvider, "compute_one", lambda *_a, **_k: pytest.fail("computed a tabled architecture"))
+    monkeypatch.setattr(
+        ZeroShotProvider, "compute_one", lambda *_a, **_k: pytest.fail("computed a tabled architecture")
+    )
     reader = tiny_provider(tmp_path / "other", table=path)
     assert np.array_equal(reader.arch_features(archs[:3]), zs.arch_features(archs[:3]))
     assert torch.equal(reader.op_features(archs[:3])[0], zs.op_features(archs[:3])[0])
@@ -301,8 +324,22 @@ def test_bundled_nb201_table_covers_the_space_and_matches_computation() -> None:
 def test_precompute_command_exports_a_table(tmp_path: Path) -> None:
     from gates_sampler.cli import main
 
-    rc = main(["precompute-zeroshot", "--space", "nb201", "--limit", "3", "--jobs", "1", "--cache", str(tmp_path / "c.sqlite"),
-               "--export", str(tmp_path), "--no-progress"])
+    rc = main(
+        [
+            "precompute-zeroshot",
+            "--space",
+            "nb201",
+            "--limit",
+            "3",
+            "--jobs",
+            "1",
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+            "--export",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     zs = ZeroShotProvider(NB201Space(), cache=False, table=False, device="cpu")
     table = ZeroShotTable(tmp_path / f"nb201-{zs.config_key}.npz")

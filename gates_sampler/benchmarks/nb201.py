@@ -20,9 +20,9 @@ through the ``nas-bench-201`` package (``pip install nas-bench-201``; the file i
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -39,7 +39,7 @@ _OFFICIAL_DATASET = {"cifar10": "cifar10-valid", "cifar100": "cifar100", "imagen
 TABLE_PATH = Path(__file__).resolve().parent / "data" / "nb201.npz"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bundled_column(dataset: str, metric: str) -> tuple[tuple[str, ...], np.ndarray]:
     """Cell keys in index order and their per-seed values (cells x seeds, NaN for a missing seed)."""
     if not TABLE_PATH.exists():

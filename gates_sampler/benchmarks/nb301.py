@@ -31,8 +31,9 @@ import collections
 import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,8 +53,7 @@ _INACTIVE = "#na#"
 
 #: The 34 categorical inputs of the YAHPO nb301 network, in the order it reads them (without prefix).
 YAHPO_CAT_NAMES: tuple[str, ...] = tuple(
-    [f"edge_{c}_{i}" for c in _CELLS for i in range(14)]
-    + [f"inputs_node_{c}_{k}" for c in _CELLS for k in (3, 4, 5)]
+    [f"edge_{c}_{i}" for c in _CELLS for i in range(14)] + [f"inputs_node_{c}_{k}" for c in _CELLS for k in (3, 4, 5)]
 )
 
 #: The ``Genotype`` named tuple the DARTS / NB301 code bases use.
@@ -164,7 +164,9 @@ class _YahpoSurrogate:
             encoding: dict[str, dict[str, int]] = json.load(f)
         missing = [n for n in YAHPO_CAT_NAMES if _PREFIX + n not in encoding]
         if missing:
-            raise ValueError(f"{encoding_path} lacks the NB301 parameters {missing[:3]}...; is it the nb301 encoding.json?")
+            raise ValueError(
+                f"{encoding_path} lacks the NB301 parameters {missing[:3]}...; is it the nb301 encoding.json?"
+            )
         self.codes = [encoding[_PREFIX + n] for n in YAHPO_CAT_NAMES]
         options = ort.SessionOptions()
         if threads is not None:
@@ -299,11 +301,19 @@ class NB301Benchmark:
                 raise ValueError("backend='nasbench301' only predicts the final result (epoch 98)")
             return np.array(
                 [
-                    float(self._ensemble.predict(config=to_genotype(self.arch(a)), representation="genotype", with_noise=self.with_noise))
+                    float(
+                        self._ensemble.predict(
+                            config=to_genotype(self.arch(a)), representation="genotype", with_noise=self.with_noise
+                        )
+                    )
                     for a in archs
                 ]
             )
-        codes = np.stack([self._yahpo.encode(arch_to_config(self.arch(a))) for a in archs]) if len(archs) else np.zeros((0, 34), np.int32)
+        codes = (
+            np.stack([self._yahpo.encode(arch_to_config(self.arch(a))) for a in archs])
+            if len(archs)
+            else np.zeros((0, 34), np.int32)
+        )
         out = self._yahpo.run(codes, np.full(len(archs), epoch, dtype=np.float32))
         return out[:, 0 if self.metric == "val_acc" else 1]
 

@@ -29,9 +29,10 @@ import math
 import os
 import pickle
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -118,13 +119,13 @@ class _ImageData:
     def __len__(self) -> int:
         return len(self.y)
 
-    def to(self, device: torch.device) -> "_ImageData":
+    def to(self, device: torch.device) -> _ImageData:
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(device)
 
         return _ImageData(self.x.to(device), self.y.to(device), move(self.mean), move(self.std))
 
-    def subset(self, idx: torch.Tensor) -> "_ImageData":
+    def subset(self, idx: torch.Tensor) -> _ImageData:
         return _ImageData(self.x[idx], self.y[idx], self.mean, self.std)
 
     def batch(self, idx: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,7 +146,12 @@ def _crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> tor
     padded = nn.functional.pad(x, (pad, pad, pad, pad))
     rows = (offs[0][:, None] + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (offs[1][:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    out = padded[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+    out = padded[
+        torch.arange(b, device=x.device)[:, None, None, None],
+        torch.arange(c, device=x.device)[None, :, None, None],
+        rows,
+        cols,
+    ]
     return torch.where(flip.view(-1, 1, 1, 1), out.flip(3), out)
 
 
@@ -367,7 +373,9 @@ class TrainingEvaluator:
         self.augment = default_augment if settings.augment is None else bool(settings.augment)
         if self.device.type == "cuda":
             # Small image sets fit on the GPU; keeping them there removes host-to-device copies per batch.
-            self.train_data = self.train_data.to(self.device) if isinstance(self.train_data, _ImageData) else self.train_data
+            self.train_data = (
+                self.train_data.to(self.device) if isinstance(self.train_data, _ImageData) else self.train_data
+            )
             self.val_data = self.val_data.to(self.device) if isinstance(self.val_data, _ImageData) else self.val_data
 
     # -- data -------------------------------------------------------------------------------
@@ -395,11 +403,15 @@ class TrainingEvaluator:
                 classes = DEMO_NUM_CLASSES
             else:
                 if root is None:
-                    raise ValueError(f"dataset={dataset!r} needs root= (the folder holding {_CIFAR[dataset]['folder']}/)")
+                    raise ValueError(
+                        f"dataset={dataset!r} needs root= (the folder holding {_CIFAR[dataset]['folder']}/)"
+                    )
                 spec = _CIFAR[dataset]
                 mean, std = torch.tensor(spec["mean"]), torch.tensor(spec["std"])
                 train = _ImageData(*load_cifar(dataset, root, train=True), mean, std)  # type: ignore[misc]
-                val = None if val_fraction is not None else _ImageData(*load_cifar(dataset, root, train=False), mean, std)  # type: ignore[misc]
+                val = (
+                    None if val_fraction is not None else _ImageData(*load_cifar(dataset, root, train=False), mean, std)
+                )  # type: ignore[misc]
                 classes, augment = spec["classes"], True
         else:
             if not isinstance(dataset, Dataset):
@@ -433,7 +445,9 @@ class TrainingEvaluator:
                 return len(value) if isinstance(value, Sequence) else int(value)
         return None
 
-    def _batches(self, data: Any, shuffle: bool, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _batches(
+        self, data: Any, shuffle: bool, generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if isinstance(data, _ImageData):
             n = len(data)
             order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
@@ -483,9 +497,26 @@ class TrainingEvaluator:
         arch = self._coerce(arch)
         # Everything that changes the result goes into the key, so a changed recipe never resumes a stale run.
         recipe = json.dumps(
-            [str(arch), self._dataset_name, len(self.train_data), len(self.val_data), self.epochs, self.batch_size, self.lr, self.momentum, self.nesterov,
-             self.weight_decay, self.C, self.N, sorted(self.network_kwargs.items()), self.num_classes, self.augment, self.amp, self.seed,
-             None if self.space is None else self.space.name],
+            [
+                str(arch),
+                self._dataset_name,
+                len(self.train_data),
+                len(self.val_data),
+                self.epochs,
+                self.batch_size,
+                self.lr,
+                self.momentum,
+                self.nesterov,
+                self.weight_decay,
+                self.C,
+                self.N,
+                sorted(self.network_kwargs.items()),
+                self.num_classes,
+                self.augment,
+                self.amp,
+                self.seed,
+                None if self.space is None else self.space.name,
+            ],
             default=str,
         )
         return self.checkpoint_dir / f"run-{hashlib.sha1(recipe.encode()).hexdigest()[:16]}.pt"
@@ -516,7 +547,10 @@ class TrainingEvaluator:
                 model = model.to(memory_format=torch.channels_last)
             n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
             optimizer = torch.optim.SGD(
-                model.parameters(), lr=self.lr, momentum=self.momentum, nesterov=self.nesterov and self.momentum > 0,
+                model.parameters(),
+                lr=self.lr,
+                momentum=self.momentum,
+                nesterov=self.nesterov and self.momentum > 0,
                 weight_decay=self.weight_decay,
             )
             steps = self.epochs * math.ceil(len(self.train_data) / self.batch_size)
@@ -551,8 +585,12 @@ class TrainingEvaluator:
         if not history:
             raise RuntimeError(f"no epoch was trained for {arch}")
         result = TrainingResult(
-            val_acc=history[-1], history=history, epochs_run=len(history), stopped_early=stopped,
-            seconds=time.perf_counter() - start, n_params=n_params,
+            val_acc=history[-1],
+            history=history,
+            epochs_run=len(history),
+            stopped_early=stopped,
+            seconds=time.perf_counter() - start,
+            n_params=n_params,
         )
         self.last_result = result
         return result
@@ -577,7 +615,9 @@ class TrainingEvaluator:
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
-    def _train_epoch(self, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any, generator: torch.Generator) -> None:
+    def _train_epoch(
+        self, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any, generator: torch.Generator
+    ) -> None:
         model.train()
         for x, y in self._batches(self.train_data, shuffle=True, generator=generator):
             with self._autocast():
@@ -612,7 +652,9 @@ class TrainingEvaluator:
         return state
 
     @staticmethod
-    def _save(path: Path, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any, history: list[float], stopped: bool) -> None:
+    def _save(
+        path: Path, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any, history: list[float], stopped: bool
+    ) -> None:
         state = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),

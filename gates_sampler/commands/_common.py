@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-from functools import lru_cache
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 #: NB201 datasets (``gates_sampler.benchmarks.nb201.DATASETS``)
 NB201_DATASETS = ("cifar10", "cifar100", "imagenet")
@@ -66,7 +67,9 @@ def epoch(text: str) -> int:
 
 
 def add_benchmark_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--benchmark", choices=["nb201", "nb301"], default="nb201", help="look-up benchmark (default: nb201)")
+    p.add_argument(
+        "--benchmark", choices=["nb201", "nb301"], default="nb201", help="look-up benchmark (default: nb201)"
+    )
     p.add_argument("--nb301-path", default=None, help="folder of the NB301 ONNX surrogate (for --benchmark nb301)")
     p.add_argument("--epoch", type=epoch, default=98, help="NB301 surrogate fidelity 1..98 (default 98)")
 
@@ -76,8 +79,10 @@ def check_benchmark_args(args: argparse.Namespace) -> None:
     if args.benchmark != "nb301":
         return
     if args.nb301_path is None:
-        raise UsageError("--benchmark nb301 needs --nb301-path FOLDER (the YAHPO nb301 surrogate: new_model.onnx or "
-                         "model.onnx plus encoding.json)")
+        raise UsageError(
+            "--benchmark nb301 needs --nb301-path FOLDER (the YAHPO nb301 surrogate: new_model.onnx or "
+            "model.onnx plus encoding.json)"
+        )
     if not os.path.isdir(args.nb301_path):
         raise UsageError(f"--nb301-path {args.nb301_path!r} is not a folder; pass the folder of the NB301 surrogate")
 
@@ -125,7 +130,7 @@ def check_importable(module: str, feature: str, extra: str, alternative: str = "
         )
 
 
-@lru_cache(maxsize=None)
+@cache
 def make_benchmark(kind: str, dataset: str, nb301_path: str | None = None, epoch: int = 98) -> Any:
     """Build (once per process) the benchmark named on the command line."""
     if kind == "nb201":

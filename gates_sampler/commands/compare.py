@@ -6,7 +6,6 @@ import argparse
 import os
 from typing import Any
 
-from gates_sampler.experiments import comparison as ex
 from gates_sampler.commands._common import (
     NB201_DATASETS,
     UsageError,
@@ -19,24 +18,40 @@ from gates_sampler.commands._common import (
     non_negative_int,
     positive_int,
 )
+from gates_sampler.experiments import comparison as ex
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("compare", help="compare search methods on NAS-Bench-201 / -301 look-ups", description=__doc__)
     add_benchmark_args(p)
-    p.add_argument("--datasets", nargs="+", choices=NB201_DATASETS, default=list(NB201_DATASETS),
-                   help="NB201 datasets (ignored for nb301)")
-    p.add_argument("--methods", nargs="+", default=["gates", "random", "rea", "tpe"],
-                   help=f"method specs, one of {', '.join(ex.METHODS)}, optionally with settings, e.g. "
-                        "'gates[candidates=mixed]' 'rea[population_size=20]'")
+    p.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=NB201_DATASETS,
+        default=list(NB201_DATASETS),
+        help="NB201 datasets (ignored for nb301)",
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["gates", "random", "rea", "tpe"],
+        help=f"method specs, one of {', '.join(ex.METHODS)}, optionally with settings, e.g. "
+        "'gates[candidates=mixed]' 'rea[population_size=20]'",
+    )
     p.add_argument("--seeds", type=positive_int, default=10, help="number of seeds (first-seed .. first-seed+seeds-1)")
     p.add_argument("--first-seed", type=non_negative_int, default=0)
     p.add_argument("--budget", type=positive_int, default=150, help="evaluations per run")
-    p.add_argument("--checkpoints", type=positive_int, nargs="+", default=None,
-                   help=f"N at which the table reports the best value, each <= --budget; the budget itself is always "
-                        f"reported (default: those of {list(ex.CHECKPOINTS)} below the budget)")
-    p.add_argument("--jobs", type=positive_int, default=1,
-                   help="parallel worker processes (each uses one torch thread)")
+    p.add_argument(
+        "--checkpoints",
+        type=positive_int,
+        nargs="+",
+        default=None,
+        help=f"N at which the table reports the best value, each <= --budget; the budget itself is always "
+        f"reported (default: those of {list(ex.CHECKPOINTS)} below the budget)",
+    )
+    p.add_argument(
+        "--jobs", type=positive_int, default=1, help="parallel worker processes (each uses one torch thread)"
+    )
     p.add_argument("--out", default="results/compare", help="prefix of the raw JSON/CSV and the PNG plot per dataset")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot (it needs matplotlib)")
     p.set_defaults(func=run, check=check)
@@ -48,8 +63,10 @@ def checkpoints(args: argparse.Namespace) -> list[int]:
     if args.checkpoints is not None:
         beyond = sorted(c for c in asked if c > args.budget)
         if beyond:
-            raise UsageError(f"--checkpoints {' '.join(map(str, beyond))} exceed --budget {args.budget}; "
-                             f"pass checkpoints <= {args.budget} or raise --budget")
+            raise UsageError(
+                f"--checkpoints {' '.join(map(str, beyond))} exceed --budget {args.budget}; "
+                f"pass checkpoints <= {args.budget} or raise --budget"
+            )
     return sorted({c for c in asked if c < args.budget} | {args.budget})
 
 
@@ -120,8 +137,12 @@ def run(args: argparse.Namespace) -> int:
     marks = checkpoints(args)
     datasets = args.datasets if args.benchmark == "nb201" else ["cifar10"]
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    tasks = [(args.benchmark, d, args.nb301_path, args.epoch, m, args.budget, s)
-             for d in datasets for m in args.methods for s in seeds]
+    tasks = [
+        (args.benchmark, d, args.nb301_path, args.epoch, m, args.budget, s)
+        for d in datasets
+        for m in args.methods
+        for s in seeds
+    ]
     runs: list[ex.Run] = []
     with tqdm(total=len(tasks), desc="compare runs", unit="run") as bar:
         if args.jobs <= 1:
@@ -151,7 +172,15 @@ def run(args: argparse.Namespace) -> int:
         prefix = f"{args.out}_{args.benchmark}_{d}"
         files = ex.save_runs(drun, prefix)
         if not args.no_plot:
-            files.append(ex.plot_runs(drun, bench.direction, prefix + ".png", f"{title}\n{subtitle}", optimum,
-                                      ylabel=ex.metric_label(bench, "best ", " so far")))
+            files.append(
+                ex.plot_runs(
+                    drun,
+                    bench.direction,
+                    prefix + ".png",
+                    f"{title}\n{subtitle}",
+                    optimum,
+                    ylabel=ex.metric_label(bench, "best ", " so far"),
+                )
+            )
         print("wrote", ", ".join(os.path.relpath(f) for f in files))
     return 0

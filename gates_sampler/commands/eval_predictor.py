@@ -63,7 +63,9 @@ def _percent(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a training ratio must be a number (percent of the pool), got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"a training ratio must be a number (percent of the pool), got {text!r}"
+        ) from None
     if not 0.0 < v <= 100.0:
         raise argparse.ArgumentTypeError(f"a training ratio is a percent of the pool in (0, 100], got {text!r}")
     return v
@@ -96,31 +98,69 @@ def register(subparsers: Any) -> None:
     p.add_argument("--encoder", choices=("gates", "mlp", "gates++"), default="gates", help="predictor encoder")
     p.add_argument("--loss", choices=LOSSES, default="hinge", help="training loss")
     p.add_argument("--dataset", choices=DATASETS, default="cifar10", help="NAS-Bench-201 dataset (validation accuracy)")
-    p.add_argument("--ratios", type=_percent, nargs="+", default=list(DEFAULT_PERCENTS), metavar="PCT",
-                   help="training-set sizes in percent of the 7813-cell pool (0.1%% = 7 cells, 10%% = 781)")
+    p.add_argument(
+        "--ratios",
+        type=_percent,
+        nargs="+",
+        default=list(DEFAULT_PERCENTS),
+        metavar="PCT",
+        help="training-set sizes in percent of the 7813-cell pool (0.1%% = 7 cells, 10%% = 781)",
+    )
     p.add_argument("--subsets", type=_positive, default=3, help="random training subsets per ratio")
-    p.add_argument("--seeds", type=_positive, default=3,
-                   help=f"training seeds per subset (the first three are the paper's {list(PAPER_SEEDS)})")
+    p.add_argument(
+        "--seeds",
+        type=_positive,
+        default=3,
+        help=f"training seeds per subset (the first three are the paper's {list(PAPER_SEEDS)})",
+    )
     p.add_argument("--epochs", type=_positive, default=200, help="training epochs per fit")
-    p.add_argument("--tau-epochs", type=_positive, default=5, metavar="E",
-                   help="Kendall's tau is averaged over the test set scored after each of the last E epochs "
-                        "(the paper: 5); tau_final is the last epoch's")
-    p.add_argument("--aux-pool", action="store_true",
-                   help="variants with the auxiliary zero-shot head (ETS, GATES++) also fit it on the zero-shot "
-                        "targets of the whole unlabeled training pool")
-    p.add_argument("--arch-input", action="store_true",
-                   help="variants with zero-shot targets (ETS, GATES++) also feed them to the score head")
-    p.add_argument("--aux-weight", type=float, default=None, metavar="W",
-                   help="weight of the auxiliary zero-shot loss (ETS, GATES++; default: the Predictor's)")
+    p.add_argument(
+        "--tau-epochs",
+        type=_positive,
+        default=5,
+        metavar="E",
+        help="Kendall's tau is averaged over the test set scored after each of the last E epochs "
+        "(the paper: 5); tau_final is the last epoch's",
+    )
+    p.add_argument(
+        "--aux-pool",
+        action="store_true",
+        help="variants with the auxiliary zero-shot head (ETS, GATES++) also fit it on the zero-shot "
+        "targets of the whole unlabeled training pool",
+    )
+    p.add_argument(
+        "--arch-input",
+        action="store_true",
+        help="variants with zero-shot targets (ETS, GATES++) also feed them to the score head",
+    )
+    p.add_argument(
+        "--aux-weight",
+        type=float,
+        default=None,
+        metavar="W",
+        help="weight of the auxiliary zero-shot loss (ETS, GATES++; default: the Predictor's)",
+    )
     p.add_argument("--ks", type=_positive, nargs="+", default=[5, 10], metavar="K", help="K of N@K and Precision@K")
-    p.add_argument("--ablation", action="store_true",
-                   help="run the GATES / +EES / +ETS / GATES++ grid (paper Table 7) on identical subsets and seeds")
-    p.add_argument("--test-cells", type=_positive, default=None, metavar="N",
-                   help="rank only N random cells of the test set (quicker, e.g. when GATES++ must compute "
-                        "zero-shot features of every test cell); default: all 7812")
-    p.add_argument("--split", choices=SPLITS, default="random",
-                   help="'random': the pool / test split drawn by --split-seed; 'first': the paper's split, "
-                        "the first 7813 cells in NAS-Bench-201's index order train, the rest test")
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="run the GATES / +EES / +ETS / GATES++ grid (paper Table 7) on identical subsets and seeds",
+    )
+    p.add_argument(
+        "--test-cells",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="rank only N random cells of the test set (quicker, e.g. when GATES++ must compute "
+        "zero-shot features of every test cell); default: all 7812",
+    )
+    p.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="random",
+        help="'random': the pool / test split drawn by --split-seed; 'first': the paper's split, "
+        "the first 7813 cells in NAS-Bench-201's index order train, the rest test",
+    )
     p.add_argument("--split-seed", type=non_negative_int, default=0, help="seed of the random pool / test split")
     p.add_argument("--subset-seed", type=non_negative_int, default=0, help="seed of the training-subset draws")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda', ...")
@@ -164,7 +204,9 @@ def run(args: argparse.Namespace) -> int:
     zero_shot = None
     split = h.nb201_split(args.dataset, seed=args.split_seed, split=args.split)
     if args.test_cells is not None and args.test_cells < len(split.test_archs):
-        keep = np.sort(np.random.default_rng(args.split_seed).choice(len(split.test_archs), args.test_cells, replace=False))
+        keep = np.sort(
+            np.random.default_rng(args.split_seed).choice(len(split.test_archs), args.test_cells, replace=False)
+        )
         split.test_archs = [split.test_archs[i] for i in keep]
         split.test_values = split.test_values[keep]
     if args.encoder == "gates++" or args.ablation:
@@ -188,8 +230,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_timing:
         idx = np.random.default_rng(args.subset_seed).choice(split.pool_size, size=200, replace=False)
         fit_200 = h.time_fit(
-            split.space, [split.train_archs[i] for i in idx], split.train_values[idx], epochs=args.epochs,
-            encoder="mlp" if args.encoder == "mlp" else "gates", loss=args.loss, device=str(device),
+            split.space,
+            [split.train_archs[i] for i in idx],
+            split.train_values[idx],
+            epochs=args.epochs,
+            encoder="mlp" if args.encoder == "mlp" else "gates",
+            loss=args.loss,
+            device=str(device),
         )
         where = "this CPU" if device.type == "cpu" else str(device)
         print(f"fitting on 200 architectures for {args.epochs} epochs takes {fit_200:.1f} s on {where}")
@@ -205,10 +252,22 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     results = h.evaluate_predictor(
-        split, ratios, n_subsets=args.subsets, seeds=seeds, encoder=args.encoder, loss=args.loss,
-        epochs=args.epochs, ks=args.ks, variants=variants, zero_shot=zero_shot, subset_seed=args.subset_seed,
-        device=str(device), progress=not args.no_progress, on_result=save_partial,
-        tau_epochs=args.tau_epochs, aux_pool=args.aux_pool,
+        split,
+        ratios,
+        n_subsets=args.subsets,
+        seeds=seeds,
+        encoder=args.encoder,
+        loss=args.loss,
+        epochs=args.epochs,
+        ks=args.ks,
+        variants=variants,
+        zero_shot=zero_shot,
+        subset_seed=args.subset_seed,
+        device=str(device),
+        progress=not args.no_progress,
+        on_result=save_partial,
+        tau_epochs=args.tau_epochs,
+        aux_pool=args.aux_pool,
         predictor_kwargs=_predictor_kwargs(args),
     )
     wall = time.perf_counter() - start

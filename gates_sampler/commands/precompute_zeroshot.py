@@ -30,18 +30,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--space", choices=BUILTIN_SPACE_NAMES, default="nb201", help="search space (default: nb201)")
-    p.add_argument("--limit", type=positive_int, default=None,
-                   help="only this many architectures (required for darts / nb101)")
-    p.add_argument("--jobs", type=positive_int, default=None,
-                   help="worker processes, one torch thread each (default: all cores)")
-    p.add_argument("--cache", default=None,
-                   help="SQLite file (default: $GATES_SAMPLER_CACHE or ~/.cache/gates-sampler/zeroshot.sqlite)")
-    p.add_argument("--preset", choices=("proxy", "full"), default="proxy", help="network size (default: proxy)")
-    p.add_argument("--seed", type=non_negative_int, default=0,
-                   help="seed of batch, initialisation and sampling (default: 0)")
-    p.add_argument("--device", default="cpu", help="device (default: cpu; 'auto' uses CUDA when present, then one process)")
     p.add_argument(
-        "--export", default=None, metavar="PATH",
+        "--limit", type=positive_int, default=None, help="only this many architectures (required for darts / nb101)"
+    )
+    p.add_argument(
+        "--jobs", type=positive_int, default=None, help="worker processes, one torch thread each (default: all cores)"
+    )
+    p.add_argument(
+        "--cache",
+        default=None,
+        help="SQLite file (default: $GATES_SAMPLER_CACHE or ~/.cache/gates-sampler/zeroshot.sqlite)",
+    )
+    p.add_argument("--preset", choices=("proxy", "full"), default="proxy", help="network size (default: proxy)")
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of batch, initialisation and sampling (default: 0)"
+    )
+    p.add_argument(
+        "--device", default="cpu", help="device (default: cpu; 'auto' uses CUDA when present, then one process)"
+    )
+    p.add_argument(
+        "--export",
+        default=None,
+        metavar="PATH",
         help="also write the results of these architectures as a table file (.npz) that ZeroShotProvider(table=PATH) "
         "reads without SQLite, e.g. on the workers of a cluster; a directory gets the file name <space>-<config>.npz",
     )
@@ -84,7 +94,11 @@ def run(args: argparse.Namespace) -> int:
         archs = space.sample_unique(np.random.default_rng(args.seed), args.limit)
     # table=False: compute (or read from the SQLite cache) rather than copy a bundled table
     zs = ZeroShotProvider(
-        space, cache=args.cache, seed=args.seed, device=args.device, table=False,
+        space,
+        cache=args.cache,
+        seed=args.seed,
+        device=args.device,
+        table=False,
         settings=ZeroShotSettings(preset=args.preset),
     )
     start = time.perf_counter()
@@ -93,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
     assert zs.cache is not None
     total = zs.cache.count(space.name, zs.config_key)
     rate = f", {secs / n:.3f} s per architecture (wall clock)" if n else ""
-    print(f"{args.space}: computed {n} of {len(archs)} architectures in {secs:.1f} s{rate}; "
-          f"the cache {zs.cache.path} holds {total} for config {zs.config_key} ({args.preset})")
+    print(
+        f"{args.space}: computed {n} of {len(archs)} architectures in {secs:.1f} s{rate}; "
+        f"the cache {zs.cache.path} holds {total} for config {zs.config_key} ({args.preset})"
+    )
     if args.export is not None:
         path = Path(args.export).expanduser()
         if path.is_dir():

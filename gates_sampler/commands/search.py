@@ -26,24 +26,44 @@ from gates_sampler.commands._common import (
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("search", help="search a benchmark with the GATES searcher and print the best architecture", description=__doc__)
+    p = sub.add_parser(
+        "search", help="search a benchmark with the GATES searcher and print the best architecture", description=__doc__
+    )
     add_benchmark_args(p)
     p.add_argument("--dataset", default="cifar10", choices=NB201_DATASETS, help="NB201 dataset (default cifar10)")
     p.add_argument("--budget", type=positive_int, default=100, help="architectures to evaluate (default 100)")
     p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--n-startup", type=int_at_least(2, "an integer >= 2 (the predictor needs pairs)"), default=10,
-                   help="random architectures before the predictor is used (default 10)")
-    p.add_argument("--n-candidates", type=positive_int, default=200,
-                   help="candidates scored per proposal (default 200)")
+    p.add_argument(
+        "--n-startup",
+        type=int_at_least(2, "an integer >= 2 (the predictor needs pairs)"),
+        default=10,
+        help="random architectures before the predictor is used (default 10)",
+    )
+    p.add_argument(
+        "--n-candidates", type=positive_int, default=200, help="candidates scored per proposal (default 200)"
+    )
     p.add_argument("--candidates", choices=CANDIDATE_MODES, default="random")
     zs = p.add_mutually_exclusive_group()
-    zs.add_argument("--zero-shot", dest="zero_shot", action="store_const", const=True, default="auto",
-                    help="GATES++ on any built-in space: compute the zero-shot metrics of candidates that no table or "
-                         "cache holds (default: GATES++ where a table ships, i.e. NAS-Bench-201, plain GATES elsewhere)")
-    zs.add_argument("--no-zero-shot", dest="zero_shot", action="store_const", const=False,
-                    help="plain GATES, without zero-shot information")
+    zs.add_argument(
+        "--zero-shot",
+        dest="zero_shot",
+        action="store_const",
+        const=True,
+        default="auto",
+        help="GATES++ on any built-in space: compute the zero-shot metrics of candidates that no table or "
+        "cache holds (default: GATES++ where a table ships, i.e. NAS-Bench-201, plain GATES elsewhere)",
+    )
+    zs.add_argument(
+        "--no-zero-shot",
+        dest="zero_shot",
+        action="store_const",
+        const=False,
+        help="plain GATES, without zero-shot information",
+    )
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda', ... (default auto)")
-    p.add_argument("--state", default=None, help="save the searcher here after every evaluation; resume from it if it exists")
+    p.add_argument(
+        "--state", default=None, help="save the searcher here after every evaluation; resume from it if it exists"
+    )
     p.add_argument("--json", default=None, help="write the history (arch, value) as JSON")
     p.set_defaults(func=run, check=check)
 
@@ -92,10 +112,16 @@ def run(args: argparse.Namespace) -> int:
     from gates_sampler.loop import Step, run_search
     from gates_sampler.searcher import GatesPredictorSearcher
 
-    bench = make_benchmark(args.benchmark, args.dataset if args.benchmark == "nb201" else "cifar10", args.nb301_path, args.epoch)
+    bench = make_benchmark(
+        args.benchmark, args.dataset if args.benchmark == "nb201" else "cifar10", args.nb301_path, args.epoch
+    )
     settings = dict(
-        direction=bench.direction, seed=args.seed, n_startup=args.n_startup,
-        n_candidates=args.n_candidates, candidates=args.candidates, device=args.device,
+        direction=bench.direction,
+        seed=args.seed,
+        n_startup=args.n_startup,
+        n_candidates=args.n_candidates,
+        candidates=args.candidates,
+        device=args.device,
         zero_shot=args.zero_shot,
     )
     meta = run_meta(args)

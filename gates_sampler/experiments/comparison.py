@@ -14,8 +14,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -69,7 +70,9 @@ def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
     name, _, rest = spec.partition("[")
     name = name.strip()
     if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose from {METHODS} (optionally with settings, e.g. gates[candidates=mixed])")
+        raise ValueError(
+            f"unknown method {name!r}; choose from {METHODS} (optionally with settings, e.g. gates[candidates=mixed])"
+        )
     kwargs: dict[str, Any] = {}
     if rest:
         if not rest.endswith("]"):
@@ -109,8 +112,11 @@ def _method_class(name: str) -> Any:
 def _settings_of(cls: Any) -> list[str]:
     from gates_sampler.searcher import GatesPredictorSearcher, SearchSettings
 
-    names = [n for n, p in inspect.signature(cls).parameters.items()
-             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in RESERVED_SETTINGS]
+    names = [
+        n
+        for n, p in inspect.signature(cls).parameters.items()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in RESERVED_SETTINGS
+    ]
     if cls is GatesPredictorSearcher:
         # a spec names the research settings one by one: gates[refit=scratch]
         names = [n for n in names if n != "settings"] + list(SearchSettings.names())
@@ -190,7 +196,9 @@ def _run_asktell(
     return values, [s.ask_seconds for s in steps], [str(s.arch) for s in steps]
 
 
-def _run_optuna(name: str, kwargs: dict[str, Any], benchmark: Any, budget: int, seed: int, progress: Callable[[], None] | None) -> tuple[list[float], list[float], list[str]]:
+def _run_optuna(
+    name: str, kwargs: dict[str, Any], benchmark: Any, budget: int, seed: int, progress: Callable[[], None] | None
+) -> tuple[list[float], list[float], list[str]]:
     cls = _method_class(name)
     import optuna
 
@@ -247,7 +255,9 @@ def ask_window(budget: int) -> tuple[int, int]:
     return max(1, end - ASK_WINDOW + 1), end
 
 
-def summarize(runs: Sequence[Run], direction: str, optimum: float | None, checkpoints: Sequence[int] = CHECKPOINTS) -> list[dict[str, Any]]:
+def summarize(
+    runs: Sequence[Run], direction: str, optimum: float | None, checkpoints: Sequence[int] = CHECKPOINTS
+) -> list[dict[str, Any]]:
     """Per method: mean/std of the best value at each checkpoint, mean regret, median ask time (all
     asks, and the asks of :func:`ask_window`)."""
     rows = []
@@ -265,7 +275,7 @@ def summarize(runs: Sequence[Run], direction: str, optimum: float | None, checkp
         row["median_ask_s"] = float(np.median(np.concatenate([r.ask_seconds for r in rs])))
         first, last = ask_window(min(len(r.ask_seconds) for r in rs))
         row["ask_window"] = (first, last)
-        row["median_ask_s_late"] = float(np.median(np.concatenate([r.ask_seconds[first - 1:last] for r in rs])))
+        row["median_ask_s_late"] = float(np.median(np.concatenate([r.ask_seconds[first - 1 : last] for r in rs])))
         rows.append(row)
     return rows
 
@@ -280,7 +290,10 @@ def format_table(rows: Sequence[dict[str, Any]], checkpoints: Sequence[int] = CH
     for r in rows:
         cells = [r["method"]] + [f"{r[f'best@{n}'][0]:.3f} +- {r[f'best@{n}'][1]:.3f}" for n in checkpoints]
         cells += [f"{r[f'regret@{n}']:.3f} ({r[f'found@{n}']}/{r['runs']})" for n in checkpoints if f"regret@{n}" in r]
-        cells += [f"{r['median_ask_s']:.4f}", "-" if np.isnan(r["median_ask_s_late"]) else f"{r['median_ask_s_late']:.4f}"]
+        cells += [
+            f"{r['median_ask_s']:.4f}",
+            "-" if np.isnan(r["median_ask_s_late"]) else f"{r['median_ask_s_late']:.4f}",
+        ]
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(head)]
     fmt = "  ".join("{:<%d}" % w for w in widths)
@@ -322,7 +335,11 @@ def metric_label(bench: Any, prefix: str = "", suffix: str = "") -> str:
 
 
 def plot_runs(
-    runs: Sequence[Run], direction: str, path: str, title: str = "", optimum: float | None = None,
+    runs: Sequence[Run],
+    direction: str,
+    path: str,
+    title: str = "",
+    optimum: float | None = None,
     ylabel: str = "best value so far",
 ) -> str:
     """Best-so-far curves (mean and a +-1 std band per method) as a PNG."""
@@ -344,7 +361,10 @@ def plot_runs(
     ax.set_xlabel("evaluations")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    lo = min(np.percentile(np.concatenate([r.best_so_far(direction)[min(9, len(r.values) - 1):] for r in runs]), 2), optimum or np.inf)
+    lo = min(
+        np.percentile(np.concatenate([r.best_so_far(direction)[min(9, len(r.values) - 1) :] for r in runs]), 2),
+        optimum or np.inf,
+    )
     if direction == "maximize" and optimum is not None:
         ax.set_ylim(lo, optimum + 0.1 * (optimum - lo))
     ax.legend()

@@ -26,8 +26,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,12 +49,42 @@ NB201_POOL_SIZE = 7813
 
 #: Kendall's tau on NAS-Bench-201 of the paper's Table 4 (mean of 9 runs), by training ratio
 PAPER_TABLE4_NB201: dict[str, dict[float, float]] = {
-    "mlp": {0.001: 0.0162, 0.0025: 0.0703, 0.005: 0.0863, 0.0075: 0.1613, 0.01: 0.1756, 0.025: 0.2514,
-            0.05: 0.3885, 0.1: 0.5492, 0.5: 0.8198, 1.0: 0.8728},
-    "gates": {0.001: 0.4309, 0.0025: 0.6087, 0.005: 0.6702, 0.0075: 0.7328, 0.01: 0.7571, 0.025: 0.8195,
-              0.05: 0.8583, 0.1: 0.8823, 0.5: 0.9189, 1.0: 0.9258},
-    "gates++": {0.001: 0.5020, 0.0025: 0.6284, 0.005: 0.7021, 0.0075: 0.7404, 0.01: 0.7729, 0.025: 0.8331,
-                0.05: 0.8664, 0.1: 0.8848, 0.5: 0.9116, 1.0: 0.9210},
+    "mlp": {
+        0.001: 0.0162,
+        0.0025: 0.0703,
+        0.005: 0.0863,
+        0.0075: 0.1613,
+        0.01: 0.1756,
+        0.025: 0.2514,
+        0.05: 0.3885,
+        0.1: 0.5492,
+        0.5: 0.8198,
+        1.0: 0.8728,
+    },
+    "gates": {
+        0.001: 0.4309,
+        0.0025: 0.6087,
+        0.005: 0.6702,
+        0.0075: 0.7328,
+        0.01: 0.7571,
+        0.025: 0.8195,
+        0.05: 0.8583,
+        0.1: 0.8823,
+        0.5: 0.9189,
+        1.0: 0.9258,
+    },
+    "gates++": {
+        0.001: 0.5020,
+        0.0025: 0.6284,
+        0.005: 0.7021,
+        0.0075: 0.7404,
+        0.01: 0.7729,
+        0.025: 0.8331,
+        0.05: 0.8664,
+        0.1: 0.8848,
+        0.5: 0.9116,
+        1.0: 0.9210,
+    },
 }
 #: Kendall's tau of the paper's Table 7 (NAS-Bench-201 GATES++ ablation), by variant and ratio
 PAPER_TABLE7_NB201: dict[str, dict[float, float]] = {
@@ -72,7 +103,9 @@ ABLATION_VARIANTS: dict[str, tuple[bool, bool]] = {
 
 
 # ----- metrics ----------------------------------------------------------------------------------
-def _check_pair(true: Sequence[float] | np.ndarray, pred: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check_pair(
+    true: Sequence[float] | np.ndarray, pred: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     t = np.asarray(true, dtype=np.float64).ravel()
     p = np.asarray(pred, dtype=np.float64).ravel()
     if t.shape != p.shape:
@@ -123,7 +156,9 @@ def precision_at_k(true: Sequence[float] | np.ndarray, pred: Sequence[float] | n
     return len(true_top.intersection(_top_predicted(p, k).tolist())) / k
 
 
-def ranking_metrics(true: Sequence[float] | np.ndarray, pred: Sequence[float] | np.ndarray, ks: Sequence[int] = (5, 10)) -> dict[str, float]:
+def ranking_metrics(
+    true: Sequence[float] | np.ndarray, pred: Sequence[float] | np.ndarray, ks: Sequence[int] = (5, 10)
+) -> dict[str, float]:
     """Kendall's tau plus N@K and Precision@K for every K in ``ks``, keyed ``"tau"``, ``"N@5"``, ``"P@5"``, ..."""
     out = {"tau": kendall_tau(true, pred)}
     for k in ks:
@@ -162,7 +197,11 @@ SPLITS = ("random", "first")
 
 
 def nb201_split(
-    dataset: str = "cifar10", metric: str = "val_acc", seed: int = 0, pool_size: int = NB201_POOL_SIZE, split: str = "random"
+    dataset: str = "cifar10",
+    metric: str = "val_acc",
+    seed: int = 0,
+    pool_size: int = NB201_POOL_SIZE,
+    split: str = "random",
 ) -> PredictorSplit:
     """All 15625 NAS-Bench-201 cells with their mean value over seeds, split into a ``pool_size``-cell
     training pool and a test set (the rest).
@@ -242,7 +281,9 @@ def _zero_shot_features(zs: Any, archs: list[Arch], need_op: bool, need_arch: bo
     op = [torch.as_tensor(f, dtype=torch.float32) for f in zs.op_features(archs)] if need_op else None
     arch = np.asarray(zs.arch_features(archs), dtype=np.float64) if need_arch else None
     if arch is not None and arch.shape != (len(archs), int(zs.arch_feature_dim)):
-        raise ValueError(f"ZeroShotProvider.arch_features returned shape {arch.shape}, expected ({len(archs)}, {zs.arch_feature_dim})")
+        raise ValueError(
+            f"ZeroShotProvider.arch_features returned shape {arch.shape}, expected ({len(archs)}, {zs.arch_feature_dim})"
+        )
     return _ZeroShotCache(op, arch)
 
 
@@ -351,9 +392,13 @@ def evaluate_predictor(
         train_zs = (pool_feats, position)
         # with aux_pool every pool cell is in ``used``, in pool order: the auxiliary head's unlabeled set
         pool_op, pool_arch = pool_feats.op, pool_feats.arch
-        test_zs = _zero_shot_features(zero_shot, split.test_archs, need_op, need_arch and bool((predictor_kwargs or {}).get("arch_input")))
+        test_zs = _zero_shot_features(
+            zero_shot, split.test_archs, need_op, need_arch and bool((predictor_kwargs or {}).get("arch_input"))
+        )
 
-    jobs = [(r, n, s, seed, v) for r, n in zip(ratios, sizes) for s in range(n_subsets) for seed in seeds for v in variants]
+    jobs = [
+        (r, n, s, seed, v) for r, n in zip(ratios, sizes) for s in range(n_subsets) for seed in seeds for v in variants
+    ]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -376,7 +421,9 @@ def evaluate_predictor(
                 test_op = test_zs.op if use_op else None  # type: ignore[union-attr]
                 test_arch = test_zs.arch if use_arch else None  # type: ignore[union-attr]
                 if aux_pool and use_arch:
-                    pool = dict(aux_archs=split.train_archs, aux_zs_op=pool_op if use_op else None, aux_zs_arch=pool_arch)
+                    pool = dict(
+                        aux_archs=split.train_archs, aux_zs_op=pool_op if use_op else None, aux_zs_arch=pool_arch
+                    )
             run_kwargs = dict(kwargs)
             if not use_arch:
                 run_kwargs.pop("arch_input", None)  # only the variants with zero-shot targets read them
@@ -409,7 +456,15 @@ def evaluate_predictor(
             metrics = {"tau": float(np.mean(taus)), "tau_final": final.pop("tau"), **final}
             res = RunResult(variant, ratio, n, s, int(seed), metrics, fit_s)
             results.append(res)
-            logger.debug("ratio %g subset %d seed %d %s: tau %.4f (fit %.1fs)", ratio, s, seed, variant, res.metrics["tau"], fit_s)
+            logger.debug(
+                "ratio %g subset %d seed %d %s: tau %.4f (fit %.1fs)",
+                ratio,
+                s,
+                seed,
+                variant,
+                res.metrics["tau"],
+                fit_s,
+            )
             if on_result is not None:
                 on_result(res)
             if bar is not None:
@@ -421,7 +476,15 @@ def evaluate_predictor(
     return results
 
 
-def time_fit(space: Any, archs: Sequence[Arch], values: Sequence[float] | np.ndarray, epochs: int = 200, seed: int = 0, device: str = "auto", **predictor_kwargs: Any) -> float:
+def time_fit(
+    space: Any,
+    archs: Sequence[Arch],
+    values: Sequence[float] | np.ndarray,
+    epochs: int = 200,
+    seed: int = 0,
+    device: str = "auto",
+    **predictor_kwargs: Any,
+) -> float:
     """Seconds one :meth:`Predictor.fit` takes on ``archs`` for ``epochs`` epochs."""
     pred = Predictor.from_config(space, {"epochs": epochs, **predictor_kwargs}, seed=seed, device=device)
     start = time.perf_counter()
@@ -454,7 +517,10 @@ def summarize(results: Sequence[RunResult]) -> list[SummaryRow]:
         vals = {k: np.array([r.metrics[k] for r in rs]) for k in keys}
         rows.append(
             SummaryRow(
-                variant=variant, ratio=ratio, n_train=rs[0].n_train, runs=len(rs),
+                variant=variant,
+                ratio=ratio,
+                n_train=rs[0].n_train,
+                runs=len(rs),
                 mean={k: float(v.mean()) for k, v in vals.items()},
                 std={k: float(v.std()) for k, v in vals.items()},
                 fit_seconds=float(np.mean([r.fit_seconds for r in rs])),
@@ -519,7 +585,9 @@ def format_ablation_table(rows: Sequence[SummaryRow], paper: dict[str, dict[floa
     return "\n".join(out)
 
 
-def results_to_json(config: dict[str, Any], results: Sequence[RunResult], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def results_to_json(
+    config: dict[str, Any], results: Sequence[RunResult], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A JSON-serialisable record of a harness call: its configuration, every run and the summary."""
     return {
         "config": config,

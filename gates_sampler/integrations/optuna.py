@@ -55,7 +55,8 @@ from __future__ import annotations
 
 import datetime
 import threading
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -143,9 +144,13 @@ class GatesSampler(BaseSampler):
         **searcher_kwargs: Any,
     ) -> None:
         if not isinstance(search_space, SearchSpace):
-            raise ValueError(f"search_space must be a SearchSpace (e.g. NB201Space()), got {type(search_space).__name__}")
+            raise ValueError(
+                f"search_space must be a SearchSpace (e.g. NB201Space()), got {type(search_space).__name__}"
+            )
         if independent_sampler is not None and not isinstance(independent_sampler, BaseSampler):
-            raise ValueError(f"independent_sampler must be an optuna BaseSampler, got {type(independent_sampler).__name__}")
+            raise ValueError(
+                f"independent_sampler must be an optuna BaseSampler, got {type(independent_sampler).__name__}"
+            )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
             raise ValueError(f"seed must be None or a non-negative int, got {seed!r}")
         if stale_after is not None and (
@@ -166,7 +171,9 @@ class GatesSampler(BaseSampler):
         # build one searcher now so that bad settings fail here, not inside the first trial
         GatesPredictorSearcher(search_space, seed=0, **self._searcher_kwargs)
         self._independent_sampler = independent_sampler or optuna.samplers.TPESampler(seed=self._seed)
-        self._distributions = {name: CategoricalDistribution(choices) for name, choices in search_space.distributions().items()}
+        self._distributions = {
+            name: CategoricalDistribution(choices) for name, choices in search_space.distributions().items()
+        }
         self._searcher: GatesPredictorSearcher | None = None
         self._study_name: str | None = None
         self._told: set[int] = set()  # numbers of finished trials already told to the searcher
@@ -207,9 +214,7 @@ class GatesSampler(BaseSampler):
         # new trial RUNNING forever, while inside the objective Optuna marks it FAIL.
         self._independent_sampler.before_trial(study, trial)
 
-    def after_trial(
-        self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
-    ) -> None:
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
         if state == TrialState.FAIL:
             _mark_objective_failure(study, trial)
         # Tell this process's own results at once, so ``searcher`` is current after ``optimize``;
@@ -307,7 +312,9 @@ class GatesSampler(BaseSampler):
         try:
             return self._space.from_params(source)
         except ValueError as exc:
-            logger.warning("trial %d holds an invalid architecture for %s (%s); ignored", trial.number, self._space.name, exc)
+            logger.warning(
+                "trial %d holds an invalid architecture for %s (%s); ignored", trial.number, self._space.name, exc
+            )
             return None
 
     def _sync(self, study: Study, current: int) -> None:
@@ -322,7 +329,8 @@ class GatesSampler(BaseSampler):
                     self._told.add(t.number)  # never evaluated: nothing to tell, the architecture is free
                     logger.info(
                         "trial %d was failed without an objective result (its worker died); "
-                        "its architecture may be proposed again", t.number,
+                        "its architecture may be proposed again",
+                        t.number,
                     )
                 elif t.number not in self._told:
                     self._tell_finished(t, t.state, t.value if t.state == TrialState.COMPLETE else None)
@@ -331,7 +339,8 @@ class GatesSampler(BaseSampler):
                     self._stale_logged.add(t.number)
                     logger.warning(
                         "trial %d has been RUNNING for over %g s (stale_after); its architecture is no longer held",
-                        t.number, self._stale_after,
+                        t.number,
+                        self._stale_after,
                     )
             elif t.state in _PENDING_STATES and t.number != current:
                 arch = self._arch_of(t, complete=False)
@@ -388,7 +397,12 @@ class GatesSampler(BaseSampler):
             if self._space.canonical_key(arch) not in self._searcher.seen_keys():
                 return arch
             logger.debug("trial %d: %s was taken by another trial meanwhile; proposing again", trial.number, arch)
-        logger.warning("trial %d: still clashing with other workers after %d proposals; keeping %s", trial.number, MAX_CLAIM_ROUNDS, arch)
+        logger.warning(
+            "trial %d: still clashing with other workers after %d proposals; keeping %s",
+            trial.number,
+            MAX_CLAIM_ROUNDS,
+            arch,
+        )
         assert arch is not None
         return arch
 
@@ -423,7 +437,8 @@ class GatesSampler(BaseSampler):
             if not self._warned_exhausted:
                 logger.warning(
                     "every architecture of %s has been evaluated or is held by a running trial; "
-                    "further trials repeat architectures at random", self._space.name,
+                    "further trials repeat architectures at random",
+                    self._space.name,
                 )
                 self._warned_exhausted = True
         else:
@@ -449,7 +464,8 @@ def _mark_objective_failure(study: Study, trial: FrozenTrial) -> None:
     except Exception as exc:  # noqa: BLE001 - a storage hiccup must not turn a failed trial into a dead worker
         logger.warning(
             "could not mark trial %d as failed by its objective (%s); its architecture may be proposed again",
-            trial.number, exc,
+            trial.number,
+            exc,
         )
 
 
@@ -504,7 +520,9 @@ def run_optuna_gates(benchmark: Any, n_trials: int, seed: int | None, **sampler_
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one INFO line per trial would drown the caller's output
     try:
-        study = optuna.create_study(direction=benchmark.direction, sampler=GatesSampler(space, seed=seed, **sampler_kwargs))
+        study = optuna.create_study(
+            direction=benchmark.direction, sampler=GatesSampler(space, seed=seed, **sampler_kwargs)
+        )
         study.optimize(objective, n_trials=n_trials)
     finally:
         optuna.logging.set_verbosity(verbosity)

@@ -80,7 +80,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 from ray.tune.search import Searcher
@@ -109,7 +110,9 @@ def _walk(config: Mapping[str, Any], prefix: Path = ()) -> Iterator[tuple[Path, 
     for key, value in config.items():
         path = prefix + (key,)
         if isinstance(value, Mapping) and "grid_search" in value:
-            raise ValueError(f"{'/'.join(map(str, path))}: tune.grid_search is not supported by GatesSearcher; use tune.choice")
+            raise ValueError(
+                f"{'/'.join(map(str, path))}: tune.grid_search is not supported by GatesSearcher; use tune.choice"
+            )
         if isinstance(value, Mapping) and value:
             yield from _walk(value, path)
             continue
@@ -289,7 +292,9 @@ class GatesSearcher(Searcher):
                     )
             elif isinstance(value, Domain):
                 if path in self._hp_domains or path in self._hp_constants:
-                    raise ValueError(f"{'/'.join(path)!r} is given both in the searcher's search_space and in param_space")
+                    raise ValueError(
+                        f"{'/'.join(path)!r} is given both in the searcher's search_space and in param_space"
+                    )
                 found[path] = value
         return found
 
@@ -405,8 +410,12 @@ class GatesSearcher(Searcher):
         try:
             return as_value(result[metric])
         except ValueError:
-            logger.warning("trial %s reported %r=%r, not a number; recorded as a failed evaluation",
-                           trial_id, metric, result[metric])
+            logger.warning(
+                "trial %s reported %r=%r, not a number; recorded as a failed evaluation",
+                trial_id,
+                metric,
+                result[metric],
+            )
             return None
 
     def _arch_in(self, params: Any) -> Arch | None:
@@ -444,7 +453,9 @@ class GatesSearcher(Searcher):
         elif arch is None:
             arch = self._arch_in(result.get("config") if isinstance(result, Mapping) else None)
             if arch is None:
-                logger.warning("on_trial_complete for unknown trial %s ignored (it was not suggested by this searcher)", trial_id)
+                logger.warning(
+                    "on_trial_complete for unknown trial %s ignored (it was not suggested by this searcher)", trial_id
+                )
                 return
             logger.warning("unknown trial %s evaluated %s (from its config); recorded", trial_id, arch)
             key = self.space.canonical_key(arch)
@@ -531,17 +542,23 @@ class GatesSearcher(Searcher):
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise ValueError(f"{path!r} is not a GatesSearcher checkpoint")
         if type(state.get("version")) is not int or state["version"] != STATE_VERSION:
-            raise ValueError(f"unsupported GatesSearcher checkpoint version {state.get('version')!r}; this release reads {STATE_VERSION}")
+            raise ValueError(
+                f"unsupported GatesSearcher checkpoint version {state.get('version')!r}; this release reads {STATE_VERSION}"
+            )
         needed = ("arch_key", "metric", "mode", "core", "live", "configs", "done", "exhausted", "hp_rng")
         missing = [k for k in needed if k not in state]
         if missing:
             raise ValueError(f"{path!r} is not a complete GatesSearcher checkpoint: it lacks {missing}")
         if state["arch_key"] != self.arch_key:
-            raise ValueError(f"checkpoint keeps the architecture under {state['arch_key']!r}, this searcher under {self.arch_key!r}")
+            raise ValueError(
+                f"checkpoint keeps the architecture under {state['arch_key']!r}, this searcher under {self.arch_key!r}"
+            )
         for name in ("metric", "mode"):
             current = getattr(self, f"_{name}")
             if state[name] is not None and current is not None and state[name] != current:
-                raise ValueError(f"checkpoint was written with {name}={state[name]!r}, this searcher has {name}={current!r}")
+                raise ValueError(
+                    f"checkpoint was written with {name}={state[name]!r}, this searcher has {name}={current!r}"
+                )
         tables_ok = all(isinstance(state[k], dict) for k in ("live", "configs", "done"))
         if not tables_ok or not isinstance(state["exhausted"], bool):
             raise ValueError(f"{path!r}: 'live', 'configs' and 'done' must be dicts and 'exhausted' a bool")

@@ -68,7 +68,9 @@ def build_network(space: SearchSpace | str, arch: Arch | str | dict, **config: A
     if isinstance(space, SearchSpace):
         arch = space.coerce(arch)
     elif not isinstance(arch, Arch):
-        raise ValueError(f"pass a SearchSpace instance to build a network from {type(arch).__name__}; got space={space!r}")
+        raise ValueError(
+            f"pass a SearchSpace instance to build a network from {type(arch).__name__}; got space={space!r}"
+        )
     return cls(arch, **config)
 
 

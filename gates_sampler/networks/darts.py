@@ -23,7 +23,9 @@ DARTS_NETWORK_OPS = DARTS_OPS + ("none",)
 class DilConv(nn.Sequential):
     """ReLU -> depthwise (dilated) conv -> pointwise conv -> BN."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True
+    ) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_in, kernel, stride=stride, padding=padding, dilation=dilation, groups=c_in, bias=False),
@@ -143,7 +145,13 @@ class DartsNetwork(nn.Module):
         pool_bn: bool = False,
     ) -> None:
         super().__init__()
-        for name, v in (("C", C), ("layers", layers), ("num_classes", num_classes), ("in_channels", in_channels), ("stem_multiplier", stem_multiplier)):
+        for name, v in (
+            ("C", C),
+            ("layers", layers),
+            ("num_classes", num_classes),
+            ("in_channels", in_channels),
+            ("stem_multiplier", stem_multiplier),
+        ):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if C % 2:
@@ -162,8 +170,14 @@ class DartsNetwork(nn.Module):
             if reduction:
                 c_curr *= 2
             cell = DartsCell(
-                arch.cells[1 if reduction else 0], c_prev_prev, c_prev, c_curr, reduction, reduction_prev,
-                cell_index=1 if reduction else 0, pool_bn=pool_bn,
+                arch.cells[1 if reduction else 0],
+                c_prev_prev,
+                c_prev,
+                c_curr,
+                reduction,
+                reduction_prev,
+                cell_index=1 if reduction else 0,
+                pool_bn=pool_bn,
             )
             self.cells.append(cell)
             reduction_prev = reduction

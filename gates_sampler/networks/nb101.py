@@ -110,9 +110,17 @@ class NB101Network(nn.Module):
         in_channels: channels of the input images.
     """
 
-    def __init__(self, arch: NodeArch, C: int = 128, N: int = 3, stacks: int = 3, num_classes: int = 10, in_channels: int = 3) -> None:
+    def __init__(
+        self, arch: NodeArch, C: int = 128, N: int = 3, stacks: int = 3, num_classes: int = 10, in_channels: int = 3
+    ) -> None:
         super().__init__()
-        for name, v in (("C", C), ("N", N), ("stacks", stacks), ("num_classes", num_classes), ("in_channels", in_channels)):
+        for name, v in (
+            ("C", C),
+            ("N", N),
+            ("stacks", stacks),
+            ("num_classes", num_classes),
+            ("in_channels", in_channels),
+        ):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         self.arch = arch

@@ -13,7 +13,9 @@ from torch import nn
 class ReLUConvBN(nn.Sequential):
     """ReLU -> Conv -> BatchNorm (NAS-Bench-201's ``nor_conv_*``, DARTS' preprocessing)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int = 1, affine: bool = True) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int = 1, affine: bool = True
+    ) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation, bias=False),

@@ -80,7 +80,10 @@ class GatesEncoder(nn.Module):
         # index 0 is "no edge / padding"; its embedding is never used (masked) but keeps indices aligned
         self.op_emb = nn.ModuleList([nn.Embedding(n_ops + 1, op_dim) for _ in range(n_cells)])
         self.layers = nn.ModuleList(
-            [nn.ModuleList([GatesLayer(hidden, hidden, op_dim + op_feature_dim) for _ in range(n_layers)]) for _ in range(n_cells)]
+            [
+                nn.ModuleList([GatesLayer(hidden, hidden, op_dim + op_feature_dim) for _ in range(n_layers)])
+                for _ in range(n_cells)
+            ]
         )
 
     def _op_embedding(self, c: int, cell: CellBatch) -> torch.Tensor:

@@ -132,7 +132,8 @@ def _zero_shot_provider(setting: Any, space: SearchSpace, device: str | torch.de
         # every one of the candidates scored per ask: too slow for look-up searches by default.
         logger.info(
             "no precomputed zero-shot table for %r: using plain GATES; zero_shot=True computes the GATES++ "
-            "features (cached on disk), worth it when evaluations train networks", space.name,
+            "features (cached on disk), worth it when evaluations train networks",
+            space.name,
         )
         return None
     if isinstance(setting, str):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -35,7 +35,10 @@ def pairwise_bce(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def comparator_loss(
-    compare: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], emb: torch.Tensor, y: torch.Tensor, margin: float = 0.1
+    compare: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    emb: torch.Tensor,
+    y: torch.Tensor,
+    margin: float = 0.1,
 ) -> torch.Tensor:
     """Eq. 9: hinge on ``compare(E(a_j), E(a_i))`` for y_j > y_i, plus the anti-symmetry term on the swapped pair."""
     hi, lo = better_pairs(y)

@@ -6,8 +6,9 @@ import contextlib
 import io
 import logging
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +27,13 @@ OpFeatures = Sequence[torch.Tensor]  # one tensor per cell, batched like CellBat
 
 class _Net(nn.Module):
     def __init__(
-        self, encoder: nn.Module, head_hidden: tuple[int, ...], comparator: bool, aux_dim: int, head_dropout: float = 0.0, arch_input: bool = False
+        self,
+        encoder: nn.Module,
+        head_hidden: tuple[int, ...],
+        comparator: bool,
+        aux_dim: int,
+        head_dropout: float = 0.0,
+        arch_input: bool = False,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -159,7 +166,9 @@ class Predictor:
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         if arch_input and not aux_dim:
-            raise ValueError("arch_input feeds the architecture-level zero-shot vector to the head: it needs aux_dim > 0")
+            raise ValueError(
+                "arch_input feeds the architecture-level zero-shot vector to the head: it needs aux_dim > 0"
+            )
         if settings is None:
             settings = PredictorSettings()
         elif not isinstance(settings, PredictorSettings):
@@ -167,7 +176,11 @@ class Predictor:
         self.space = space
         self.settings = settings
         self.config: dict[str, Any] = dict(
-            encoder=encoder, loss=loss, epochs=epochs, op_feature_dim=op_feature_dim, aux_dim=aux_dim,
+            encoder=encoder,
+            loss=loss,
+            epochs=epochs,
+            op_feature_dim=op_feature_dim,
+            aux_dim=aux_dim,
             arch_input=bool(arch_input),
             **{k: v for k, v in asdict(settings).items() if k not in _RUNTIME_SETTINGS},
         )
@@ -208,14 +221,22 @@ class Predictor:
             torch.manual_seed(int(self._rng.integers(2**31)))
             if c["encoder"] == "gates":
                 enc: nn.Module = GatesEncoder(
-                    self.space.kind, len(self.space.op_names), n_cells=len(self.space.cell_names),
-                    n_inputs=self.space.n_inputs, op_dim=c["op_dim"], hidden=c["hidden"], n_layers=c["n_layers"],
-                    self_loop=c["self_loop"], op_feature_dim=c["op_feature_dim"],
+                    self.space.kind,
+                    len(self.space.op_names),
+                    n_cells=len(self.space.cell_names),
+                    n_inputs=self.space.n_inputs,
+                    op_dim=c["op_dim"],
+                    hidden=c["hidden"],
+                    n_layers=c["n_layers"],
+                    self_loop=c["self_loop"],
+                    op_feature_dim=c["op_feature_dim"],
                 )
             else:
                 width = sum(len(v) for v in self.space.distributions().values())
                 enc = MLPEncoder(width)
-            self.net = _Net(enc, c["head_hidden"], c["loss"] == "comparator", c["aux_dim"], c["head_dropout"], c["arch_input"]).to(self.device)
+            self.net = _Net(
+                enc, c["head_hidden"], c["loss"] == "comparator", c["aux_dim"], c["head_dropout"], c["arch_input"]
+            ).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
         self.trained = False
 
@@ -243,7 +264,9 @@ class Predictor:
 
         cells = [
             CellBatch(
-                ops=c.ops[idx], readout=c.readout[idx], adj=None if c.adj is None else c.adj[idx],
+                ops=c.ops[idx],
+                readout=c.readout[idx],
+                adj=None if c.adj is None else c.adj[idx],
                 op_features=None if c.op_features is None else c.op_features[idx],
             )
             for c in inputs.cells
@@ -264,7 +287,7 @@ class Predictor:
         aux_zs_op: OpFeatures | None = None,
         aux_zs_arch: np.ndarray | torch.Tensor | None = None,
         callback: Callable[[int], None] | None = None,
-    ) -> "Predictor":
+    ) -> Predictor:
         """Train on ``archs`` with true ``values`` (higher is better).
 
         Args:
@@ -281,7 +304,9 @@ class Predictor:
                 evaluation mode, e.g. to score a test set at the last epochs.
         """
         with _cpu_threads(self.device, self.settings.num_threads):
-            return self._fit(archs, values, zs_op, zs_arch, epochs, warm_start, aux_archs, aux_zs_op, aux_zs_arch, callback)
+            return self._fit(
+                archs, values, zs_op, zs_arch, epochs, warm_start, aux_archs, aux_zs_op, aux_zs_arch, callback
+            )
 
     def _fit(
         self,
@@ -295,7 +320,7 @@ class Predictor:
         aux_zs_op: OpFeatures | None = None,
         aux_zs_arch: np.ndarray | torch.Tensor | None = None,
         callback: Callable[[int], None] | None = None,
-    ) -> "Predictor":
+    ) -> Predictor:
         y64 = np.asarray(values, dtype=np.float64).reshape(-1)
         if len(archs) != len(y64):
             raise ValueError(f"got {len(archs)} architectures but {len(y64)} values")
@@ -348,7 +373,10 @@ class Predictor:
                         continue
                     loss = self._loss(self._take(inputs, idx), y[idx], None if aux is None else aux[idx])
                     if extra is not None:
-                        pick = torch.as_tensor(perm_rng.choice(len(extra[1]), min(c["aux_batch"], len(extra[1])), replace=False), device=self.device)
+                        pick = torch.as_tensor(
+                            perm_rng.choice(len(extra[1]), min(c["aux_batch"], len(extra[1])), replace=False),
+                            device=self.device,
+                        )
                         loss = loss + c["aux_weight"] * self._aux_loss(self._take(extra[0], pick), extra[1][pick])
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -364,7 +392,10 @@ class Predictor:
         return self
 
     def _aux_extra(
-        self, aux_archs: Sequence[Arch] | None, aux_zs_op: OpFeatures | None, aux_zs_arch: np.ndarray | torch.Tensor | None
+        self,
+        aux_archs: Sequence[Arch] | None,
+        aux_zs_op: OpFeatures | None,
+        aux_zs_arch: np.ndarray | torch.Tensor | None,
     ) -> tuple[GraphBatch | torch.Tensor, torch.Tensor] | None:
         """Inputs and raw targets of the unlabeled architectures of the auxiliary loss, checked."""
         if aux_archs is None or len(aux_archs) == 0:
@@ -425,7 +456,9 @@ class Predictor:
         return self.net.encoder(self._inputs(archs, zs_op))
 
     @torch.no_grad()
-    def score(self, archs: Sequence[Arch], zs_op: OpFeatures | None = None, zs_arch: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
+    def score(
+        self, archs: Sequence[Arch], zs_op: OpFeatures | None = None, zs_arch: np.ndarray | torch.Tensor | None = None
+    ) -> np.ndarray:
         """Predicted scores (higher = predicted better). For the comparator loss, the scores are
         ranks from a randomized quick-sort with the learned comparator. ``zs_arch`` (``[N, aux_dim]``)
         is needed with ``arch_input=True`` and ignored otherwise."""
@@ -434,12 +467,16 @@ class Predictor:
         with _cpu_threads(self.device, self.settings.num_threads):
             return self._score(archs, zs_op, zs_arch)
 
-    def _score(self, archs: Sequence[Arch], zs_op: OpFeatures | None, zs_arch: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
+    def _score(
+        self, archs: Sequence[Arch], zs_op: OpFeatures | None, zs_arch: np.ndarray | torch.Tensor | None = None
+    ) -> np.ndarray:
         assert self.net is not None
         emb = self.embed(archs, zs_op)
         if self.config["arch_input"]:
             if zs_arch is None:
-                raise ValueError("this predictor reads architecture-level zero-shot features (arch_input=True); pass zs_arch")
+                raise ValueError(
+                    "this predictor reads architecture-level zero-shot features (arch_input=True); pass zs_arch"
+                )
             za = self._arch_vectors(zs_arch, len(archs), "zs_arch")
             if self.aux_mean is None:
                 raise ValueError("fit the predictor before scoring with arch_input=True (it standardises zs_arch)")

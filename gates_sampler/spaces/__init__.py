@@ -11,7 +11,10 @@ from gates_sampler.spaces.nb201 import NB201_OPS, NB201Arch, NB201Space
 BUILTIN_SPACES: dict[str, type[SearchSpace]] = {"nb201": NB201Space, "darts": DartsSpace, "nb101": NB101Space}
 #: other names the community uses for them
 SPACE_ALIASES: dict[str, str] = {
-    "nb301": "darts", "nasbench201": "nb201", "nasbench101": "nb101", "nasbench301": "darts",
+    "nb301": "darts",
+    "nasbench201": "nb201",
+    "nasbench101": "nb101",
+    "nasbench301": "darts",
 }
 
 

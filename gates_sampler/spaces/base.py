@@ -6,8 +6,9 @@ import abc
 import hashlib
 import json
 import reprlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -91,7 +92,7 @@ class CellBatch:
     adj: torch.Tensor | None = None
     op_features: torch.Tensor | None = None
 
-    def to(self, device: torch.device | str) -> "CellBatch":
+    def to(self, device: torch.device | str) -> CellBatch:
         return CellBatch(
             ops=self.ops.to(device),
             readout=self.readout.to(device),
@@ -109,7 +110,7 @@ class GraphBatch:
     n_inputs: int
     size: int = field(default=0)
 
-    def to(self, device: torch.device | str) -> "GraphBatch":
+    def to(self, device: torch.device | str) -> GraphBatch:
         return GraphBatch(self.kind, [c.to(device) for c in self.cells], self.n_inputs, self.size)
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,7 +65,11 @@ def _wl_hash(labels: list[str], edges: list[tuple[int, int]], rounds: int) -> st
     h = [hashlib.md5(f"{lab}|{len(ins[i])}|{len(outs[i])}".encode()).hexdigest() for i, lab in enumerate(labels)]
     for _ in range(rounds):
         h = [
-            hashlib.md5(("|".join(sorted(h[s] for s in ins[i])) + "#" + "|".join(sorted(h[d] for d in outs[i])) + "#" + h[i]).encode()).hexdigest()
+            hashlib.md5(
+                (
+                    "|".join(sorted(h[s] for s in ins[i])) + "#" + "|".join(sorted(h[d] for d in outs[i])) + "#" + h[i]
+                ).encode()
+            ).hexdigest()
             for i in range(n)
         ]
     return hashlib.md5("".join(sorted(h)).encode()).hexdigest()
@@ -78,7 +83,7 @@ class CellSpace(SearchSpace):
     (operations on the nodes, as NAS-Bench-101). See those classes for the arguments.
     """
 
-    def __new__(cls, *args: Any, kind: str | None = None, **kwargs: Any) -> "CellSpace":
+    def __new__(cls, *args: Any, kind: str | None = None, **kwargs: Any) -> CellSpace:
         if cls is CellSpace:
             if kind == "edge":
                 return super().__new__(EdgeCellSpace)
@@ -195,7 +200,9 @@ class EdgeCellSpace(CellSpace):
                 f"cells must be a tuple with one entry per cell {self.cell_names}, got {short_repr(arch.cells)}"
             )
         if len(arch.cells) != len(self.cell_names):
-            raise ValueError(f"architecture has {len(arch.cells)} cells, {self.name} expects {len(self.cell_names)} ({self.cell_names})")
+            raise ValueError(
+                f"architecture has {len(arch.cells)} cells, {self.name} expects {len(self.cell_names)} ({self.cell_names})"
+            )
         for c, cell in enumerate(arch.cells):
             cname = self.cell_names[c]
             if not _is_sequence(cell):
@@ -220,13 +227,17 @@ class EdgeCellSpace(CellSpace):
                 srcs = [int(s) for _, s in edges]
                 if self.dense:
                     if srcs != list(range(node)):
-                        raise ValueError(f"{where}: a dense cell needs one edge from each of nodes 0..{node - 1} in order, got inputs {srcs}")
+                        raise ValueError(
+                            f"{where}: a dense cell needs one edge from each of nodes 0..{node - 1} in order, got inputs {srcs}"
+                        )
                 else:
                     if len(edges) != self.inputs_per_node:
                         raise ValueError(f"{where}: has {len(edges)} inputs, expected {self.inputs_per_node}")
                     if self.distinct_inputs and len(set(srcs)) != len(srcs):
                         raise ValueError(f"{where}: inputs {srcs} must be distinct nodes")
-        return self._make(tuple(tuple(tuple((str(op), int(s)) for op, s in node) for node in cell) for cell in arch.cells))
+        return self._make(
+            tuple(tuple(tuple((str(op), int(s)) for op, s in node) for node in cell) for cell in arch.cells)
+        )
 
     def _fingerprint_extra(self) -> dict[str, Any]:
         return {"readout": self.readout, "none_op": self.none_op, "distinct_inputs": self.distinct_inputs}
@@ -458,7 +469,14 @@ class NodeCellSpace(CellSpace):
     INPUT = "input"
     OUTPUT = "output"
 
-    def __init__(self, ops: Sequence[str], max_vertices: int = 7, max_edges: int | None = 9, name: str = "cell-node", kind: str = "node") -> None:
+    def __init__(
+        self,
+        ops: Sequence[str],
+        max_vertices: int = 7,
+        max_edges: int | None = 9,
+        name: str = "cell-node",
+        kind: str = "node",
+    ) -> None:
         ops = _check_names(ops, "ops")
         if self.INPUT in ops or self.OUTPUT in ops:
             raise ValueError(f"ops must not contain the reserved names {self.INPUT!r} / {self.OUTPUT!r}")
@@ -544,7 +562,9 @@ class NodeCellSpace(CellSpace):
             raise ValueError(f"ops must be a tuple of operation names, got {short_repr(arch.ops)}")
         pruned = self.prune(arch.matrix, arch.ops)
         if pruned.ops != tuple(arch.ops):
-            raise ValueError("the cell has vertices that are not on an input-to-output path; build it with space.prune(matrix, ops)")
+            raise ValueError(
+                "the cell has vertices that are not on an input-to-output path; build it with space.prune(matrix, ops)"
+            )
         return pruned
 
     # ----- flat parameters --------------------------------------------------------------------
@@ -575,7 +595,11 @@ class NodeCellSpace(CellSpace):
         v = self.max_vertices
         for _ in range(10_000):
             m = np.triu(rng.integers(0, 2, size=(v, v)), 1)
-            ops = [self.INPUT] + [self.cell_ops[int(rng.integers(len(self.cell_ops)))] for _ in range(v - 2)] + [self.OUTPUT]
+            ops = (
+                [self.INPUT]
+                + [self.cell_ops[int(rng.integers(len(self.cell_ops)))] for _ in range(v - 2)]
+                + [self.OUTPUT]
+            )
             try:
                 return self.prune(m.tolist(), ops)
             except ValueError:

@@ -61,7 +61,7 @@ class _GenotypeReader:
         while pos < end:
             m = _TOKEN_RE.match(text, pos)
             if m is None or m.end() == pos:
-                raise self.error(f"unexpected character {text[pos:pos + 1]!r} at position {pos}")
+                raise self.error(f"unexpected character {text[pos : pos + 1]!r} at position {pos}")
             kind = m.lastgroup
             assert kind is not None
             if kind == "int":

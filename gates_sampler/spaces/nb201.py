@@ -31,7 +31,9 @@ class NB201Space(EdgeCellSpace):
     """
 
     def __init__(self) -> None:
-        super().__init__(ops=NB201_OPS, n_nodes=3, n_inputs=1, inputs_per_node=None, readout="last", none_op="none", name="nb201")
+        super().__init__(
+            ops=NB201_OPS, n_nodes=3, n_inputs=1, inputs_per_node=None, readout="last", none_op="none", name="nb201"
+        )
 
     def _make(self, cells: tuple[EdgeCell, ...]) -> NB201Arch:
         return NB201Arch(cells)

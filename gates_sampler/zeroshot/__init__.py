@@ -6,7 +6,14 @@ or read from a precomputed ``ZeroShotTable`` (one ships for all of NAS-Bench-201
 """
 
 from gates_sampler.zeroshot.cache import ZeroShotCache, default_cache_path
-from gates_sampler.zeroshot.metrics import ARCH_METRICS, METRIC_VERSION, OP_METRICS, ZeroShotResult, compute_zeroshot, synthetic_batch
+from gates_sampler.zeroshot.metrics import (
+    ARCH_METRICS,
+    METRIC_VERSION,
+    OP_METRICS,
+    ZeroShotResult,
+    compute_zeroshot,
+    synthetic_batch,
+)
 from gates_sampler.zeroshot.provider import PRESETS, ZeroShotProvider, ZeroShotSettings
 from gates_sampler.zeroshot.table import ZeroShotTable, write_table
 

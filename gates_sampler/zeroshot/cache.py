@@ -17,8 +17,8 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from gates_sampler.zeroshot.metrics import ZeroShotResult
 
@@ -59,7 +59,9 @@ class ZeroShotCache:
     def __init__(self, path: str | os.PathLike | None = None, timeout: float = 60.0) -> None:
         self.path = Path(path).expanduser() if path is not None else default_cache_path()
         if self.path.exists() and self.path.is_dir():
-            raise ValueError(f"cache path {str(self.path)!r} is a directory; pass a file path such as {str(self.path / 'zeroshot.sqlite')!r}")
+            raise ValueError(
+                f"cache path {str(self.path)!r} is a directory; pass a file path such as {str(self.path / 'zeroshot.sqlite')!r}"
+            )
         self.timeout = float(timeout)
         self._conn: sqlite3.Connection | None = None
         self._pid: int | None = None
@@ -115,7 +117,8 @@ class ZeroShotCache:
             marks = ",".join("?" * len(chunk))
             rows = self._retry(
                 lambda: conn.execute(
-                    f"SELECT arch, value FROM zeroshot WHERE space=? AND config=? AND arch IN ({marks})", (space, config, *chunk)
+                    f"SELECT arch, value FROM zeroshot WHERE space=? AND config=? AND arch IN ({marks})",
+                    (space, config, *chunk),
                 ).fetchall()
             )
             for arch, value in rows:
@@ -130,15 +133,22 @@ class ZeroShotCache:
         try:
             result = ZeroShotResult.from_json(json.loads(value))
         except (ValueError, TypeError, KeyError, IndexError) as exc:  # bad JSON, missing keys, wrong shapes
-            logger.warning("zero-shot cache %s: malformed row for %s (%s: %s); computing it again",
-                           self.path, arch[:120], type(exc).__name__, str(exc)[:120])
+            logger.warning(
+                "zero-shot cache %s: malformed row for %s (%s: %s); computing it again",
+                self.path,
+                arch[:120],
+                type(exc).__name__,
+                str(exc)[:120],
+            )
             return None
         if not result.is_finite():
             logger.warning("zero-shot cache %s: non-finite values for %s; computing it again", self.path, arch[:120])
             return None
         return result
 
-    def put_many(self, space: str, config: str, results: Mapping[str, ZeroShotResult], description: dict | None = None) -> None:
+    def put_many(
+        self, space: str, config: str, results: Mapping[str, ZeroShotResult], description: dict | None = None
+    ) -> None:
         """Store results in one transaction (existing rows are replaced).
 
         Results with non-finite values are not stored (with a warning): they would poison every reader.
@@ -147,7 +157,9 @@ class ZeroShotCache:
         if bad:
             logger.warning(
                 "zero-shot cache %s: not storing %d result(s) with non-finite values (e.g. %s)",
-                self.path, len(bad), bad[0][:120],
+                self.path,
+                len(bad),
+                bad[0][:120],
             )
             results = {a: r for a, r in results.items() if a not in bad}
         if not results:
@@ -159,7 +171,9 @@ class ZeroShotCache:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if description is not None:
-                    conn.execute("INSERT OR IGNORE INTO configs VALUES (?, ?)", (config, json.dumps(description, sort_keys=True)))
+                    conn.execute(
+                        "INSERT OR IGNORE INTO configs VALUES (?, ?)", (config, json.dumps(description, sort_keys=True))
+                    )
                 conn.executemany("INSERT OR REPLACE INTO zeroshot VALUES (?, ?, ?, ?)", rows)
                 conn.execute("COMMIT")
             except BaseException:
@@ -181,7 +195,10 @@ class ZeroShotCache:
     def configs(self) -> dict[str, dict]:
         """Config hash -> its description, for every configuration stored."""
         conn = self._connect()
-        return {k: json.loads(v) for k, v in self._retry(lambda: conn.execute("SELECT config, description FROM configs").fetchall())}
+        return {
+            k: json.loads(v)
+            for k, v in self._retry(lambda: conn.execute("SELECT config, description FROM configs").fetchall())
+        }
 
     def __repr__(self) -> str:
         return f"ZeroShotCache({str(self.path)!r})"

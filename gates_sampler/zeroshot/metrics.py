@@ -15,8 +15,8 @@ complete the 6-dim per-op vector. Architecture-level values are sums over the wh
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -56,7 +56,7 @@ class ZeroShotResult:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "ZeroShotResult":
+    def from_json(cls, data: dict) -> ZeroShotResult:
         """Inverse of :meth:`to_json`; ``ValueError`` naming the field when ``data`` is not such a dict."""
         if not isinstance(data, dict) or not all(k in data for k in ("ops", "arch", "extra")):
             raise ValueError("a zero-shot result needs the keys 'ops', 'arch' and 'extra'")

@@ -26,8 +26,9 @@ import json
 import logging
 import multiprocessing as mp
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +38,14 @@ from gates_sampler.spaces import SPACE_ALIASES
 from gates_sampler.spaces.base import Arch, SearchSpace
 from gates_sampler.utils import resolve_device
 from gates_sampler.zeroshot.cache import ZeroShotCache
-from gates_sampler.zeroshot.metrics import ARCH_METRICS, METRIC_VERSION, OP_METRICS, ZeroShotResult, compute_zeroshot, synthetic_batch
+from gates_sampler.zeroshot.metrics import (
+    ARCH_METRICS,
+    METRIC_VERSION,
+    OP_METRICS,
+    ZeroShotResult,
+    compute_zeroshot,
+    synthetic_batch,
+)
 from gates_sampler.zeroshot.table import ZeroShotTable, bundled_table
 
 logger = logging.getLogger("gates_sampler")
@@ -143,7 +151,9 @@ class ZeroShotProvider:
             raise ValueError(f"space must be a SearchSpace instance, got {type(space).__name__}")
         name = SPACE_ALIASES.get(space.name, space.name)
         if name not in PRESETS:
-            raise ValueError(f"zero-shot features need a network for the space; supported: {sorted(PRESETS)}, got {space.name!r}")
+            raise ValueError(
+                f"zero-shot features need a network for the space; supported: {sorted(PRESETS)}, got {space.name!r}"
+            )
         if settings is None:
             settings = ZeroShotSettings()
         elif not isinstance(settings, ZeroShotSettings):
@@ -193,7 +203,9 @@ class ZeroShotProvider:
         if table is None or table is True:
             found = bundled_table(self.space.name, self.config_key)
             if found is None and table is True:
-                raise ValueError(f"no zero-shot table is bundled for {self.space.name!r} with config {self.config_key}; pass a path")
+                raise ValueError(
+                    f"no zero-shot table is bundled for {self.space.name!r} with config {self.config_key}; pass a path"
+                )
             return found
         if table is False:
             return None
@@ -220,8 +232,15 @@ class ZeroShotProvider:
             raise ValueError("batch must be None, an image tensor [B, C, H, W] or an (images, labels) pair")
         if x.ndim != 4 or x.shape[1] != in_ch or x.shape[0] < 2:
             raise ValueError(f"batch images must be shaped [B>=2, {in_ch}, H, W], got {tuple(x.shape)}")
-        if y.shape != (x.shape[0],) or y.dtype not in (torch.int64, torch.int32) or int(y.min()) < 0 or int(y.max()) >= nc:
-            raise ValueError(f"batch labels must be {x.shape[0]} integers in [0, {nc}), got shape {tuple(y.shape)} dtype {y.dtype}")
+        if (
+            y.shape != (x.shape[0],)
+            or y.dtype not in (torch.int64, torch.int32)
+            or int(y.min()) < 0
+            or int(y.max()) >= nc
+        ):
+            raise ValueError(
+                f"batch labels must be {x.shape[0]} integers in [0, {nc}), got shape {tuple(y.shape)} dtype {y.dtype}"
+            )
         x, y = x.detach().float().cpu().contiguous(), y.detach().long().cpu()
         digest = hashlib.sha1(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
         return x, y, {"synthetic": False, "sha1": digest, "shape": list(x.shape)}
@@ -234,7 +253,11 @@ class ZeroShotProvider:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.device = resolve_device(state["device"]) if state["device"] != "cuda" or torch.cuda.is_available() else torch.device("cpu")
+        self.device = (
+            resolve_device(state["device"])
+            if state["device"] != "cuda" or torch.cuda.is_available()
+            else torch.device("cpu")
+        )
 
     # ----- raw results --------------------------------------------------------------------------
     def _key(self, arch: Arch) -> str:
@@ -249,7 +272,11 @@ class ZeroShotProvider:
         torch.set_num_threads(1)
         try:
             return compute_zeroshot(
-                lambda: build_network(self.space, arch, **self.network_config), self.x, self.y, seed=self.seed, device=self.device
+                lambda: build_network(self.space, arch, **self.network_config),
+                self.x,
+                self.y,
+                seed=self.seed,
+                device=self.device,
             )
         finally:
             torch.set_num_threads(threads)
@@ -264,7 +291,9 @@ class ZeroShotProvider:
             self.precompute(list(missing.values()), jobs=1, progress=self.progress)
         return [self._memo[k] for k in keys]
 
-    def precompute(self, archs: Iterable[Arch | str], jobs: int | None = None, progress: bool = True, chunk: int = 64) -> int:
+    def precompute(
+        self, archs: Iterable[Arch | str], jobs: int | None = None, progress: bool = True, chunk: int = 64
+    ) -> int:
         """Compute and store the values of ``archs`` not cached yet; return how many were computed.
 
         Args:
@@ -337,7 +366,9 @@ class ZeroShotProvider:
         if self.feature_stats is None:
             ref = self.space.sample_unique(np.random.default_rng(self.seed), self.n_reference)
             res = self.results(ref)
-            ops = np.array([v for r in res for v in r.ops.values() if v[4] > 0], dtype=np.float64).reshape(-1, self.op_feature_dim)
+            ops = np.array([v for r in res for v in r.ops.values() if v[4] > 0], dtype=np.float64).reshape(
+                -1, self.op_feature_dim
+            )
             arch = np.array([r.arch for r in res], dtype=np.float64)
             ops, arch = _log_some(ops, OP_LOG), _log_some(arch, ARCH_LOG)
 

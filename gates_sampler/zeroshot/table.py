@@ -16,8 +16,8 @@ import functools
 import json
 import logging
 import os
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -53,12 +53,25 @@ class ZeroShotTable:
             raise ValueError(f"zero-shot table {str(self.path)!r} does not exist") from None
         except Exception as exc:  # a truncated or foreign file: zipfile, pickle and format errors alike
             raise ValueError(f"zero-shot table {str(self.path)!r} is not a readable .npz table: {exc}") from exc
-        needed = {"format", "description", "config_key", "space", "archs", "arch", "extra", "op_row", "op_key", "op_vals"}
+        needed = {
+            "format",
+            "description",
+            "config_key",
+            "space",
+            "archs",
+            "arch",
+            "extra",
+            "op_row",
+            "op_key",
+            "op_vals",
+        }
         missing = sorted(needed - set(data))
         if missing:
             raise ValueError(f"zero-shot table {str(self.path)!r} lacks the field(s) {missing}")
         if int(data["format"]) != FORMAT_VERSION:
-            raise ValueError(f"zero-shot table {str(self.path)!r} has format {int(data['format'])}; this version reads {FORMAT_VERSION}")
+            raise ValueError(
+                f"zero-shot table {str(self.path)!r} has format {int(data['format'])}; this version reads {FORMAT_VERSION}"
+            )
         n = len(data["archs"])
         shapes_ok = (
             data["arch"].shape == (n, len(ARCH_METRICS))
@@ -125,7 +138,9 @@ class ZeroShotTable:
         return f"ZeroShotTable({str(self.path)!r}, space={self.space!r}, config={self.config_key}, archs={len(self)})"
 
 
-def write_table(path: str | os.PathLike, space: str, config_key: str, description: Mapping, results: Mapping[str, ZeroShotResult]) -> Path:
+def write_table(
+    path: str | os.PathLike, space: str, config_key: str, description: Mapping, results: Mapping[str, ZeroShotResult]
+) -> Path:
     """Write ``results`` (architecture string -> raw result) as a table file; returns its path.
 
     Raises:
@@ -171,7 +186,7 @@ def write_table(path: str | os.PathLike, space: str, config_key: str, descriptio
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bundled_table(space: str, config_key: str) -> ZeroShotTable | None:
     """The table shipped with the package for ``space`` and ``config_key``, if there is one.
 
