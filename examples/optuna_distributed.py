@@ -128,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     archs = [t.user_attrs["arch"] for t in trials]
     print(f"storage: {url}")
     print(
-        f"{len(trials)} trials completed by {len({t.user_attrs['pid'] for t in trials})} workers in {time.time() - start:.1f} s; "
+        f"{len(trials)} trials completed by {len({t.user_attrs['pid'] for t in trials})} workers "
+        f"in {time.time() - start:.1f} s; "
         f"{len(set(archs))} distinct architectures"
     )
     best_arch, best_value = NB201Benchmark(args.dataset).optimum()

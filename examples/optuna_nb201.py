@@ -44,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     best_arch, best_value = bench.optimum()
     print(f"{args.trials} trials in {time.time() - start:.1f} s")
     print(
-        f"best found:    {study.best_value:.3f}  (trial {study.best_trial.number})  {study.best_trial.user_attrs['arch']}"
+        f"best found:    {study.best_value:.3f}  (trial {study.best_trial.number})  "
+        f"{study.best_trial.user_attrs['arch']}"
     )
     print(f"table optimum: {best_value:.3f}  {best_arch}")
 

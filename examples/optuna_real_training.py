@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         curve = " ".join(f"{v:5.1f}" for _, v in sorted(t.intermediate_values.items()))
         value = "" if t.value is None else f"{t.value:6.2f}"
         print(
-            f"trial {t.number:3d} {t.state.name:9s} {value:>6s}  [{curve}]  {time.perf_counter() - t0:5.1f}s  {t.user_attrs['arch']}"
+            f"trial {t.number:3d} {t.state.name:9s} {value:>6s}  [{curve}]  "
+            f"{time.perf_counter() - t0:5.1f}s  {t.user_attrs['arch']}"
         )
     elapsed = time.perf_counter() - start
 

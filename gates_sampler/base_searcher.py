@@ -301,8 +301,8 @@ class AskTellSearcher(abc.ABC):
             self._failed.discard(key)
         self._on_tell(arch, v)
 
-    def _on_tell(self, arch: Arch, value: float | None) -> None:
-        """Hook for subclasses."""
+    def _on_tell(self, arch: Arch, value: float | None) -> None:  # noqa: B027 - an optional hook, not abstract
+        """Hook for subclasses: called after every tell (``value`` ``None`` for a failure)."""
 
     @abc.abstractmethod
     def _propose(self, n: int) -> list[Arch]:

@@ -36,7 +36,8 @@ class REASearcher(AskTellSearcher):
         super().__init__(space, direction=direction, seed=seed)
         if population_size < 2 or not 1 <= sample_size <= population_size:
             raise ValueError(
-                f"need population_size >= 2 and 1 <= sample_size <= population_size, got {population_size}, {sample_size}"
+                "need population_size >= 2 and 1 <= sample_size <= population_size, "
+                f"got {population_size}, {sample_size}"
             )
         self.population_size = population_size
         self.sample_size = sample_size

@@ -117,7 +117,8 @@ def overhead(args: argparse.Namespace) -> None:
         f"torch threads={torch.get_num_threads()}, seed={args.seed}, zero_shot={args.zero_shot}"
     )
     print(
-        f"{'sampler':<14} {f'median [{lo},{hi})':>16} {f'p90 [{lo},{hi})':>14} {'of it core ask':>15} {'median all':>11} {'total':>9} {'study wall':>11}"
+        f"{'sampler':<14} {f'median [{lo},{hi})':>16} {f'p90 [{lo},{hi})':>14} {'of it core ask':>15} "
+        f"{'median all':>11} {'total':>9} {'study wall':>11}"
     )
     for name, med, p90, in_core, med_all, total, wall in rows:
         print(f"{name:<14} {med:>16.4f} {p90:>14.4f} {in_core:>15.4f} {med_all:>11.4f} {total:>9.2f} {wall:>11.2f}")
@@ -160,13 +161,15 @@ def quality(args: argparse.Namespace) -> None:
         rows["GatesPredictorSearcher"].append(best(via_core))
         same.append(via_optuna == via_core)
     print(
-        f"NB201 {args.dataset}, N={args.trials}, seeds {args.seeds}, zero_shot={args.zero_shot}, torch threads={torch.get_num_threads()}: "
+        f"NB201 {args.dataset}, N={args.trials}, seeds {args.seeds}, zero_shot={args.zero_shot}, "
+        f"torch threads={torch.get_num_threads()}: "
         f"best value found (table optimum {optimum:.3f})"
     )
     print(f"{'method':<24} {'mean':>8} {'std':>7}  {'per seed':<30} {'seconds':>8}")
     for name, vals in rows.items():
         print(
-            f"{name:<24} {np.mean(vals):>8.3f} {np.std(vals):>7.3f}  {' '.join(f'{v:.3f}' for v in vals):<30} {secs[name]:>8.1f}"
+            f"{name:<24} {np.mean(vals):>8.3f} {np.std(vals):>7.3f}  "
+            f"{' '.join(f'{v:.3f}' for v in vals):<30} {secs[name]:>8.1f}"
         )
     print(f"identical value sequences per seed: {same}")
 

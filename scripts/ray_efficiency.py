@@ -85,7 +85,8 @@ def main() -> None:
                     else f"differ from #{next(i for i, (a, b) in enumerate(zip(t_archs, c_archs)) if a != b)}"
                 )
                 print(
-                    f"seed {seed}: core best {c_best:.3f} ({c_time:.0f}s)  tune best {t_best:.3f} ({t_time:.0f}s)  proposals {same}",
+                    f"seed {seed}: core best {c_best:.3f} ({c_time:.0f}s)  "
+                    f"tune best {t_best:.3f} ({t_time:.0f}s)  proposals {same}",
                     flush=True,
                 )
                 rows["core"].append(c_best)

@@ -54,7 +54,8 @@ def main() -> None:
     sizes = [int(np.floor(NB201_POOL_SIZE * p)) for p in (0.005, 0.01, 0.025)]
     ratios = [(n + 0.5) / sub.pool_size for n in sizes]  # the paper's absolute training sizes
     print(
-        f"cached cells: pool {sub.pool_size} of {split.pool_size}, test {len(sub.test_archs)} of {len(split.test_archs)}; "
+        f"cached cells: pool {sub.pool_size} of {split.pool_size}, "
+        f"test {len(sub.test_archs)} of {len(split.test_archs)}; "
         f"training sizes {sizes}; {args.subsets} subsets x {args.seeds} seeds; {args.epochs} epochs"
     )
     start = time.perf_counter()

@@ -91,7 +91,8 @@ def timings(n: int, seed: int) -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
     print(
-        f"\nseconds per cell (mean of {n}, one process, one torch thread; CPU seconds of the process and wall clock, shared machine)"
+        f"\nseconds per cell (mean of {n}, one process, one torch thread; "
+        "CPU seconds of the process and wall clock, shared machine)"
     )
     print(f"{'space':<8}{'preset':<8}{'network':<26}{'batch':>10}{'cpu s':>10}{'wall s':>10}")
     for space in (NB201Space(), DartsSpace()):
@@ -100,7 +101,7 @@ def timings(n: int, seed: int) -> None:
             x, y = synthetic_batch(p["batch_size"], p["image_size"], seed=seed)
             start, cpu = time.perf_counter(), time.process_time()
             for a in archs:
-                compute_zeroshot(lambda a=a: build_network(space, a, **p["network"]), x, y, seed=seed)
+                compute_zeroshot(lambda a=a, space=space, p=p: build_network(space, a, **p["network"]), x, y, seed=seed)
             secs = (time.perf_counter() - start) / n
             cpu_secs = (time.process_time() - cpu) / n
             batch = f"b{p['batch_size']} {p['image_size']}px"

@@ -44,7 +44,7 @@ def main() -> None:
         x, y = synthetic_batch(bs, im, seed=args.seed)
         start = time.perf_counter()
         results[name] = [
-            compute_zeroshot(lambda a=a: build_network(space, a, **cfg), x, y, seed=args.seed) for a in archs
+            compute_zeroshot(lambda a=a, cfg=cfg: build_network(space, a, **cfg), x, y, seed=args.seed) for a in archs
         ]
         seconds[name] = (time.perf_counter() - start) / len(archs)
     full = list(CONFIGS)[0]

@@ -83,7 +83,10 @@ def test_genotype_tuple_round_trips_through_the_space_parser() -> None:
 
 
 def test_naslib_compact_conversion() -> None:
-    compact = "[[(0, 0), (1, 5), (1, 1), (0, 1), (1, 3), (0, 3), (1, 3), (3, 2)], [(1, 0), (0, 2), (1, 3), (0, 3), (3, 0), (0, 1), (2, 0), (3, 6)]]"
+    compact = (
+        "[[(0, 0), (1, 5), (1, 1), (0, 1), (1, 3), (0, 3), (1, 3), (3, 2)], "
+        "[(1, 0), (0, 2), (1, 3), (0, 3), (3, 0), (0, 1), (2, 0), (3, 6)]]"
+    )
     arch = from_naslib_compact(compact)
     assert arch.normal[:2] == [("max_pool_3x3", 0), ("dil_conv_3x3", 1)]
     assert arch.normal[-1] == ("skip_connect", 3)

@@ -222,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{p:g}% = {h.train_size(split.pool_size, r)}" for p, r in zip(args.ratios, ratios))
     how = "first 7813 in benchmark index order" if args.split == "first" else f"split seed {args.split_seed}"
     print(
-        f"NAS-Bench-201 {args.dataset} validation accuracy: pool {split.pool_size} / test {len(split.test_archs)} cells "
+        f"NAS-Bench-201 {args.dataset} validation accuracy: "
+        f"pool {split.pool_size} / test {len(split.test_archs)} cells "
         f"({how}); training sizes {sizes}; {args.subsets} subsets x seeds {seeds}; "
         f"{args.epochs} epochs; encoder {args.encoder}, loss {args.loss}; device {device}"
     )

@@ -296,7 +296,7 @@ def format_table(rows: Sequence[dict[str, Any]], checkpoints: Sequence[int] = CH
         ]
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(head)]
-    fmt = "  ".join("{:<%d}" % w for w in widths)
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [title] if title else []
     out += [fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*c) for c in lines]
     return "\n".join(out)

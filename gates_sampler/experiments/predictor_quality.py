@@ -282,7 +282,8 @@ def _zero_shot_features(zs: Any, archs: list[Arch], need_op: bool, need_arch: bo
     arch = np.asarray(zs.arch_features(archs), dtype=np.float64) if need_arch else None
     if arch is not None and arch.shape != (len(archs), int(zs.arch_feature_dim)):
         raise ValueError(
-            f"ZeroShotProvider.arch_features returned shape {arch.shape}, expected ({len(archs)}, {zs.arch_feature_dim})"
+            f"ZeroShotProvider.arch_features returned shape {arch.shape}, "
+            f"expected ({len(archs)}, {zs.arch_feature_dim})"
         )
     return _ZeroShotCache(op, arch)
 
@@ -439,8 +440,15 @@ def evaluate_predictor(
             taus: list[float] = []
             last: dict[str, Any] = {"scores": None, "seconds": 0.0}
 
-            # called inside this iteration's fit, so it sees this iteration's variables
-            def score_test(epoch: int) -> None:
+            # called inside this iteration's fit; the defaults bind this iteration's objects
+            def score_test(
+                epoch: int,
+                pred: Any = pred,
+                test_op: Any = test_op,
+                test_arch: Any = test_arch,
+                taus: list[float] = taus,
+                last: dict[str, Any] = last,
+            ) -> None:
                 if epoch <= epochs - tau_epochs:
                     return
                 t0 = time.perf_counter()
@@ -555,10 +563,7 @@ def format_table(rows: Sequence[SummaryRow], paper: dict[float, float] | None = 
             ref = paper.get(round(r.ratio, 6))
             line.append("-" if ref is None else f"{ref:.4f}")
         lines.append(line)
-    widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(header)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(l, widths)) for l in lines]
-    return "\n".join(out)
+    return _render_table(header, lines)
 
 
 def format_ablation_table(rows: Sequence[SummaryRow], paper: dict[str, dict[float, float]] | None = None) -> str:
@@ -579,10 +584,7 @@ def format_ablation_table(rows: Sequence[SummaryRow], paper: dict[str, dict[floa
                 text += f" [{ref:.4f}]"
             line.append(text)
         lines.append(line)
-    widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(header)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(l, widths)) for l in lines]
-    return "\n".join(out)
+    return _render_table(header, lines)
 
 
 def results_to_json(
@@ -595,3 +597,11 @@ def results_to_json(
         "summary": [asdict(r) for r in summarize(results)],
         **(extra or {}),
     }
+
+
+def _render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned plain-text columns under a dashed rule."""
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(out)

@@ -543,7 +543,8 @@ class GatesSearcher(Searcher):
             raise ValueError(f"{path!r} is not a GatesSearcher checkpoint")
         if type(state.get("version")) is not int or state["version"] != STATE_VERSION:
             raise ValueError(
-                f"unsupported GatesSearcher checkpoint version {state.get('version')!r}; this release reads {STATE_VERSION}"
+                f"unsupported GatesSearcher checkpoint version {state.get('version')!r}; "
+                f"this release reads {STATE_VERSION}"
             )
         needed = ("arch_key", "metric", "mode", "core", "live", "configs", "done", "exhausted", "hp_rng")
         missing = [k for k in needed if k not in state]

@@ -36,7 +36,10 @@ class DartsArch(EdgeArch):
 
     def __str__(self) -> str:
         concat = list(range(2, 2 + len(self.cells[0])))
-        return f"Genotype(normal={self.normal!r}, normal_concat={concat!r}, reduce={self.reduce!r}, reduce_concat={concat!r})"
+        return (
+            f"Genotype(normal={self.normal!r}, normal_concat={concat!r}, "
+            f"reduce={self.reduce!r}, reduce_concat={concat!r})"
+        )
 
 
 #: a genotype string is about 400 characters; longer input is refused before any parsing

@@ -70,7 +70,8 @@ class ZeroShotTable:
             raise ValueError(f"zero-shot table {str(self.path)!r} lacks the field(s) {missing}")
         if int(data["format"]) != FORMAT_VERSION:
             raise ValueError(
-                f"zero-shot table {str(self.path)!r} has format {int(data['format'])}; this version reads {FORMAT_VERSION}"
+                f"zero-shot table {str(self.path)!r} has format {int(data['format'])}; "
+                f"this version reads {FORMAT_VERSION}"
             )
         n = len(data["archs"])
         shapes_ok = (
