@@ -301,7 +301,6 @@ class GatesPredictorSearcher(AskTellSearcher):
             raise ValueError("load_state_dict needs a searcher whose predictor was built from keyword arguments")
         if not isinstance(state, dict) or not isinstance(state.get("predictor_state"), dict):
             raise ValueError("not a GatesPredictorSearcher state: 'predictor_state' is missing")
-        state = self._upgrade_state(state)
         fresh = self._restore(state)
         self.predictor.check_state_dict(state["predictor_state"])
         versions: dict[str, Any] = {k: state.get(k) for k in ("fitted_version", "data_version")}
@@ -326,26 +325,12 @@ class GatesPredictorSearcher(AskTellSearcher):
         self._unlabeled = unlabeled
         self._unlabeled_zs = None
 
-    @staticmethod
-    def _upgrade_state(state: dict[str, Any]) -> dict[str, Any]:
-        """Fill settings that states saved by earlier releases lack with the behaviour they had."""
-        config = state.get("config")
-        predictor_state = state.get("predictor_state")
-        if not isinstance(config, dict) or not isinstance(predictor_state, dict):
-            return state
-        config = dict(config)
-        saved_predictor = predictor_state.get("config")
-        if isinstance(config.get("predictor"), dict) and "arch_input" not in config["predictor"]:
-            if not isinstance(saved_predictor, dict) or "arch_input" not in saved_predictor:
-                config["predictor"] = {**config["predictor"], "arch_input": False}
-        return {**state, "config": config}
-
     @classmethod
     def from_state(
         cls, state: Mapping[str, Any], space: SearchSpace | None = None, **kwargs: Any
     ) -> GatesPredictorSearcher:
         """Build a searcher from a state read by :meth:`read_state` (see :meth:`load`)."""
-        state = cls._upgrade_state(dict(state))
+        state = dict(state)
         config = state.get("config")
         if not isinstance(config, dict):
             raise ValueError(f"config: expected a dict of settings, got {short_repr(config)}")

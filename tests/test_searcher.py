@@ -300,21 +300,6 @@ def test_save_load_with_unlabeled_set_reproduces_the_run(bench, tmp_path):
     assert drive(a, bench, 3) == drive(b, bench, 3)
 
 
-def test_zero_shot_state_saved_before_arch_input_existed_still_loads(bench, tmp_path):
-    import torch
-
-    a = make(seed=2, zero_shot=CountingZeroShot(), predictor={**FAST, "arch_input": False})
-    assert make(zero_shot=CountingZeroShot()).predictor.config["arch_input"]  # the GATES++ default
-    drive(a, bench, 7)
-    a.save(tmp_path / "old.pt")
-    state = GatesPredictorSearcher.read_state(tmp_path / "old.pt")
-    del state["config"]["predictor"]["arch_input"], state["predictor_state"]["config"]["arch_input"]
-    torch.save(state, tmp_path / "old.pt")
-    b = GatesPredictorSearcher.load(tmp_path / "old.pt", zero_shot=CountingZeroShot())
-    assert not b.predictor.config["arch_input"]
-    assert drive(a, bench, 2) == drive(b, bench, 2)
-
-
 def test_default_is_gates_plus_plus_on_nb201_from_the_bundled_table(bench, monkeypatch, tmp_path):
     from gates_sampler.zeroshot import ZeroShotProvider
 
