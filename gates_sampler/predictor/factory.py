@@ -128,8 +128,8 @@ def _zero_shot_provider(setting: Any, space: SearchSpace, device: str | torch.de
         provider = ZeroShotProvider(space, device=device)
         if setting != "auto" or provider.table is not None:
             return provider
-        # Computing features costs about 0.1 s per NB201 cell and more for DARTS / NB101 on a CPU, for
-        # every one of the candidates scored per ask: too slow for look-up searches by default.
+        # Without a table every scored candidate needs a forward pass of a real network (costs in the
+        # README, "GATES++"): too slow for look-up searches by default.
         logger.info(
             "no precomputed zero-shot table for %r: using plain GATES; zero_shot=True computes the GATES++ "
             "features (cached on disk), worth it when evaluations train networks",
