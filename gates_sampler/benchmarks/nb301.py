@@ -109,15 +109,18 @@ def from_naslib_compact(compact: str | Sequence[Sequence[Sequence[int]]], space:
     A string is parsed as a Python literal (the form NASLib uses as JSON keys).
     """
     space = space or DartsSpace()
+    parsed: Sequence[Sequence[Sequence[int]]]
     if isinstance(compact, str):
         try:
-            compact = ast.literal_eval(compact)
+            parsed = ast.literal_eval(compact)
         except (ValueError, SyntaxError) as exc:
             raise ValueError(f"cannot parse the NASLib compact genotype {compact[:80]!r}: {exc}") from None
-    if len(compact) != 2:
-        raise ValueError(f"a NASLib compact genotype has 2 cells (normal, reduce), got {len(compact)}")
+    else:
+        parsed = compact
+    if len(parsed) != 2:
+        raise ValueError(f"a NASLib compact genotype has 2 cells (normal, reduce), got {len(parsed)}")
     cells = []
-    for cname, pairs in zip(_CELLS, compact):
+    for cname, pairs in zip(_CELLS, parsed):
         genotype = []
         for pair in pairs:
             src, op = int(pair[0]), int(pair[1])

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -46,7 +46,19 @@ logger = logging.getLogger("gates_sampler")
 
 EpochCallback = Callable[[int, float], "bool | None"]
 
-_CIFAR = {
+
+class _CifarSpec(TypedDict):
+    folder: str
+    train: list[str]
+    test: list[str]
+    label_key: bytes
+    classes: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    archive: str
+
+
+_CIFAR: dict[str, _CifarSpec] = {
     "cifar10": {
         "folder": "cifar-10-batches-py",
         "train": [f"data_batch_{i}" for i in range(1, 6)],
@@ -391,6 +403,8 @@ class TrainingEvaluator:
     ) -> tuple[Any, Any, int | None, bool]:
         classes: int | None = None
         augment = False
+        train: _ImageData | Dataset
+        val: _ImageData | Dataset | None
         if isinstance(dataset, str):
             if dataset not in DATASETS:
                 raise ValueError(f"dataset must be one of {DATASETS} or a torch Dataset, got {dataset!r}")
@@ -399,7 +413,8 @@ class TrainingEvaluator:
 
                 # The data stay the same for every training seed, as a real data set would.
                 train_ds, val_ds = demo_datasets(n_train, n_val, seed=0, image_size=demo_image_size)
-                train, val = _as_image_data(train_ds), _as_image_data(val_ds)
+                # demo images are 4-D tensors, so both always take the fast path; the fallback only satisfies typing
+                train, val = _as_image_data(train_ds) or train_ds, _as_image_data(val_ds) or val_ds
                 classes = DEMO_NUM_CLASSES
             else:
                 if root is None:
@@ -474,6 +489,7 @@ class TrainingEvaluator:
         """The untrained network of ``arch`` (``model_fn`` or ``build_network``)."""
         if self.model_fn is not None:
             return self.model_fn(arch)
+        assert self.space is not None  # __init__ requires space= when there is no model_fn
         try:
             from gates_sampler.networks import build_network
         except ImportError as exc:
@@ -544,7 +560,8 @@ class TrainingEvaluator:
             torch.manual_seed(self.seed)
             model = self.build_model(arch).to(self.device)
             if self.channels_last:
-                model = model.to(memory_format=torch.channels_last)
+                # torch's stubs omit Module.to's memory_format keyword, which it accepts at run time
+                model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
             optimizer = torch.optim.SGD(
                 model.parameters(),

@@ -83,12 +83,13 @@ def run(args: argparse.Namespace) -> int:
     """Run the command; prints a one-line summary."""
     import numpy as np
 
-    from gates_sampler.spaces import builtin_space
+    from gates_sampler.spaces import Arch, NB201Space, builtin_space
     from gates_sampler.zeroshot import ZeroShotProvider, ZeroShotSettings
     from gates_sampler.zeroshot.table import table_filename, write_table
 
     space = builtin_space(args.space)
-    if args.space == "nb201":
+    archs: list[Arch]
+    if args.space == "nb201" and isinstance(space, NB201Space):
         archs = list(itertools.islice(space.enumerate(), args.limit))
     else:
         archs = space.sample_unique(np.random.default_rng(args.seed), args.limit)

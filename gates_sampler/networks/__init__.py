@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
@@ -76,7 +76,8 @@ def build_network(space: SearchSpace | str, arch: Arch | str | dict, **config: A
 
 def op_modules(network: nn.Module) -> list[tuple[tuple[int, ...], nn.Module]]:
     """All ``(cell_op, module)`` pairs of a built network, one per stacked copy of each operation."""
-    return [(m.cell_op, m) for m in network.modules() if hasattr(m, "cell_op")]
+    # ``cell_op`` is set by ``ops.tag`` as a plain attribute, which nn.Module's stubs type as Tensor | Module
+    return [(cast("tuple[int, ...]", m.cell_op), m) for m in network.modules() if hasattr(m, "cell_op")]
 
 
 __all__ = ["build_network", "network_class", "network_config_keys", "op_modules"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -53,7 +56,8 @@ class GatesEncoder(nn.Module):
         hidden: information size of every layer.
         n_layers: GATES layers (propagation steps).
         self_loop: Eq. 4's self-loop (OON only).
-        op_feature_dim: size of the per-op feature vector concatenated to the op embedding (GATES++ EES); 0 for plain GATES.
+        op_feature_dim: size of the per-op feature vector concatenated to the op embedding (GATES++ EES);
+            0 for plain GATES.
     """
 
     def __init__(
@@ -99,17 +103,19 @@ class GatesEncoder(nn.Module):
         emb = self._op_embedding(c, cell)
         x = torch.zeros(b, v, self.input_emb[c].shape[1], device=emb.device, dtype=emb.dtype)
         x[:, : self.n_inputs] = self.input_emb[c]
-        layers = self.layers[c]
+        # ModuleList indexing is typed as a plain Module; each entry is the ModuleList of this cell's layers
+        layers = cast("Iterable[GatesLayer]", self.layers[c])
         if self.kind == "edge":
             mask = (cell.ops > 0).to(emb.dtype)
         else:
             assert cell.adj is not None
+            adj = cell.adj
             node_mask = (cell.ops > 0).to(emb.dtype).unsqueeze(-1)
         for layer in layers:
             if self.kind == "edge":
                 x = layer.forward_edge(x, emb, mask, self.n_inputs)
             else:
-                x = layer.forward_node(x, emb, cell.adj, self.self_loop) * node_mask
+                x = layer.forward_node(x, emb, adj, self.self_loop) * node_mask
         return (cell.readout.unsqueeze(-1) * x).sum(dim=1)
 
     def forward(self, batch: GraphBatch) -> torch.Tensor:

@@ -28,7 +28,7 @@ OpFeatures = Sequence[torch.Tensor]  # one tensor per cell, batched like CellBat
 class _Net(nn.Module):
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: GatesEncoder | MLPEncoder,
         head_hidden: tuple[int, ...],
         comparator: bool,
         aux_dim: int,
@@ -220,7 +220,7 @@ class Predictor:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self._rng.integers(2**31)))
             if c["encoder"] == "gates":
-                enc: nn.Module = GatesEncoder(
+                enc: GatesEncoder | MLPEncoder = GatesEncoder(
                     self.space.kind,
                     len(self.space.op_names),
                     n_cells=len(self.space.cell_names),
@@ -248,7 +248,8 @@ class Predictor:
         if self.config["op_feature_dim"]:
             if zs_op is None:
                 raise ValueError(
-                    "this predictor uses per-op zero-shot features (op_feature_dim > 0); pass zs_op (aux_zs_op for aux_archs)"
+                    "this predictor uses per-op zero-shot features (op_feature_dim > 0); "
+                    "pass zs_op (aux_zs_op for aux_archs)"
                 )
             if len(zs_op) != len(batch.cells):
                 raise ValueError(f"zs_op must hold one tensor per cell ({len(batch.cells)}), got {len(zs_op)}")

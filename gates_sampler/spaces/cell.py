@@ -201,7 +201,8 @@ class EdgeCellSpace(CellSpace):
             )
         if len(arch.cells) != len(self.cell_names):
             raise ValueError(
-                f"architecture has {len(arch.cells)} cells, {self.name} expects {len(self.cell_names)} ({self.cell_names})"
+                f"architecture has {len(arch.cells)} cells, "
+                f"{self.name} expects {len(self.cell_names)} ({self.cell_names})"
             )
         for c, cell in enumerate(arch.cells):
             cname = self.cell_names[c]
@@ -228,7 +229,8 @@ class EdgeCellSpace(CellSpace):
                 if self.dense:
                     if srcs != list(range(node)):
                         raise ValueError(
-                            f"{where}: a dense cell needs one edge from each of nodes 0..{node - 1} in order, got inputs {srcs}"
+                            f"{where}: a dense cell needs one edge from each of nodes 0..{node - 1} in order, "
+                            f"got inputs {srcs}"
                         )
                 else:
                     if len(edges) != self.inputs_per_node:
@@ -318,9 +320,9 @@ class EdgeCellSpace(CellSpace):
         for combo in itertools.product(*(dists[n] for n in names)):
             yield self.from_params(dict(zip(names, combo)))
 
-    def neighbors(self, arch: Arch) -> list[EdgeArch]:
+    def neighbors(self, arch: Arch) -> list[Arch]:
         params = self.to_params(arch)
-        out = []
+        out: list[Arch] = []
         for name, choices in self._dists.items():
             for v in choices:
                 if v == params[name]:
@@ -606,7 +608,11 @@ class NodeCellSpace(CellSpace):
                 continue
         raise RuntimeError("could not sample a valid cell in 10000 tries; are max_edges / max_vertices too tight?")
 
-    def neighbors(self, arch: Arch) -> list[NodeArch]:
+    def neighbors(self, arch: Arch) -> list[Arch]:
+        return list(self._neighbor_cells(arch))
+
+    def _neighbor_cells(self, arch: Arch) -> list[NodeArch]:
+        """:meth:`neighbors` typed as this space's architectures (for :meth:`mutate`)."""
         arch = self.validate(arch)
         n = arch.num_vertices
         out: dict[NodeArch, None] = {}
@@ -628,7 +634,7 @@ class NodeCellSpace(CellSpace):
         return list(out)
 
     def mutate(self, arch: Arch, rng: np.random.Generator) -> NodeArch:
-        nb = self.neighbors(arch)
+        nb = self._neighbor_cells(arch)
         if nb:
             return nb[int(rng.integers(len(nb)))]
         # No single edit keeps this cell valid (e.g. input -> output): draw a different cell instead.
@@ -698,4 +704,7 @@ class NodeCellSpace(CellSpace):
         return GraphBatch(kind="node", cells=[CellBatch(ops=ops, readout=readout, adj=adj)], n_inputs=1, size=b)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(ops={list(self.cell_ops)}, max_vertices={self.max_vertices}, max_edges={self.max_edges})"
+        return (
+            f"{type(self).__name__}(ops={list(self.cell_ops)}, "
+            f"max_vertices={self.max_vertices}, max_edges={self.max_edges})"
+        )

@@ -60,7 +60,8 @@ class ZeroShotCache:
         self.path = Path(path).expanduser() if path is not None else default_cache_path()
         if self.path.exists() and self.path.is_dir():
             raise ValueError(
-                f"cache path {str(self.path)!r} is a directory; pass a file path such as {str(self.path / 'zeroshot.sqlite')!r}"
+                f"cache path {str(self.path)!r} is a directory; "
+                f"pass a file path such as {str(self.path / 'zeroshot.sqlite')!r}"
             )
         self.timeout = float(timeout)
         self._conn: sqlite3.Connection | None = None
@@ -115,12 +116,9 @@ class ZeroShotCache:
         for s in range(0, len(keys), 500):  # stay below SQLite's host-parameter limit
             chunk = keys[s : s + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._retry(
-                lambda: conn.execute(
-                    f"SELECT arch, value FROM zeroshot WHERE space=? AND config=? AND arch IN ({marks})",
-                    (space, config, *chunk),
-                ).fetchall()
-            )
+            query = f"SELECT arch, value FROM zeroshot WHERE space=? AND config=? AND arch IN ({marks})"
+            # bound as defaults: the lambda must read this chunk's query, not whatever the loop holds later
+            rows = self._retry(lambda q=query, p=(space, config, *chunk): conn.execute(q, p).fetchall())
             for arch, value in rows:
                 result = self._decode(arch, value)
                 if result is not None:
@@ -185,7 +183,8 @@ class ZeroShotCache:
     def count(self, space: str | None = None, config: str | None = None) -> int:
         """Number of stored results (optionally of one space / config)."""
         conn = self._connect()
-        q, args = "SELECT COUNT(*) FROM zeroshot WHERE 1=1", []
+        q = "SELECT COUNT(*) FROM zeroshot WHERE 1=1"
+        args: list[str] = []
         if space is not None:
             q, args = q + " AND space=?", args + [space]
         if config is not None:

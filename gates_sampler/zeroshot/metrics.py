@@ -87,7 +87,7 @@ def synthetic_batch(
     return x, y
 
 
-def _weights(module: nn.Module) -> list[nn.Module]:
+def _weights(module: nn.Module) -> list[nn.Conv2d | nn.Linear]:
     return [m for m in module.modules() if isinstance(m, _WEIGHTED)]
 
 
@@ -167,7 +167,7 @@ def compute_zeroshot(
     return ZeroShotResult(ops=ops, arch=arch, extra=extra)
 
 
-def _synflow(net: nn.Module, weighted: list[nn.Module], shape: torch.Size) -> dict[int, float]:
+def _synflow(net: nn.Module, weighted: list[nn.Conv2d | nn.Linear], shape: torch.Size) -> dict[int, float]:
     """Per-weight synflow saliency sum(dR/dtheta * theta) with R = sum(net(1)) on |theta|."""
     net.double()
     with torch.no_grad():
@@ -195,7 +195,7 @@ def _count_flops(net: nn.Module, x: torch.Tensor) -> dict[int, float]:
         if isinstance(m, nn.Conv2d):
             k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
             flops[id(m)] = flops.get(id(m), 0.0) + float(out[0].numel() * k)
-        else:
+        elif isinstance(m, nn.Linear):  # the only other kind _weights hooks
             flops[id(m)] = flops.get(id(m), 0.0) + float(m.in_features * m.out_features)
 
     handles = [m.register_forward_hook(hook) for m in _weights(net)]

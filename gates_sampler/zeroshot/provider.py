@@ -283,9 +283,9 @@ class ZeroShotProvider:
 
     def results(self, archs: Sequence[Arch | str]) -> list[ZeroShotResult]:
         """Raw :class:`ZeroShotResult` of every architecture, computing and caching what is missing."""
-        archs = [self.space.coerce(a) for a in archs]
-        keys = [self._key(a) for a in archs]
-        missing = {k: a for k, a in zip(keys, archs) if k not in self._memo}
+        coerced = [self.space.coerce(a) for a in archs]
+        keys = [self._key(a) for a in coerced]
+        missing = {k: a for k, a in zip(keys, coerced) if k not in self._memo}
         if missing:
             # one lookup path for every source: memo, table, cache, then computation
             self.precompute(list(missing.values()), jobs=1, progress=self.progress)
@@ -301,9 +301,9 @@ class ZeroShotProvider:
             progress: show a tqdm progress bar.
             chunk: results written to the cache per transaction.
         """
-        archs = [self.space.coerce(a) for a in archs]
+        coerced = [self.space.coerce(a) for a in archs]
         todo: dict[str, Arch] = {}
-        for a in archs:
+        for a in coerced:
             key = self._key(a)
             if key not in self._memo:
                 todo.setdefault(key, a)
@@ -416,8 +416,8 @@ class ZeroShotProvider:
                 for c in range(len(out)):
                     sel = idx[:, 1] == c
                     if sel.any():
-                        i, _, dst, src, slot = (torch.as_tensor(col) for col in idx[sel].T)
-                        out[c][i, dst, src, slot] = scaled[torch.as_tensor(sel)]
+                        batch_i, _, dst, src, slot = (torch.as_tensor(col) for col in idx[sel].T)
+                        out[c][batch_i, dst, src, slot] = scaled[torch.as_tensor(sel)]
             else:
                 out[0][torch.as_tensor(idx[:, 0]), torch.as_tensor(idx[:, 2])] = scaled
         return out
@@ -430,7 +430,10 @@ class ZeroShotProvider:
         return (_log_some(a, ARCH_LOG) - np.asarray(st["arch_mean"])) / np.asarray(st["arch_std"])
 
     def __repr__(self) -> str:
-        return f"ZeroShotProvider({self.space!r}, preset={self.preset!r}, network={self.network_config}, cache={self.cache!r})"
+        return (
+            f"ZeroShotProvider({self.space!r}, preset={self.preset!r}, "
+            f"network={self.network_config}, cache={self.cache!r})"
+        )
 
 
 # ----- worker processes ---------------------------------------------------------------------------
