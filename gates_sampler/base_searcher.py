@@ -8,7 +8,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from gates_sampler.utils import atomic_torch_save, check_rng_state, safe_torch_l
 logger = logging.getLogger("gates_sampler")
 
 STATE_VERSION = 1
+_S = TypeVar("_S", bound="AskTellSearcher")
 
 
 class SpaceExhausted(RuntimeError):
@@ -441,7 +442,7 @@ class AskTellSearcher(abc.ABC):
         return state
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], space: SearchSpace | None = None, **kwargs: Any) -> AskTellSearcher:
+    def load(cls: type[_S], path: str | os.PathLike[str], space: SearchSpace | None = None, **kwargs: Any) -> _S:
         """Build a searcher from a file written by :meth:`save`.
 
         ``space`` may be left out for the built-in spaces; settings saved in the file are used unless
@@ -450,19 +451,25 @@ class AskTellSearcher(abc.ABC):
         return cls.from_state(cls.read_state(path), space, **kwargs)
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any], space: SearchSpace | None = None, **kwargs: Any) -> AskTellSearcher:
+    def from_state(cls: type[_S], state: Mapping[str, Any], space: SearchSpace | None = None, **kwargs: Any) -> _S:
         """Build a searcher from a state read by :meth:`read_state` (see :meth:`load`)."""
         state = dict(state)
-        space = _space_for(state, space)
         config = state.get("config")
         if not isinstance(config, dict):
             raise ValueError(f"config: expected a dict of settings, got {short_repr(config)}")
+        config = cls._settings_from_state(dict(config), kwargs)
+        space = _space_for(state, space)
         try:
             searcher = cls(space, **{**config, **kwargs})
         except TypeError as exc:  # a setting this release does not know
             raise ValueError(f"config: the state's settings do not fit this release ({exc})") from None
         searcher.load_state_dict(state)
         return searcher
+
+    @classmethod
+    def _settings_from_state(cls, config: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """The constructor settings recorded in a state; subclasses check their own entries."""
+        return config
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(space={self.space!r}, direction={self.direction!r}, told={self.n_told})"

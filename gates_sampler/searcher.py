@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gates_sampler.base_searcher import AskTellSearcher, _space_for
+from gates_sampler.base_searcher import AskTellSearcher
 from gates_sampler.predictor import FeatureProvider, Predictor, make_predictor
 from gates_sampler.predictor.factory import ZeroShot
 from gates_sampler.spaces.base import Arch, SearchSpace, short_repr
@@ -326,34 +326,15 @@ class GatesPredictorSearcher(AskTellSearcher):
         self._unlabeled_zs = None
 
     @classmethod
-    def from_state(
-        cls, state: Mapping[str, Any], space: SearchSpace | None = None, **kwargs: Any
-    ) -> GatesPredictorSearcher:
-        """Build a searcher from a state read by :meth:`read_state` (see :meth:`load`)."""
-        state = dict(state)
-        config = state.get("config")
-        if not isinstance(config, dict):
-            raise ValueError(f"config: expected a dict of settings, got {short_repr(config)}")
-        config = dict(config)
+    def _settings_from_state(cls, config: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
         if "predictor" in config:
             if config["predictor"] is not None and not isinstance(config["predictor"], dict):
                 raise ValueError(
                     f"config['predictor']: expected a dict of settings, got {short_repr(config['predictor'])}"
                 )
             config["predictor"] = dict(config["predictor"] or {})
-        if config.get("zero_shot") == "custom" and "zero_shot" not in kwargs:
+        if config.get("zero_shot") == "custom" and "zero_shot" not in overrides:
             raise ValueError(
                 "the state was saved with a custom zero-shot provider: pass it again, load(path, zero_shot=provider)"
             )
-        space = _space_for(state, space)
-        try:
-            searcher = cls(space, **{**config, **kwargs})
-        except TypeError as exc:  # a setting this release does not know
-            raise ValueError(f"config: the state's settings do not fit this release ({exc})") from None
-        searcher.load_state_dict(state)
-        return searcher
-
-    @classmethod
-    def load(cls, path: Any, space: SearchSpace | None = None, **kwargs: Any) -> GatesPredictorSearcher:
-        """Build a searcher from a file written by :meth:`save` (see :meth:`AskTellSearcher.load`)."""
-        return cls.from_state(cls.read_state(path), space, **kwargs)
+        return config
