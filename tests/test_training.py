@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from dataclasses import fields
 from pathlib import Path
@@ -93,6 +94,34 @@ def _write_fake_cifar(root: Path, name: str, n: int = 40) -> None:
         batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), key: rng.integers(0, classes, n).tolist()}
         with open(folder / f, "wb") as fh:
             pickle.dump(batch, fh)
+
+
+class _Boom:
+    def __reduce__(self) -> tuple:
+        return (os.system, ("touch pwned",))
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
+def test_cifar_reader_runs_no_code_from_a_crafted_batch(tmp_path: Path, protocol: int, monkeypatch) -> None:
+    _write_fake_cifar(tmp_path, "cifar10")
+    monkeypatch.chdir(tmp_path)
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_3", "wb") as fh:
+        pickle.dump({b"data": _Boom(), b"labels": [0]}, fh, protocol=protocol)
+    with pytest.raises(ValueError, match="data_batch_3.*not a CIFAR python batch.*posix.system|data_batch_3.*system"):
+        load_cifar("cifar10", tmp_path, train=True)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_cifar_reader_reads_batches_of_every_pickle_protocol(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 256, (4, 3072), dtype=np.uint8)
+    for i, name in enumerate([f"data_batch_{i}" for i in range(1, 6)]):
+        with open(folder / name, "wb") as fh:
+            pickle.dump({b"data": data + i, b"labels": [1, 2, 3, 4], b"batch_label": b"x"}, fh, protocol=i + 1)
+    x, y = load_cifar("cifar10", tmp_path, train=True)
+    assert torch.equal(x[4].flatten(), torch.from_numpy(data[0] + 1)) and y.tolist() == [1, 2, 3, 4] * 5
 
 
 def test_cifar_reader_reads_python_batches(tmp_path: Path) -> None:

@@ -112,11 +112,47 @@ def load_cifar(name: str, root: str | os.PathLike[str], train: bool = True) -> t
         )
     images, labels = [], []
     for f in files:
-        with open(f, "rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
+        batch = _read_cifar_batch(f)
         images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels.append(np.asarray(batch[spec["label_key"]], dtype=np.int64))
     return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
+
+
+#: the only globals a CIFAR python batch refers to: numpy's array reconstruction (under the names that
+#: numpy 1.x / 2.x and Python 2 / 3 pickles use) and bytes decoding
+_CIFAR_PICKLE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """CIFAR batches are pickles by the dataset's design; this reader resolves only the globals such a batch
+    needs, so a crafted file cannot make it import or call anything else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _CIFAR_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"a CIFAR batch never refers to {module}.{name}")
+        if module.startswith("numpy.core.") and hasattr(np, "_core"):
+            module = "numpy._core." + module.split(".", 2)[2]  # numpy 2 moved numpy.core to numpy._core
+        return super().find_class(module, name)
+
+
+def _read_cifar_batch(path: Path) -> dict[bytes, Any]:
+    """One CIFAR python batch, read with :class:`_CifarUnpickler` (a clear ``ValueError`` for anything else)."""
+    try:
+        with open(path, "rb") as fh:
+            batch = _CifarUnpickler(fh, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{str(path)!r} is not a CIFAR python batch ({exc})") from None
+    if not isinstance(batch, dict) or b"data" not in batch:
+        raise ValueError(f"{str(path)!r} is not a CIFAR python batch (no b'data' entry)")
+    return batch
 
 
 @dataclass
