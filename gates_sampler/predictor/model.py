@@ -519,7 +519,7 @@ class Predictor:
             raise ValueError(f"predictor state lacks {missing}")
         if not isinstance(state["config"], dict):
             raise ValueError("predictor state: 'config' must be a dict")
-        saved = {"arch_input": False, **state["config"]}  # states from before the option existed
+        saved = state["config"]
         if saved != self.config:
             diff = {k: (saved.get(k), v) for k, v in self.config.items() if saved.get(k) != v}
             raise ValueError(f"predictor state was saved with a different configuration: {diff}")
