@@ -354,11 +354,10 @@ class AskTellSearcher(abc.ABC):
                 f"state was saved for space {short_repr(state.get('space'))}, "
                 f"this searcher searches {self.space.name!r}"
             )
-        # states written before the fingerprint existed carry none: their space is checked by name only
-        if "space_fingerprint" in state and state["space_fingerprint"] != self.space.fingerprint():
+        if state.get("space_fingerprint") != self.space.fingerprint():
             raise ValueError(
                 f"state was saved for another space named {self.space.name!r} (different operations, cells or "
-                f"parameters: fingerprint {short_repr(state['space_fingerprint'])}, "
+                f"parameters: fingerprint {short_repr(state.get('space_fingerprint'))}, "
                 f"this space {self.space.fingerprint()!r})"
             )
         try:

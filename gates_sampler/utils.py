@@ -122,15 +122,15 @@ def _load_plain(source: Any, name: str, what: str, map_location: Any) -> Any:
 
 
 def safe_torch_load(path: str | os.PathLike[str], what: str = "state", map_location: Any = "cpu") -> Any:
-    """Read a file written by :func:`atomic_torch_save` (or a plain ``torch.save`` file) without running code.
+    """Read a file written by :func:`atomic_torch_save` without running code.
 
-    Only plain data and tensors are unpickled (``weights_only=True``). A file that starts with
-    :data:`MAGIC` is checked against its SHA-256 before anything in it is read.
+    The file's SHA-256 is checked before anything in it is read, and only plain data and tensors are
+    unpickled (``weights_only=True``).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file holds anything but plain data and tensors, is unreadable, or fails its
-            checksum; the message names the file.
+        ValueError: the file lacks the checksum header, fails its checksum, is unreadable, or holds
+            anything but plain data and tensors; the message names the file.
     """
     name = os.fspath(path)
     try:
@@ -141,8 +141,10 @@ def safe_torch_load(path: str | os.PathLike[str], what: str = "state", map_locat
     except OSError as exc:  # a folder, a file without read permission
         raise ValueError(f"cannot read {name!r} as a {what} file: {exc}") from None
     if not data.startswith(MAGIC):
-        # a plain torch.save file, as this release wrote before the checksum existed
-        return _load_plain(io.BytesIO(data), name, what, map_location)
+        raise ValueError(
+            f"{name!r} is not a readable {what} file: it lacks the checksum header that this package's save "
+            "writes (a plain torch.save file, another program's file, or a damaged first line)"
+        )
     start = len(MAGIC) + 64
     digest, payload = data[len(MAGIC) : start], data[start + 1 :]
     if data[start : start + 1] != b"\n" or hashlib.sha256(payload).hexdigest().encode() != digest:

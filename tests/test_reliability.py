@@ -142,7 +142,7 @@ def test_malicious_state_files_are_refused_and_run_nothing(tmp_path: Path, layou
 
 def test_cli_refuses_a_malicious_state_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     marker, state = tmp_path / "pwned", tmp_path / "run.pt"
-    write_malicious(state, marker, "zip")
+    write_malicious(state, marker, "checksummed")  # a correct checksum: the unpickler itself must refuse
     rc = main(
         ["search", "--budget", "3", "--n-startup", "2", "--device", "cpu", "--no-zero-shot", "--state", str(state)]
     )
@@ -396,11 +396,14 @@ def test_truncated_and_empty_files_are_refused(tmp_path: Path) -> None:
             RandomSearcher.load(tmp_path / "t.pt")
 
 
-def test_plain_torch_save_states_still_load(tmp_path: Path) -> None:
+def test_files_without_the_checksum_header_are_refused(tmp_path: Path) -> None:
     s = tiny_searcher()
     drive(s, 4)
-    torch.save(s.state_dict(), tmp_path / "plain.pt")
-    assert GatesPredictorSearcher.load(tmp_path / "plain.pt").history == s.history
+    torch.save(s.state_dict(), tmp_path / "plain.pt")  # the same content, without the header
+    with pytest.raises(ValueError, match=r"plain\.pt.*lacks the checksum header"):
+        GatesPredictorSearcher.load(tmp_path / "plain.pt")
+    s.save(tmp_path / "saved.pt")
+    assert GatesPredictorSearcher.load(tmp_path / "saved.pt").history == s.history
 
 
 def test_stale_temporary_files_are_removed_and_failed_saves_leave_none(
