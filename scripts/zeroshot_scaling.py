@@ -41,7 +41,8 @@ def main() -> None:
     ]:
         s = signed_log1p(col)
         print(
-            f"{name:<22}{col.min():>12.3g}{col.max():>12.3g}{skew(col):>10.2f}{s.min():>10.3f}{s.max():>10.3f}{skew(s):>10.2f}"
+            f"{name:<22}{col.min():>12.3g}{col.max():>12.3g}{skew(col):>10.2f}"
+            f"{s.min():>10.3f}{s.max():>10.3f}{skew(s):>10.2f}"
         )
 
 
