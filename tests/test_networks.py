@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from gates_sampler.benchmarks.nb301 import DARTS_V2
 from gates_sampler.networks import build_network, network_config_keys, op_modules
 from gates_sampler.networks.nb101 import vertex_channels
 from gates_sampler.networks.ops import FactorizedReduce, Identity, Zero
@@ -33,12 +34,29 @@ def test_nb201_parameter_count_matches_benchmark(text: str, expected: int) -> No
     assert n_params(net) == expected
 
 
-def test_nb201_forward_shape_and_custom_width() -> None:
+def nb201_params_by_hand(ops: tuple[str, ...], C: int, N: int, num_classes: int) -> int:
+    """NB201's network counted by hand: stem, N cells per stage at widths C, 2C, 4C, two residual
+    reduction blocks, final BN and linear classifier (ReLU-Conv-BN ops, BN with weight and bias)."""
+    per_op = {"nor_conv_3x3": lambda c: 9 * c * c + 2 * c, "nor_conv_1x1": lambda c: c * c + 2 * c}
+    cells = sum(N * per_op[op](c) for c in (C, 2 * C, 4 * C) for op in ops if op in per_op)
+    # residual block c -> 2c: 3x3 stride-2 ReLU-Conv-BN, 3x3 ReLU-Conv-BN, 1x1 conv shortcut
+    blocks = sum(9 * c * 2 * c + 2 * 2 * c + 9 * (2 * c) ** 2 + 2 * 2 * c + c * 2 * c for c in (C, 2 * C))
+    stem = 3 * 9 * C + 2 * C
+    head = 2 * 4 * C + 4 * C * num_classes + num_classes
+    return stem + cells + blocks + head
+
+
+def test_nb201_custom_width_depth_and_classes_reach_the_network() -> None:
     sp = NB201Space()
-    arch = sp.sample(np.random.default_rng(0))
-    net = build_network(sp, arch, C=4, N=1, num_classes=7)
+    for seed in range(5):
+        arch = sp.sample(np.random.default_rng(seed))
+        net = build_network(sp, arch, C=4, N=2, num_classes=7)
+        assert n_params(net) == nb201_params_by_hand(arch.ops, C=4, N=2, num_classes=7), str(arch)
     assert net(torch.randn(2, 3, 16, 16)).shape == (2, 7)
-    assert len(net.cells) == 5  # 3 cells + 2 reduction blocks
+    assert len(net.cells) == 8  # 3 stages of N=2 cells + 2 reduction blocks
+    # the same formula gives the benchmark's published counts at the default size
+    for text, expected in NB201_PARAMS.items():
+        assert nb201_params_by_hand(sp.parse(text).ops, C=16, N=5, num_classes=10) == expected
 
 
 def test_nb201_op_tags_cover_encoded_edges_in_every_copy() -> None:
@@ -86,11 +104,15 @@ def test_darts_skip_in_reduce_cell_is_factorized_reduce() -> None:
     assert net(torch.randn(1, 3, 16, 16)).shape == (1, 10)
 
 
-def test_darts_nb301_default_size_parameter_count_is_plausible() -> None:
+def test_darts_v2_parameter_count_matches_the_darts_paper() -> None:
     sp = DartsSpace()
+    # DARTS (second order) evaluated on CIFAR-10 at 36 channels and 20 cells: 3.3M parameters in the
+    # paper; its training script logs "param size = 3.349342MB" (auxiliary head excluded, as here)
+    assert n_params(build_network(sp, DARTS_V2, C=36, layers=20)) == 3_349_342
+    # the default is NAS-Bench-301's training network: 32 channels, 8 cells
     arch = sp.sample(np.random.default_rng(3))
-    n = n_params(build_network(sp, arch))
-    assert 0.3e6 < n < 2.5e6  # NAS-Bench-301's 32-channel 8-cell networks
+    assert n_params(build_network(sp, arch)) == n_params(build_network(sp, arch, C=32, layers=8))
+    assert n_params(build_network(sp, arch, C=32, layers=8)) != n_params(build_network(sp, arch, C=36, layers=8))
 
 
 def test_nb101_channels_and_tags() -> None:

@@ -201,14 +201,29 @@ def test_corrupt_or_foreign_state_files_raise_clearly(bench, tmp_path):
 
 
 def test_minimize_direction(bench):
-    s = GatesPredictorSearcher(
-        NB201Space(), direction="minimize", seed=0, n_startup=5, n_candidates=50, predictor=FAST, device="cpu"
-    )
+    s = make(direction="minimize")
+    down = []
     for _ in range(10):
         a = s.ask()
+        down.append(str(a))
         s.tell(a, -bench.query(a))
     arch, value = s.best
-    assert value == min(o.value for o in s.history)
+    assert value == min(o.value for o in s.history) and value == -bench.query(arch)
+    # minimising -f is maximising f: the same seed proposes the same architectures
+    assert down == drive(make(), bench, 10)
+
+
+def _record_candidate_pools(searcher: GatesPredictorSearcher) -> list[list]:
+    """Keep a copy of every candidate pool the searcher draws (a spy on this one object)."""
+    pools: list[list] = []
+    original = searcher._candidate_pool
+
+    def pool(n: int) -> list:
+        pools.append(list(original(n)))
+        return pools[-1]
+
+    searcher._candidate_pool = pool  # type: ignore[method-assign]
+    return pools
 
 
 def test_candidate_modes_and_other_spaces(bench):
@@ -216,13 +231,26 @@ def test_candidate_modes_and_other_spaces(bench):
         s = make(candidates=mode)
         drive(s, bench, 8)
         assert s.n_complete == 8
+        if mode == "mutation":
+            # after the 5 random startup cells, each proposal is one edit away from an evaluated cell
+            for i in range(5, 8):
+                parents = [o.arch for o in s.history[:i]]
+                near = {s.space.canonical_key(nb) for p in parents for nb in s.space.neighbors(p)}
+                assert s.space.canonical_key(s.history[i].arch) in near
     for space in (DartsSpace(), NB101Space()):
         s = GatesPredictorSearcher(space, seed=0, n_startup=4, n_candidates=20, predictor=FAST, device="cpu")
         rng = np.random.default_rng(0)
         for _ in range(7):
             a = s.ask()
             s.tell(a, float(rng.normal()))
-        assert s.predictor.trained and len(s.predict(s.ask(3))) == 3
+        pools = _record_candidate_pools(s)
+        asked = s.ask(3)
+        assert s.predictor.trained and len(pools) == 1 and len(pools[0]) == 20
+        # the three proposals are the three candidates the trained predictor scores highest
+        scores = s.predict(pools[0])
+        top = [pools[0][i] for i in np.argsort(-scores)[:3]]
+        assert {str(a) for a in asked} == {str(a) for a in top}
+        np.testing.assert_array_equal(s.predict(asked), s.predictor.score(asked))
 
 
 def test_rea_and_random_baselines(bench, tmp_path):
@@ -231,6 +259,13 @@ def test_rea_and_random_baselines(bench, tmp_path):
         drive(s, bench, 30)
         keys = [s.space.canonical_key(o.arch) for o in s.history]
         assert len(set(keys)) == 30
+        if cls is REASearcher:
+            # after 10 random cells, each proposal is one edit away from a parent that won a tournament of 3
+            # in the population (the last 10 results): the parent is never one of the population's 2 worst
+            for i in range(10, 30):
+                population = sorted(s.history[i - 10 : i], key=lambda o: o.value)[2:]
+                near = {s.space.canonical_key(nb) for o in population for nb in s.space.neighbors(o.arch)}
+                assert keys[i] in near, i
         s.save(tmp_path / "b.pt")
         t = cls.load(tmp_path / "b.pt")
         assert drive(t, bench, 5) == drive(s, bench, 5)

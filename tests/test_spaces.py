@@ -158,10 +158,18 @@ def test_neighbors_are_distinct_one_edit_cells(space_id: str) -> None:
             assert space.mutate(arch, np.random.default_rng(0)) in nbs
 
 
-def test_nb201_neighbors_count() -> None:
+def test_nb201_neighbors_are_every_single_op_change() -> None:
     space = NB201Space()
     arch = space.sample(np.random.default_rng(0))
-    assert len(space.neighbors(arch)) == 6 * 4
+    # independent enumeration: each of the 6 edges takes each of the 4 other operations
+    expected = {
+        space.from_ops(arch.ops[:i] + (op,) + arch.ops[i + 1 :])
+        for i in range(6)
+        for op in space.op_names
+        if op != arch.ops[i]
+    }
+    nbs = space.neighbors(arch)
+    assert len(nbs) == 6 * 4 and set(nbs) == expected
 
 
 def test_sampling_is_seeded() -> None:
@@ -316,9 +324,42 @@ def test_nb201_canonical_key_separates_live_changes() -> None:
     a = space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
     for b in space.neighbors(a):
         assert space.canonical_key(b) != space.canonical_key(a)
-    keys = {space.canonical_key(x) for x in space.enumerate()}
-    # isomorphic and dead-edge duplicates collapse, but many distinct cells remain
-    assert 5000 < len(keys) < 15625
+
+
+#: NB201 edges in arch-string order, as (destination, source)
+NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+
+
+def _nb201_reference_form(ops: tuple[str, ...]) -> tuple:
+    """An independent canonical form of an NB201 cell: drop the edges that are not on an input-to-output
+    path of non-"none" edges, then take the smaller of the two labellings of nodes 1 and 2 (they may
+    swap only when no edge joins them)."""
+    live = {e for e, op in zip(NB201_EDGES, ops) if op != "none"}
+    reached, reaching = {0}, {3}
+    for dst, src in sorted(live):
+        if src in reached:
+            reached.add(dst)
+    for dst, src in sorted(live, reverse=True):
+        if dst in reaching:
+            reaching.add(src)
+    kept = {e: op for e, op in zip(NB201_EDGES, ops) if e in live and e[1] in reached and e[0] in reaching}
+    forms = [tuple(sorted(kept.items()))]
+    if (2, 1) not in kept:
+        swap = {0: 0, 1: 2, 2: 1, 3: 3}
+        forms.append(tuple(sorted(((swap[d], swap[s]), op) for (d, s), op in kept.items())))
+    return min(forms)
+
+
+def test_nb201_canonical_key_partitions_the_space_like_a_reference_implementation() -> None:
+    space = NB201Space()
+    by_key: dict[str, set[str]] = {}
+    by_form: dict[tuple, set[str]] = {}
+    for arch in space.enumerate():
+        by_key.setdefault(space.canonical_key(arch), set()).add(str(arch))
+        by_form.setdefault(_nb201_reference_form(arch.ops), set()).add(str(arch))
+    # the same classes, not only as many: isomorphic and dead-edge duplicates collapse, nothing else does
+    assert len(by_key) == len(by_form) == 8765
+    assert {frozenset(c) for c in by_key.values()} == {frozenset(c) for c in by_form.values()}
 
 
 # ----- bad input -----------------------------------------------------------------------------------
@@ -536,6 +577,8 @@ def test_distributions_and_tune_param_space(space) -> None:
     param_space = space.tune_param_space()
     assert set(param_space) == set(space.distributions())
     assert all(isinstance(v, tune.search.sample.Categorical) for v in param_space.values())
+    # the same choices in the same order: Tune draws exactly what the space allows
+    assert all(list(param_space[k].categories) == space.distributions()[k] for k in param_space)
 
 
 def test_optuna_suggest_round_trip() -> None:
@@ -561,6 +604,37 @@ def test_encode_shapes(space_id: str) -> None:
             assert int(cell.ops[:, : space.n_inputs].abs().sum()) == 0  # input nodes have no incoming edge
         else:
             assert cell.ops.shape == (5, v) and cell.adj.shape == (5, v, v)
+
+
+def test_encode_hand_worked_nb201_cell() -> None:
+    space = NB201Space()
+    arch = space.parse(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    )
+    cell = space.encode([arch]).cells[0]
+    # ops[dst, src] = 1 + index of the op in space.op_names (none 0, skip 1, conv1x1 2, conv3x3 3, pool 4)
+    # and 0 where there is no edge; the output node 3 is read out
+    expected = [[0, 0, 0, 0], [4, 0, 0, 0], [4, 5, 0, 0], [2, 4, 2, 0]]
+    assert cell.ops[0, :, :, 0].tolist() == expected and cell.ops.shape == (1, 4, 4, 1)
+    assert cell.readout.tolist() == [[0.0, 0.0, 0.0, 1.0]]
+    # a "none" edge is no edge at all
+    empty = space.encode([space.from_ops(["none"] * 6)]).cells[0]
+    assert int(empty.ops.abs().sum()) == 0
+
+
+def test_encode_hand_worked_nb101_cell() -> None:
+    space = NB101Space()
+    m = [[0, 1, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]]
+    ops = ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3", "output"]
+    cell = space.encode([space.from_matrix(m, ops)]).cells[0]
+    index = {op: space.op_names.index(op) + 1 for op in ops}
+    assert cell.ops[0].tolist() == [index[op] for op in ops] + [0, 0]  # padded to 7 vertices
+    # adj[dst, src]: the transpose of the matrix, padded
+    adj = [[0.0] * 7 for _ in range(7)]
+    for src, dst in [(0, 1), (0, 2), (1, 3), (2, 4), (3, 4)]:
+        adj[dst][src] = 1.0
+    assert cell.adj[0].tolist() == adj
+    assert cell.readout[0].tolist() == [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]  # the output vertex
 
 
 def torch_allclose(t, value: float) -> bool:

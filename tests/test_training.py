@@ -76,6 +76,23 @@ def test_crop_flip_keeps_shape_and_content() -> None:
         assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(2))
     padded = _crop_flip(x, torch.Generator().manual_seed(1), pad=2)
     assert padded.shape == x.shape
+    # by brute force: each image is one of the 5 x 5 crops of the zero-padded image, or its mirror
+    big = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(2):
+        crops = [big[i, :, r : r + 8, c : c + 8] for r in range(5) for c in range(5)]
+        assert any(torch.equal(padded[i], crop) or torch.equal(padded[i], crop.flip(2)) for crop in crops)
+    # over many draws every offset and both orientations occur
+    many = _crop_flip(x[:1].expand(400, -1, -1, -1), torch.Generator().manual_seed(2), pad=2)
+    seen = set()
+    for img in many:
+        for r in range(5):
+            for c in range(5):
+                crop = big[0, :, r : r + 8, c : c + 8]
+                if torch.equal(img, crop):
+                    seen.add((r, c, False))
+                if torch.equal(img, crop.flip(2)):
+                    seen.add((r, c, True))
+    assert len(seen) == 50
 
 
 def _write_fake_cifar(root: Path, name: str, n: int = 40) -> None:
@@ -189,6 +206,11 @@ def test_generic_dataset_with_held_out_fraction() -> None:
     ev = TrainingEvaluator(SPACE, _PairDataset(160), model_fn=tiny_model, val_fraction=0.25, epochs=1, batch_size=32)
     assert ev.num_classes == 10
     assert len(ev.train_data) == 120 and len(ev.val_data) == 40
+    # a seeded split of the one dataset: disjoint, together all 160 images
+    train_idx, val_idx = set(ev.train_data.indices), set(ev.val_data.indices)
+    assert not train_idx & val_idx and train_idx | val_idx == set(range(160))
+    again = TrainingEvaluator(SPACE, _PairDataset(160), model_fn=tiny_model, val_fraction=0.25, epochs=1)
+    assert set(again.val_data.indices) == val_idx
     result = ev.train(ARCH)
     assert result.epochs_run == 1 and 0 <= result.val_acc <= 100
 
@@ -251,9 +273,7 @@ def test_checkpoint_resume_matches_uninterrupted_run(tmp_path: Path, monkeypatch
 
 
 def test_darts_network_trains_through_network_kwargs() -> None:
-    networks = pytest.importorskip("gates_sampler.networks")
-    if not hasattr(networks, "build_network"):
-        pytest.skip("gates_sampler.networks.build_network not available yet")
+    from gates_sampler.networks import build_network
     from gates_sampler.spaces import DartsSpace
 
     space = DartsSpace()
@@ -265,21 +285,44 @@ def test_darts_network_trains_through_network_kwargs() -> None:
         network={"C": 4, "layers": 2},
         settings=TrainingSettings(n_train=64, n_val=32, demo_image_size=16),
     )
-    assert 0 <= ev.evaluate(space.sample(np.random.default_rng(0))) <= 100
+    arch = space.sample(np.random.default_rng(0))
+    assert 0 <= ev.evaluate(arch) <= 100
+    # the network trained is the DARTS builder's at C=4 with 2 cells, not the default size
+    expected = sum(p.numel() for p in build_network(space, arch, C=4, layers=2).parameters())
+    assert ev.last_result is not None and ev.last_result.n_params == expected
+    assert expected != sum(p.numel() for p in build_network(space, arch, C=4, layers=3).parameters())
     with pytest.raises(ValueError, match="unknown network option"):
         no_n = TrainingEvaluator(space, "demo", network={"N": 2}, settings=TINY_DEMO)  # DARTS networks have no N
         no_n.build_model(space.sample(np.random.default_rng(0)))
 
 
-def test_cpu_mixed_precision_runs() -> None:
-    result = make_eval(amp=True, channels_last=True, epochs=1).train(ARCH)
-    assert 0 <= result.val_acc <= 100
+def test_cpu_mixed_precision_runs_in_bfloat16_and_channels_last() -> None:
+    seen: dict[bool, dict[str, object]] = {}
+
+    def recording_model(arch: object = None, num_classes: int = 10) -> nn.Module:
+        model = tiny_model(arch, num_classes)
+        conv = model[0]
+
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            if module.training:
+                record = seen.setdefault(amp, {})
+                record["dtype"] = output.dtype
+                record["channels_last"] = module.weight.is_contiguous(memory_format=torch.channels_last)
+
+        conv.register_forward_hook(hook)
+        return model
+
+    for amp in (True, False):
+        result = make_eval(amp=amp, channels_last=amp, epochs=1, model_fn=recording_model).train(ARCH)
+        assert 0 <= result.val_acc <= 100
+    # bfloat16 autocast and channels-last weights only where asked for
+    assert seen[True] == {"dtype": torch.bfloat16, "channels_last": True}
+    assert seen[False] == {"dtype": torch.float32, "channels_last": False}
 
 
 def test_build_network_is_the_default_model_factory() -> None:
-    networks = pytest.importorskip("gates_sampler.networks")
-    if not hasattr(networks, "build_network"):
-        pytest.skip("gates_sampler.networks.build_network not available yet")
+    from gates_sampler.networks import build_network
+
     ev = TrainingEvaluator(
         SPACE,
         "demo",
@@ -294,6 +337,8 @@ def test_build_network_is_the_default_model_factory() -> None:
     width = {m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)}
     assert min(width) == 4  # C reached the builder
     assert 0 <= ev.evaluate(ARCH) <= 100
+    expected = sum(p.numel() for p in build_network(SPACE, ARCH, C=4, N=1).parameters())
+    assert ev.last_result is not None and ev.last_result.n_params == expected
     with pytest.raises(ValueError, match="unknown network option"):
         TrainingEvaluator(SPACE, "demo", network={"depth": 3}, settings=TINY_DEMO).build_model(ARCH)
 
@@ -341,6 +386,6 @@ def test_ray_callback_reports_each_epoch(monkeypatch: pytest.MonkeyPatch) -> Non
     tune = pytest.importorskip("ray.tune")
     reports: list[dict] = []
     monkeypatch.setattr(tune, "report", lambda metrics, **kw: reports.append(dict(metrics)))
-    make_eval(epochs=2, n_train=128, n_val=64).train(ARCH, callback=RayTuneReportCallback(extra={"arch": str(ARCH)}))
-    assert [r["epoch"] for r in reports] == [1, 2]
-    assert all(set(r) == {"val_acc", "epoch", "arch"} and 0 <= r["val_acc"] <= 100 for r in reports)
+    callback = RayTuneReportCallback(extra={"arch": str(ARCH)})
+    result = make_eval(epochs=2, n_train=128, n_val=64).train(ARCH, callback=callback)
+    assert reports == [{"val_acc": v, "epoch": e, "arch": str(ARCH)} for e, v in enumerate(result.history, 1)]

