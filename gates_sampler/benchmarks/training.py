@@ -526,10 +526,7 @@ class TrainingEvaluator:
         if self.model_fn is not None:
             return self.model_fn(arch)
         assert self.space is not None  # __init__ requires space= when there is no model_fn
-        try:
-            from gates_sampler.networks import build_network
-        except ImportError as exc:
-            raise ImportError("gates_sampler.networks.build_network is not available; pass model_fn=") from exc
+        from gates_sampler.networks import build_network
         config: dict[str, Any] = {"num_classes": self.num_classes, **self.network_kwargs}
         if self.C is not None:
             config["C"] = self.C
