@@ -527,6 +527,7 @@ class TrainingEvaluator:
             return self.model_fn(arch)
         assert self.space is not None  # __init__ requires space= when there is no model_fn
         from gates_sampler.networks import build_network
+
         config: dict[str, Any] = {"num_classes": self.num_classes, **self.network_kwargs}
         if self.C is not None:
             config["C"] = self.C
