@@ -195,7 +195,10 @@ BAD_INPUTS = [
     (["compare", "--datasets", "cifar10", "cifar10"], "--datasets lists 'cifar10' more than once"),
     (["compare", "--methods", "gates[foo=1]"], "unknown setting(s) ['foo']; gates takes ['n_startup'"),
     (["compare", "--methods", "gates[n_candidates=abc]"], "setting n_candidates must be int, got 'abc'"),
-    (["compare", "--methods", "gates[candidates=foo]"], "candidates must be one of ('random', 'mutation', 'mixed')"),
+    (
+        ["compare", "--methods", "gates[candidates=foo]"],
+        "candidates must be one of ('random', 'mutation', 'mixed', 'evolve')",
+    ),
     (["compare", "--methods", "rea[population_size=1]"], "need population_size >= 2"),
     (["compare", "--methods", "tpe[n_startup_trial=5]"], "unknown setting(s) ['n_startup_trial']; tpe takes"),
     (["compare", "--methods", "gates[seed=3]"], "unknown setting(s) ['seed']"),
