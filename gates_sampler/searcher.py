@@ -57,7 +57,7 @@ class SearchSettings:
     distinct_sampling: bool = True
     n_unlabeled: int = 2000
     evolve_rounds: int = 4
-    evolve_children: int = 500
+    evolve_children: int = 250
     evolve_parents: int = 20
 
     def __post_init__(self) -> None:
