@@ -20,7 +20,7 @@ logger = logging.getLogger("gates_sampler")
 
 __all__ = ["CANDIDATE_MODES", "REFIT_POLICIES", "FeatureProvider", "GatesPredictorSearcher", "SearchSettings"]
 
-CANDIDATE_MODES = ("random", "mutation", "mixed")
+CANDIDATE_MODES = ("random", "mutation", "mixed", "evolve")
 REFIT_POLICIES = ("warm", "scratch")
 
 
@@ -44,6 +44,11 @@ class SearchSettings:
             regression is also fitted on up to this many of the latest candidates that were scored
             (their zero-shot targets are computed for scoring anyway, no evaluation needed); 0 fits it
             on the evaluated architectures only, as in the paper's Eq. 13.
+        evolve_rounds: ``candidates="evolve"``: rounds of predictor-guided mutation after the first pool
+            is scored (0: score only the ``"mixed"`` pool, with the batch spread over lineages).
+        evolve_children: ``candidates="evolve"``: new unseen cells mutated and scored per round.
+        evolve_parents: ``candidates="evolve"``: the best-scored candidates the children of a round
+            are mutated from.
     """
 
     refit: str = "warm"
@@ -51,11 +56,21 @@ class SearchSettings:
     n_mutation_parents: int = 10
     distinct_sampling: bool = True
     n_unlabeled: int = 2000
+    evolve_rounds: int = 4
+    evolve_children: int = 250
+    evolve_parents: int = 20
 
     def __post_init__(self) -> None:
         if self.refit not in REFIT_POLICIES:
             raise ValueError(f"refit must be one of {REFIT_POLICIES}, got {self.refit!r}")
-        for name, least in (("warm_epochs", 1), ("n_mutation_parents", 1), ("n_unlabeled", 0)):
+        for name, least in (
+            ("warm_epochs", 1),
+            ("n_mutation_parents", 1),
+            ("n_unlabeled", 0),
+            ("evolve_rounds", 0),
+            ("evolve_children", 1),
+            ("evolve_parents", 1),
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
@@ -82,6 +97,22 @@ class SearchSettings:
         return cls(**settings)
 
 
+def top_by_lineage(scores: np.ndarray, lineage: Sequence[str], n: int) -> list[int]:
+    """Indices of ``n`` high scores, the best of each lineage first (in score order), then the best of
+    the rest: a batch spreads over lineages where there are enough of them."""
+    order = [int(i) for i in np.argsort(-np.asarray(scores), kind="stable")]
+    first: list[int] = []
+    used: set[str] = set()
+    for i in order:
+        if len(first) >= n:
+            break
+        if lineage[i] not in used:
+            used.add(lineage[i])
+            first.append(i)
+    taken = set(first)
+    return first + [i for i in order if i not in taken][: n - len(first)]
+
+
 class GatesPredictorSearcher(AskTellSearcher):
     """Predictor-based architecture search with a GATES(++) predictor.
 
@@ -95,7 +126,10 @@ class GatesPredictorSearcher(AskTellSearcher):
         n_startup: random proposals before the predictor is used.
         n_candidates: size of the candidate pool scored per ask (the paper's 200).
         candidates: ``"random"`` (default, the paper's Alg. 1), ``"mutation"`` (single-edit mutations of
-            the best architectures so far) or ``"mixed"`` (``n_candidates`` random plus as many mutations).
+            the best architectures so far), ``"mixed"`` (``n_candidates`` random plus as many mutations)
+            or ``"evolve"`` (the ``"mixed"`` pool, then rounds of mutating the best-scored unseen
+            candidates and scoring the children, see :attr:`SearchSettings.evolve_rounds`; a batch takes
+            its cells from different lineages where it can).
         predictor: a :class:`~gates_sampler.predictor.Predictor`, or a flat dict of its options
             (see :func:`~gates_sampler.predictor.make_predictor`).
         zero_shot: GATES++ zero-shot information: ``"auto"`` (default: GATES++ where the features are
@@ -249,9 +283,68 @@ class GatesPredictorSearcher(AskTellSearcher):
             # Candidates are drawn before the refit, so that it can already learn their zero-shot
             # targets; the fit draws nothing from the searcher's generator, so the order does not
             # change which candidates are drawn.
-            out = self._best_of(self._candidate_pool(n), n)
+            out = self._evolve(n) if self.candidates == "evolve" else self._best_of(self._candidate_pool(n), n)
         self.ask_seconds.append(time.perf_counter() - start)
         return out
+
+    def _mutants(
+        self, parents: Sequence[Arch], count: int, exclude: set[str], keys: set[str]
+    ) -> tuple[list[Arch], list[int]]:
+        """Up to ``count`` single-edit mutations of random ``parents`` whose keys are in neither set, and
+        the index of each one's parent; ``keys`` is extended with the new keys."""
+        children: list[Arch] = []
+        origin: list[int] = []
+        for _ in range(20 * count):
+            if len(children) >= count:
+                break
+            i = int(self._rng.integers(len(parents)))
+            child = self.space.mutate(parents[i], self._rng)
+            k = self.space.canonical_key(child)
+            if k in exclude or k in keys:
+                continue
+            keys.add(k)
+            children.append(child)
+            origin.append(i)
+        return children, origin
+
+    def _evolve(self, n: int) -> list[Arch]:
+        """``candidates="evolve"``: predictor-guided evolution over unseen cells.
+
+        The pool of ``"mixed"`` (``n_candidates`` random cells, as many mutations of the best evaluated
+        ones) is scored; then every round mutates the ``evolve_parents`` best-scored candidates so far into
+        ``evolve_children`` new unseen cells and scores them. Scoring is cheap and evaluations are not, so
+        a few thousand cells per ask let the predictor's top pick come from far better than random cells.
+        Every candidate belongs to a lineage (its random ancestor, or the evaluated cell its first
+        mutation came from); the top ``n`` are taken one per lineage first, so that a batch for parallel
+        workers is not ``n`` neighbours of one cell.
+        """
+        seen = self.seen_keys()
+        pool = self.space.sample_unique(self._rng, self.n_candidates, exclude=seen, reduced=self.distinct_sampling)
+        lineage = [self.space.canonical_key(a) for a in pool]
+        keys = set(lineage)
+        archs, values = self.training_data()
+        best = [archs[i] for i in np.argsort(-values, kind="stable")[: self.n_mutation_parents]]
+        children, origin = self._mutants(best, self.n_candidates, seen, keys)
+        pool += children
+        lineage += ["told:" + self.space.canonical_key(best[i]) for i in origin]
+        if len(pool) < n:  # the space is nearly exhausted
+            extra = self.space.sample_unique(self._rng, n - len(pool), exclude=seen | keys)
+            keys.update(self.space.canonical_key(a) for a in extra)
+            pool += extra
+            lineage += [self.space.canonical_key(a) for a in extra]
+        if not pool:
+            return []
+        scores = self._score_pool(pool)
+        for _ in range(self.settings.evolve_rounds):
+            top = np.argsort(-scores, kind="stable")[: self.settings.evolve_parents]
+            children, origin = self._mutants([pool[i] for i in top], self.settings.evolve_children, seen, keys)
+            if not children:
+                break
+            zs_op, zs_arch = self._features(children)
+            scores = np.concatenate([scores, self.predictor.score(children, zs_op, zs_arch)])
+            pool += children
+            lineage += [lineage[int(top[i])] for i in origin]
+        return [pool[i] for i in top_by_lineage(scores, lineage, n)]
 
     def _propose_fixed(self, n: int, fixed: Mapping[str, str]) -> list[Arch]:
         start = time.perf_counter()
@@ -266,13 +359,18 @@ class GatesPredictorSearcher(AskTellSearcher):
         """The ``n`` candidates the predictor scores highest (the one scoring path of every proposal)."""
         if not pool:
             return []
+        scores = self._score_pool(pool)
+        return [pool[i] for i in np.argsort(-scores, kind="stable")[:n]]
+
+    def _score_pool(self, pool: list[Arch]) -> np.ndarray:
+        """Predicted scores of a fresh candidate pool: its zero-shot features join the unlabeled set
+        first, so that the refit before scoring can already learn them."""
         zs_op, zs_arch = self._features(pool)
         if self._uses_unlabeled:
             assert zs_arch is not None
             self._remember_unlabeled(pool, zs_op, zs_arch)
         self.fit_predictor()
-        scores = self.predictor.score(pool, zs_op, zs_arch)
-        return [pool[i] for i in np.argsort(-scores, kind="stable")[:n]]
+        return self.predictor.score(pool, zs_op, zs_arch)
 
     # ----- persistence ------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import data_path
 
 from gates_sampler.cli import main
 from gates_sampler.experiments import comparison as ex
@@ -161,6 +162,23 @@ def test_compare_on_the_nb301_surrogate_has_no_regret_column(tmp_path, capsys):
     assert "NAS-Bench-301 surrogate (epoch 98), validation accuracy (%)" in text and "regret" not in text
 
 
+def test_eval_predictor_on_the_nb301_surrogate_end_to_end(tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="the NB301 surrogate needs onnxruntime ([nb301] extra)")
+    folder = data_path("nasbench301", "slds-lmu_yahpo_data", "v1_initial_3a646b8")
+    out = tmp_path / "p.json"
+    argv = ["eval-predictor", "--benchmark", "nb301", "--nb301-path", str(folder), "--pool-size", "60"]
+    argv += ["--test-size", "60", "--ratios", "10", "--subsets", "1", "--seeds", "2", "--epochs", "5"]
+    argv += ["--no-progress", "--device", "cpu", "--preset", "paper-nb301", "--json", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "NAS-Bench-301 surrogate (epoch 98) validation accuracy: pool 60 / test 60 cells" in text
+    assert "0.7430" in text  # the paper's NB301 tau at 10 % stands next to the measured one
+    record = json.loads(out.read_text())
+    assert record["complete"] and [r["n_train"] for r in record["runs"]] == [6, 6]
+    assert record["config"]["predictor_settings"] == {"op_dim": 32, "hidden": 64, "n_layers": 4}
+    assert [r["seed"] for r in record["runs"]] == [21, 2021] and record["config"]["test_size"] == 60
+
+
 # ----- arguments checked before any work ---------------------------------------------------------------
 
 #: every bad command line -> a fragment of its message
@@ -177,7 +195,10 @@ BAD_INPUTS = [
     (["compare", "--datasets", "cifar10", "cifar10"], "--datasets lists 'cifar10' more than once"),
     (["compare", "--methods", "gates[foo=1]"], "unknown setting(s) ['foo']; gates takes ['n_startup'"),
     (["compare", "--methods", "gates[n_candidates=abc]"], "setting n_candidates must be int, got 'abc'"),
-    (["compare", "--methods", "gates[candidates=foo]"], "candidates must be one of ('random', 'mutation', 'mixed')"),
+    (
+        ["compare", "--methods", "gates[candidates=foo]"],
+        "candidates must be one of ('random', 'mutation', 'mixed', 'evolve')",
+    ),
     (["compare", "--methods", "rea[population_size=1]"], "need population_size >= 2"),
     (["compare", "--methods", "tpe[n_startup_trial=5]"], "unknown setting(s) ['n_startup_trial']; tpe takes"),
     (["compare", "--methods", "gates[seed=3]"], "unknown setting(s) ['seed']"),
@@ -214,6 +235,17 @@ BAD_INPUTS = [
     (["eval-predictor", "--split-seed", "-3"], "argument --split-seed: expected an integer >= 0"),
     (["eval-predictor", "--ratios", "0"], "argument --ratios: a training ratio is a percent of the pool in (0, 100]"),
     (["eval-predictor", "--device", "tpu"], "--device: device must be"),
+    (["eval-predictor", "--benchmark", "nb301"], "--benchmark nb301 needs --nb301-path"),
+    (["eval-predictor", "--benchmark", "nb301", "--nb301-path", "/nonexistent"], "is not a folder"),
+    (
+        ["eval-predictor", "--benchmark", "nb301", "--nb301-path", str(REPO), "--split", "first"],
+        "--split first is NAS-Bench-201's index order",
+    ),
+    (["eval-predictor", "--pool-size", "100"], "--pool-size sizes the NB301 split"),
+    (["eval-predictor", "--test-size", "100"], "--test-size sizes the NB301 split"),
+    (["eval-predictor", "--pool-size", "1"], "argument --pool-size: expected an integer >= 2, got '1'"),
+    (["eval-predictor", "--preset", "paper"], "argument --preset: invalid choice: 'paper'"),
+    (["eval-predictor", "--preset", "paper-nb301", "--encoder", "mlp"], "drop it with --encoder mlp"),
     (["precompute-zeroshot", "--space", "darts"], "pass --limit N"),
     (["precompute-zeroshot", "--limit", "0"], "argument --limit: expected a positive integer"),
     (["precompute-zeroshot", "--jobs", "0"], "argument --jobs: expected a positive integer"),
@@ -282,6 +314,10 @@ def test_mirrored_choices_agree_with_their_sources() -> None:
     assert _common.NB201_DATASETS == DATASETS and _common.CANDIDATE_MODES == CANDIDATE_MODES
     assert _common.LOSSES == LOSSES and _common.SPLITS == SPLITS and _common.PAPER_SEEDS == PAPER_SEEDS
     assert _common.BUILTIN_SPACE_NAMES == tuple(BUILTIN_SPACES)
+    from gates_sampler.commands import eval_predictor as ep
+    from gates_sampler.experiments import predictor_quality as pq
+
+    assert ep.PRESETS == tuple(pq.PREDICTOR_PRESETS) and ep.NB301_SIZES == (pq.NB301_POOL_SIZE, pq.NB301_TEST_SIZE)
 
 
 # ----- the compare table and plot ----------------------------------------------------------------------

@@ -663,3 +663,58 @@ def test_cli_eval_predictor_passes_zero_shot_options(monkeypatch, capsys) -> Non
     assert "first 7813 in benchmark index order" in capsys.readouterr().out
     assert cli.main(["eval-predictor", "--aux-weight", "nan", "--no-timing", "--device", "cpu"]) != 0
     assert "--aux-weight must be a finite number >= 0, got nan" in capsys.readouterr().err
+
+
+# ----- NAS-Bench-301 split --------------------------------------------------------------------------
+class _FakeNB301:
+    """Labels DARTS cells by a fixed function of their genotype text, so the split runs without the surrogate."""
+
+    space = DartsSpace()
+    direction = "maximize"
+    epoch = 98
+    metric = "val_acc"
+
+    def query_many(self, archs):
+        return np.array([sum(map(ord, str(a))) % 997 / 10.0 for a in archs])
+
+
+def test_nb301_split_is_disjoint_and_fixed_by_its_seed() -> None:
+    bench = _FakeNB301()
+    a = ev.nb301_split(seed=3, pool_size=40, test_size=30, benchmark=bench)
+    b = ev.nb301_split(seed=3, pool_size=40, test_size=30, benchmark=bench)
+    c = ev.nb301_split(seed=4, pool_size=40, test_size=30, benchmark=bench)
+    assert (a.pool_size, len(a.test_archs)) == (40, 30)
+    assert a.train_archs == b.train_archs and a.test_archs == b.test_archs
+    assert a.train_archs != c.train_archs
+    keys = [bench.space.canonical_key(x) for x in a.train_archs + a.test_archs]
+    assert len(set(keys)) == 70  # no cell twice, in particular none in both pool and test set
+    np.testing.assert_array_equal(a.train_values, bench.query_many(a.train_archs))
+    np.testing.assert_array_equal(a.test_values, bench.query_many(a.test_archs))
+    with pytest.raises(ValueError, match="test_size must be an int >= 2"):
+        ev.nb301_split(pool_size=40, test_size=1, benchmark=bench)
+
+
+def test_cli_eval_predictor_nb301_passes_sizes_and_preset(monkeypatch, capsys, tmp_path) -> None:
+    from gates_sampler import cli
+
+    seen: dict = {}
+
+    def split(path, seed, pool_size, test_size, epoch):
+        seen.update(path=path, seed=seed, pool_size=pool_size, test_size=test_size, epoch=epoch)
+        return ev.nb301_split(seed=seed, pool_size=pool_size, test_size=test_size, benchmark=_FakeNB301())
+
+    def fake(split, ratios, **kw):
+        seen.update(ratios=list(ratios), **kw)
+        return []
+
+    monkeypatch.setattr("gates_sampler.commands.eval_predictor.nb301_split", split)
+    monkeypatch.setattr("gates_sampler.commands.eval_predictor.evaluate_predictor", fake)
+    argv = ["eval-predictor", "--benchmark", "nb301", "--nb301-path", str(tmp_path), "--no-timing", "--no-progress"]
+    assert cli.main([*argv, "--device", "cpu", "--pool-size", "50", "--test-size", "20", "--split-seed", "7"]) == 0
+    assert (seen["pool_size"], seen["test_size"], seen["seed"], seen["epoch"]) == (50, 20, 7, 98)
+    assert seen["ratios"] == [0.005, 0.01, 0.025, 0.1]  # the NB301 default training sizes
+    assert seen["predictor_kwargs"] is None
+    assert "NAS-Bench-301 surrogate (epoch 98)" in capsys.readouterr().out
+    assert cli.main([*argv, "--device", "cpu", "--preset", "paper-nb301", "--ratios", "1"]) == 0
+    assert (seen["pool_size"], seen["test_size"]) == (5896, 5000)
+    assert seen["predictor_kwargs"] == {"op_dim": 32, "hidden": 64, "n_layers": 4}

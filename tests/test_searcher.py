@@ -391,3 +391,63 @@ def test_make_predictor_assembles_what_the_searcher_uses() -> None:
         make_predictor(sp, predictor=["gates"])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="zero_shot=True needs a built-in network"):
         make_predictor(make_spaces()["edge"], zero_shot=True)
+
+
+# ----- candidates="evolve" ------------------------------------------------------------------------------
+EVOLVE = {"candidates": "evolve", "n_candidates": 30, "evolve_rounds": 2, "evolve_children": 40, "evolve_parents": 5}
+
+
+def test_evolve_never_proposes_seen_or_pending_cells(bench):
+    s = make(**EVOLVE)
+    drive(s, bench, 6)
+    held = s.ask(4)  # four workers hold these
+    seen = {s.space.canonical_key(a) for a in held} | {s.space.canonical_key(o.arch) for o in s.history}
+    for _ in range(4):
+        batch = s.ask(3)
+        keys = {s.space.canonical_key(a) for a in batch}
+        assert len(keys) == 3 and not keys & seen
+        seen |= keys
+        for a in batch:
+            s.tell(a, bench.query(a))
+
+
+def test_evolve_is_deterministic_and_differs_from_the_random_pool(bench):
+    first = drive(make(3, **EVOLVE), bench, 10)
+    assert first == drive(make(3, **EVOLVE), bench, 10)
+    assert first != drive(make(3, **{**EVOLVE, "candidates": "mixed"}), bench, 10)
+
+
+def test_evolve_scores_every_round_and_returns_the_top_scored(bench, monkeypatch):
+    s = make(**EVOLVE)
+    drive(s, bench, 6)
+    scored: list = []
+    real = s.predictor.score
+
+    def score(archs, *args, **kwargs):
+        out = real(archs, *args, **kwargs)
+        scored.append((list(archs), out))
+        return out
+
+    monkeypatch.setattr(s.predictor, "score", score)
+    best = s.ask()
+    # the pool of "mixed" (30 random + 30 mutations of the best told cells), then two rounds of 40 children
+    assert [len(a) for a, _ in scored] == [60, 40, 40]
+    top = max(zip((x for a, _ in scored for x in a), (v for _, o in scored for v in o)), key=lambda t: t[1])
+    assert str(best) == str(top[0])
+
+
+def test_top_by_lineage_spreads_a_batch_over_lineages():
+    from gates_sampler.searcher import top_by_lineage
+
+    scores = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    lineage = ["a", "a", "b", "a", "c"]
+    assert top_by_lineage(scores, lineage, 1) == [0]
+    assert top_by_lineage(scores, lineage, 3) == [0, 2, 4]
+    assert top_by_lineage(scores, lineage, 5) == [0, 2, 4, 1, 3]
+
+
+def test_evolve_settings_are_checked():
+    with pytest.raises(ValueError, match="evolve_children must be an int >= 1, got 0"):
+        SearchSettings(evolve_children=0)
+    with pytest.raises(ValueError, match="evolve_rounds must be an int >= 0, got -1"):
+        SearchSettings(evolve_rounds=-1)

@@ -1,10 +1,12 @@
-"""``gates-nas eval-predictor``: the predictor-quality harness on NAS-Bench-201 (paper Sec. 6.1-6.2).
+"""``gates-nas eval-predictor``: the predictor-quality harness on NAS-Bench-201 and NAS-Bench-301
+(paper Sec. 6.1-6.2).
 
 Example (the paper's GATES row of Table 4, 5 ratios x 3 subsets x 3 seeds)::
 
     gates-nas eval-predictor --encoder gates --dataset cifar10 --json gates.json
     gates-nas eval-predictor --ratios 1 --subsets 3 --seeds 1 --epochs 200   # a quick check
     gates-nas eval-predictor --ablation --ratios 0.5 1 2.5                  # Table 7 grid
+    gates-nas eval-predictor --benchmark nb301 --nb301-path DIR --preset paper-nb301 --ratios 0.5 1 2.5 10
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ from gates_sampler.commands._common import (
     PAPER_SEEDS,
     SPLITS,
     UsageError,
+    add_benchmark_args,
+    check_benchmark_args,
     check_device,
+    check_importable,
     check_output_file,
+    int_at_least,
     non_negative_int,
 )
 
@@ -33,13 +39,18 @@ from gates_sampler.commands._common import (
 _HARNESS_NAMES = (
     "ABLATION_VARIANTS",
     "NB201_POOL_SIZE",
+    "NB301_POOL_SIZE",
+    "NB301_TEST_SIZE",
     "PAPER_TABLE4_NB201",
+    "PAPER_TABLE4_NB301",
+    "PREDICTOR_PRESETS",
     "PAPER_TABLE7_NB201",
     "evaluate_predictor",
     "format_ablation_table",
     "format_table",
     "load_zero_shot",
     "nb201_split",
+    "nb301_split",
     "results_to_json",
     "summarize",
     "time_fit",
@@ -57,6 +68,13 @@ def __getattr__(name: str) -> Any:
 
 DATASETS = ("cifar10", "cifar100", "imagenet")
 DEFAULT_PERCENTS = (0.1, 0.5, 1.0, 2.5, 10.0)
+#: the NB301 training sizes of the paper's Table 7 plus 10 %
+NB301_PERCENTS = (0.5, 1.0, 2.5, 10.0)
+#: ``gates_sampler.experiments.predictor_quality.PREDICTOR_PRESETS`` (names only; tests check they agree)
+PRESETS = ("default", "paper-nb301")
+#: ``gates_sampler.experiments.predictor_quality.NB301_POOL_SIZE`` / ``NB301_TEST_SIZE``
+NB301_SIZES = (5896, 5000)
+_at_least_two = int_at_least(2, "an integer >= 2")
 
 
 def _percent(text: str) -> float:
@@ -85,10 +103,12 @@ def register(subparsers: Any) -> None:
     """Add the ``eval-predictor`` parser to the ``gates-nas`` subcommands."""
     p = subparsers.add_parser(
         "eval-predictor",
-        help="measure predictor ranking quality on NAS-Bench-201 (Kendall's tau, N@K, Precision@K)",
+        help="measure predictor ranking quality on NAS-Bench-201 or -301 (Kendall's tau, N@K, Precision@K)",
         description=(
             "Split the 15625 NAS-Bench-201 cells by a fixed seed (or, as the paper, by the benchmark's index "
-            "order) into a 7813-cell training pool and a 7812-cell test set; for each training ratio train "
+            "order) into a 7813-cell training pool and a 7812-cell test set (with --benchmark nb301: a seeded "
+            "pool of 5896 random distinct DARTS cells and a disjoint test set of 5000 others, labelled by the "
+            "NB301 surrogate); for each training ratio train "
             "predictors on random subsets of the pool with several seeds, rank the test set, and print mean "
             "+- std of Kendall's tau, N@K (best true rank among the top-K predicted, 1 = best) and Precision@K "
             "(share of the true top-K among the predicted top-K)."
@@ -98,13 +118,37 @@ def register(subparsers: Any) -> None:
     p.add_argument("--encoder", choices=("gates", "mlp", "gates++"), default="gates", help="predictor encoder")
     p.add_argument("--loss", choices=LOSSES, default="hinge", help="training loss")
     p.add_argument("--dataset", choices=DATASETS, default="cifar10", help="NAS-Bench-201 dataset (validation accuracy)")
+    add_benchmark_args(p)
+    p.add_argument(
+        "--pool-size",
+        type=_at_least_two,
+        default=None,
+        metavar="N",
+        help=f"nb301: cells in the training pool (default {NB301_SIZES[0]}, the paper's NB301 training set)",
+    )
+    p.add_argument(
+        "--test-size",
+        type=_at_least_two,
+        default=None,
+        metavar="N",
+        help=f"nb301: cells in the test set, drawn apart from the pool (default {NB301_SIZES[1]})",
+    )
+    p.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="default",
+        help="GATES sizes: 'default' (the library's: five 128-wide layers, embeddings of 48) or 'paper-nb301' "
+        "(the paper's NB301 setting: four 64-wide layers, operation embeddings of 32)",
+    )
     p.add_argument(
         "--ratios",
         type=_percent,
         nargs="+",
-        default=list(DEFAULT_PERCENTS),
+        default=None,
         metavar="PCT",
-        help="training-set sizes in percent of the 7813-cell pool (0.1%% = 7 cells, 10%% = 781)",
+        help="training-set sizes in percent of the pool (nb201: 7813 cells, 0.1%% = 7, 10%% = 781; "
+        f"default {' '.join(f'{r:g}' for r in DEFAULT_PERCENTS)}; nb301 default "
+        f"{' '.join(f'{r:g}' for r in NB301_PERCENTS)})",
     )
     p.add_argument("--subsets", type=_positive, default=3, help="random training subsets per ratio")
     p.add_argument(
@@ -161,7 +205,12 @@ def register(subparsers: Any) -> None:
         help="'random': the pool / test split drawn by --split-seed; 'first': the paper's split, "
         "the first 7813 cells in NAS-Bench-201's index order train, the rest test",
     )
-    p.add_argument("--split-seed", type=non_negative_int, default=0, help="seed of the random pool / test split")
+    p.add_argument(
+        "--split-seed",
+        type=non_negative_int,
+        default=0,
+        help="seed of the random pool / test split (nb301: of the cell draw)",
+    )
     p.add_argument("--subset-seed", type=non_negative_int, default=0, help="seed of the training-subset draws")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda', ...")
     p.add_argument("--json", metavar="PATH", help="also write every run and the summary to this JSON file")
@@ -174,14 +223,25 @@ def check(args: argparse.Namespace) -> None:
     """Every argument, before the benchmark is loaded."""
     if args.ablation and args.encoder == "mlp":
         raise UsageError("--ablation compares GATES variants; drop --encoder mlp (or --ablation)")
+    if args.preset != "default" and args.encoder == "mlp":
+        raise UsageError(f"--preset {args.preset} sets GATES sizes; drop it with --encoder mlp")
+    check_benchmark_args(args)
+    if args.benchmark == "nb301":
+        if args.split == "first":
+            raise UsageError("--split first is NAS-Bench-201's index order; NB301 cells are drawn by --split-seed")
+        check_importable("onnxruntime", "--benchmark nb301", "nb301")
+    else:
+        for flag, value in (("--pool-size", args.pool_size), ("--test-size", args.test_size)):
+            if value is not None:
+                raise UsageError(f"{flag} sizes the NB301 split; NAS-Bench-201 always splits 7813 / 7812 cells")
     if args.aux_weight is not None and not (math.isfinite(args.aux_weight) and args.aux_weight >= 0):
         raise UsageError(f"--aux-weight must be a finite number >= 0, got {args.aux_weight}")
     check_output_file(args.json, "--json")
     check_device(args.device)
 
 
-def _predictor_kwargs(args: argparse.Namespace) -> dict | None:
-    kwargs: dict = {}
+def _predictor_kwargs(args: argparse.Namespace, presets: dict[str, dict[str, Any]]) -> dict | None:
+    kwargs: dict = dict(presets[args.preset])
     if args.arch_input:
         kwargs["arch_input"] = True
     if args.aux_weight is not None:
@@ -202,7 +262,17 @@ def run(args: argparse.Namespace) -> int:
 
     h = sys.modules[__name__]
     zero_shot = None
-    split = h.nb201_split(args.dataset, seed=args.split_seed, split=args.split)
+    nb301 = args.benchmark == "nb301"
+    if nb301:
+        split = h.nb301_split(
+            args.nb301_path,
+            seed=args.split_seed,
+            pool_size=args.pool_size or h.NB301_POOL_SIZE,
+            test_size=args.test_size or h.NB301_TEST_SIZE,
+            epoch=args.epoch,
+        )
+    else:
+        split = h.nb201_split(args.dataset, seed=args.split_seed, split=args.split)
     if args.test_cells is not None and args.test_cells < len(split.test_archs):
         keep = np.sort(
             np.random.default_rng(args.split_seed).choice(len(split.test_archs), args.test_cells, replace=False)
@@ -216,20 +286,27 @@ def run(args: argparse.Namespace) -> int:
             print(f"gates-nas eval-predictor: {exc}", file=sys.stderr)
             return 3
     device = resolve_device(args.device)
-    ratios = [p / 100.0 for p in args.ratios]
+    percents = args.ratios if args.ratios is not None else list(NB301_PERCENTS if nb301 else DEFAULT_PERCENTS)
+    ratios = [p / 100.0 for p in percents]
     seeds = _seeds(args.seeds)
     variants = list(h.ABLATION_VARIANTS) if args.ablation else None
-    sizes = ", ".join(f"{p:g}% = {h.train_size(split.pool_size, r)}" for p, r in zip(args.ratios, ratios))
-    how = "first 7813 in benchmark index order" if args.split == "first" else f"split seed {args.split_seed}"
+    predictor_kwargs = _predictor_kwargs(args, h.PREDICTOR_PRESETS)
+    sizes = ", ".join(f"{p:g}% = {h.train_size(split.pool_size, r)}" for p, r in zip(percents, ratios))
+    if nb301:
+        source = f"NAS-Bench-301 surrogate (epoch {args.epoch}) validation accuracy"
+        how = f"random distinct DARTS cells, seed {args.split_seed}"
+    else:
+        source = f"NAS-Bench-201 {args.dataset} validation accuracy"
+        how = "first 7813 in benchmark index order" if args.split == "first" else f"split seed {args.split_seed}"
     print(
-        f"NAS-Bench-201 {args.dataset} validation accuracy: "
-        f"pool {split.pool_size} / test {len(split.test_archs)} cells "
+        f"{source}: pool {split.pool_size} / test {len(split.test_archs)} cells "
         f"({how}); training sizes {sizes}; {args.subsets} subsets x seeds {seeds}; "
-        f"{args.epochs} epochs; encoder {args.encoder}, loss {args.loss}; device {device}"
+        f"{args.epochs} epochs; encoder {args.encoder}, preset {args.preset}, loss {args.loss}; device {device}"
     )
     fit_200 = None
     if not args.no_timing:
-        idx = np.random.default_rng(args.subset_seed).choice(split.pool_size, size=200, replace=False)
+        n_time = min(200, split.pool_size)
+        idx = np.random.default_rng(args.subset_seed).choice(split.pool_size, size=n_time, replace=False)
         fit_200 = h.time_fit(
             split.space,
             [split.train_archs[i] for i in idx],
@@ -238,11 +315,19 @@ def run(args: argparse.Namespace) -> int:
             encoder="mlp" if args.encoder == "mlp" else "gates",
             loss=args.loss,
             device=str(device),
+            **{k: v for k, v in (predictor_kwargs or {}).items() if k != "arch_input"},
         )
         where = "this CPU" if device.type == "cpu" else str(device)
-        print(f"fitting on 200 architectures for {args.epochs} epochs takes {fit_200:.1f} s on {where}")
+        print(f"fitting on {n_time} architectures for {args.epochs} epochs takes {fit_200:.1f} s on {where}")
     config = {k: v for k, v in vars(args).items() if k not in ("func", "check")}
-    config.update(seeds_used=seeds, device=str(device), pool_size=h.NB201_POOL_SIZE)
+    config.update(
+        seeds_used=seeds,
+        device=str(device),
+        pool_size=split.pool_size,
+        test_size=len(split.test_archs),
+        ratios=percents,
+        predictor_settings=predictor_kwargs or {},
+    )
     done: list = []
 
     def save_partial(result: Any) -> None:
@@ -269,16 +354,22 @@ def run(args: argparse.Namespace) -> int:
         on_result=save_partial,
         tau_epochs=args.tau_epochs,
         aux_pool=args.aux_pool,
-        predictor_kwargs=_predictor_kwargs(args),
+        predictor_kwargs=predictor_kwargs,
     )
     wall = time.perf_counter() - start
     rows = h.summarize(results)
     print()
     if args.ablation:
-        print("Kendall's tau (mean +- std over runs) [paper Table 7, NAS-Bench-201]")
-        print(h.format_ablation_table(rows, h.PAPER_TABLE7_NB201 if args.dataset == "cifar10" else None))
+        table7 = h.PAPER_TABLE7_NB201 if args.dataset == "cifar10" and not nb301 else None
+        print("Kendall's tau (mean +- std over runs)" + (" [paper Table 7, NAS-Bench-201]" if table7 else ""))
+        print(h.format_ablation_table(rows, table7))
         print()
-    paper = h.PAPER_TABLE4_NB201.get(args.encoder) if args.dataset == "cifar10" and not args.ablation else None
+    if nb301:
+        paper = None if args.ablation else h.PAPER_TABLE4_NB301.get(args.encoder)
+        if paper:
+            print("paper tau: the paper's Table 4 on NB301's real anchor labels (the surrogate's are smoother)")
+    else:
+        paper = h.PAPER_TABLE4_NB201.get(args.encoder) if args.dataset == "cifar10" and not args.ablation else None
     print(h.format_table(rows, paper))
     print(f"\n{len(results)} fits in {wall:.0f} s (fit s = mean seconds per fit)")
     if args.json:

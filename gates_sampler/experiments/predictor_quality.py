@@ -1,4 +1,4 @@
-"""Predictor-quality harness on NAS-Bench-201 (paper Sec. 6.1-6.2).
+"""Predictor-quality harness on NAS-Bench-201 and NAS-Bench-301 (paper Sec. 6.1-6.2).
 
 Protocol: the 15625 NAS-Bench-201 cells are split into a 7813-cell training pool and a 7812-cell test
 set, by a fixed seed or, as in the paper, by NAS-Bench-201's index order (the first 7813 train). For
@@ -11,6 +11,10 @@ test set and is scored with
   each of the last five epochs as in the paper (``tau_final``: after the last epoch only),
 * N@K: the best true rank (1 = the test set's best cell) among the K cells predicted best,
 * Precision@K: the fraction of the true top-K cells among the K cells predicted best.
+
+On the DARTS space (NAS-Bench-301) there is no table: :func:`nb301_split` draws a seeded pool of
+5896 random distinct cells (the size of the paper's NB301 training set) and a disjoint test set of
+other random cells, all labelled by the NB301 surrogate (by default at epoch 98, the final result).
 
 Typical use::
 
@@ -85,6 +89,60 @@ PAPER_TABLE4_NB201: dict[str, dict[float, float]] = {
         0.5: 0.9116,
         1.0: 0.9210,
     },
+}
+#: size of the NAS-Bench-301 training pool (the paper's 5896 anchor architectures)
+NB301_POOL_SIZE = 5896
+#: default size of the NAS-Bench-301 test set (random DARTS cells outside the pool)
+NB301_TEST_SIZE = 5000
+#: Kendall's tau on NAS-Bench-301 of the paper's Table 4 (real anchor labels, not the surrogate's), by ratio
+PAPER_TABLE4_NB301: dict[str, dict[float, float]] = {
+    "mlp": {
+        0.001: 0.1346,
+        0.0025: 0.1901,
+        0.005: 0.2758,
+        0.0075: 0.3549,
+        0.01: 0.4018,
+        0.025: 0.4997,
+        0.05: 0.5373,
+        0.1: 0.5687,
+        0.5: 0.6237,
+        1.0: 0.6485,
+    },
+    "gates": {
+        0.001: 0.1020,
+        0.0025: 0.3144,
+        0.005: 0.4889,
+        0.0075: 0.5209,
+        0.01: 0.5590,
+        0.025: 0.6452,
+        0.05: 0.7142,
+        0.1: 0.7430,
+        0.5: 0.7695,
+        1.0: 0.7887,
+    },
+    "gates++": {
+        0.001: 0.2285,
+        0.0025: 0.4330,
+        0.005: 0.5329,
+        0.0075: 0.5713,
+        0.01: 0.5833,
+        0.025: 0.6545,
+        0.05: 0.7048,
+        0.1: 0.7333,
+        0.5: 0.7785,
+        1.0: 0.7858,
+    },
+}
+#: named predictor settings (:class:`PredictorSettings` fields) the harness can compare
+#: ``"default"``: the library's defaults (five 128-wide GATES layers, embeddings of 48), what a DARTS search
+#: uses today. ``"paper-nb301"``: the paper's NAS-Bench-301 setting (Sec. 6.1): four 64-wide GATES layers and
+#: operation embeddings of 32. The paper's information embedding of 32 has no separate knob here: the
+#: learned input-node embeddings take the layer width, and the first layer's linear map makes a 32-wide
+#: embedding neither more nor less expressive for the two input nodes. The mean of the intermediate nodes
+#: is already the DARTS cell embedding (``DartsSpace``'s ``readout="mean"``).
+PREDICTOR_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "paper-nb301": {"op_dim": 32, "hidden": 64, "n_layers": 4},
 }
 #: Kendall's tau of the paper's Table 7 (NAS-Bench-201 GATES++ ablation), by variant and ratio
 PAPER_TABLE7_NB201: dict[str, dict[float, float]] = {
@@ -234,6 +292,50 @@ def nb201_split(
         test_archs=[archs[i] for i in te],
         test_values=values[te],
         name=name,
+    )
+
+
+def nb301_split(
+    path: str | None = None,
+    seed: int = 0,
+    pool_size: int = NB301_POOL_SIZE,
+    test_size: int = NB301_TEST_SIZE,
+    epoch: int = 98,
+    benchmark: Any = None,
+) -> PredictorSplit:
+    """``pool_size + test_size`` random distinct DARTS cells labelled by the NAS-Bench-301 surrogate.
+
+    The first ``pool_size`` cells drawn (by ``seed``) are the training pool, the next ``test_size`` the test
+    set, so the two are disjoint (no two cells anywhere are isomorphic) and the same seed gives the same
+    split. Values are the surrogate's validation accuracy (%) at ``epoch`` (98: the final result).
+
+    Args:
+        path: folder of the YAHPO ``nb301`` surrogate (see :class:`NB301Benchmark`).
+        seed: seeds the draw of the cells.
+        pool_size, test_size: sizes of the training pool and of the test set (each >= 2).
+        epoch: the surrogate's fidelity, 1..98.
+        benchmark: an :class:`NB301Benchmark` to label with instead of building one from ``path`` / ``epoch``.
+    """
+    from gates_sampler.benchmarks.nb301 import NB301Benchmark
+
+    for name, size in (("pool_size", pool_size), ("test_size", test_size)):
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
+            raise ValueError(f"{name} must be an int >= 2, got {size!r}")
+    bench = benchmark if benchmark is not None else NB301Benchmark(path=path, epoch=epoch)
+    n = pool_size + test_size
+    archs = bench.space.sample_unique(np.random.default_rng(seed), n)
+    if len(archs) < n:  # ~10^18 DARTS cells: only a tiny custom space can run out
+        raise ValueError(f"found only {len(archs)} distinct cells of the {n} asked for")
+    values = np.asarray(bench.query_many(archs), dtype=np.float64)
+    if bench.direction == "minimize":
+        values = -values
+    return PredictorSplit(
+        space=bench.space,
+        train_archs=archs[:pool_size],
+        train_values=values[:pool_size],
+        test_archs=archs[pool_size:],
+        test_values=values[pool_size:],
+        name=f"nb301-epoch{bench.epoch}-{bench.metric}",
     )
 
 
