@@ -278,20 +278,21 @@ class AskTellSearcher(abc.ABC):
         """Up to ``n`` new architectures agreeing with ``fixed``; subclasses rank the candidates."""
         return self._agreeing_unseen(n, fixed)
 
-    def tell(self, arch: Arch | str | dict, value: Any) -> None:
+    def tell(self, arch: Arch | str | dict, value: Any) -> Observation:
         """Record the result of an architecture.
 
         ``value`` ``None``, NaN, inf or a number beyond the float32 range (see :func:`as_value`) marks a
         failed evaluation: recorded, never proposed again and excluded from training. A value that is
         not a number raises ``ValueError`` and records nothing. A valid architecture that was never
         asked is accepted as extra data. Telling the same architecture twice keeps both values; training
-        uses their mean.
+        uses their mean. Returns the :class:`Observation` recorded (its ``value`` is ``None`` for a failure).
         """
         arch = self.space.coerce(arch)
         v = as_value(value)  # both checked before anything is recorded: a rejected tell changes nothing
         key = self.space.canonical_key(arch)
         asked = self._pending.pop(key, None) is not None
-        self._history.append(Observation(arch, v, asked))
+        observation = Observation(arch, v, asked)
+        self._history.append(observation)
         self._arch_of.setdefault(key, arch)
         if v is None:
             logger.info("failed evaluation recorded for %s", arch)
@@ -301,6 +302,7 @@ class AskTellSearcher(abc.ABC):
             self._values.setdefault(key, []).append(self._internal(v))
             self._failed.discard(key)
         self._on_tell(arch, v)
+        return observation
 
     def _on_tell(self, arch: Arch, value: float | None) -> None:  # noqa: B027 - an optional hook, not abstract
         """Hook for subclasses: called after every tell (``value`` ``None`` for a failure)."""

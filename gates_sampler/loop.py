@@ -66,9 +66,8 @@ def run_search(
                 each = (time.perf_counter() - start) / len(batch)
                 todo = [(a, each) for a in batch]
             arch, seconds = todo.pop(0)
-            value = evaluate(arch)
-            searcher.tell(arch, value)
-            step = Step(arch, searcher.history[-1].value, seconds)
+            # the value as recorded (None for a failure); reading history would copy it every step
+            step = Step(arch, searcher.tell(arch, evaluate(arch)).value, seconds)
             steps.append(step)
             if callback is not None:
                 callback(step)

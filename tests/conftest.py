@@ -28,23 +28,28 @@ USER_EDGE_OPS = ("conv3", "conv5", "pool", "identity")
 USER_NODE_OPS = ("conv", "pool")
 
 
+def user_edge_space(ops: tuple[str, ...] = USER_EDGE_OPS) -> CellSpace:
+    """The user-defined "operation on edge" space under test (other ``ops`` give a same-named variant)."""
+    return CellSpace(
+        kind="edge",
+        ops=ops,
+        n_nodes=3,
+        n_inputs=2,
+        inputs_per_node=2,
+        cell_names=("normal", "reduce"),
+        readout="mean",
+        none_op=None,
+        name="user-edge",
+    )
+
+
 def make_spaces() -> dict[str, object]:
     """One instance of every kind of space, keyed by a short id (fresh objects per call)."""
     return {
         "nb201": NB201Space(),
         "darts": DartsSpace(),
         "nb101": NB101Space(),
-        "edge": CellSpace(
-            kind="edge",
-            ops=USER_EDGE_OPS,
-            n_nodes=3,
-            n_inputs=2,
-            inputs_per_node=2,
-            cell_names=("normal", "reduce"),
-            readout="mean",
-            none_op=None,
-            name="user-edge",
-        ),
+        "edge": user_edge_space(),
         "node": CellSpace(kind="node", ops=USER_NODE_OPS, max_vertices=5, max_edges=6, name="user-node"),
     }
 

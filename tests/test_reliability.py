@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import SPACE_IDS, USER_EDGE_OPS, make_spaces
+from conftest import SPACE_IDS, USER_EDGE_OPS, make_spaces, user_edge_space
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +27,7 @@ from gates_sampler.base_searcher import MAX_ABS_VALUE, AskTellSearcher, as_value
 from gates_sampler.baselines import RandomSearcher
 from gates_sampler.cli import main
 from gates_sampler.predictor import Predictor
-from gates_sampler.spaces import CellSpace, DartsSpace, NB201Space
+from gates_sampler.spaces import DartsSpace, NB201Space
 from gates_sampler.spaces.darts import MAX_GENOTYPE_LENGTH
 from gates_sampler.utils import MAGIC, atomic_torch_save, remove_stale_temp_files, safe_torch_load
 
@@ -328,26 +328,13 @@ def test_a_refused_state_leaves_the_searcher_exactly_as_it_was(name: str) -> Non
 
 
 def test_a_space_with_the_same_name_but_other_ops_is_refused(tmp_path: Path) -> None:
-    def user(ops: tuple[str, ...]) -> CellSpace:
-        return CellSpace(
-            kind="edge",
-            ops=ops,
-            n_nodes=3,
-            n_inputs=2,
-            inputs_per_node=2,
-            cell_names=("normal", "reduce"),
-            readout="mean",
-            none_op=None,
-            name="user-edge",
-        )
-
-    a, b = user(USER_EDGE_OPS), user(USER_EDGE_OPS[:-1] + ("conv7",))
+    a, b = user_edge_space(), user_edge_space(USER_EDGE_OPS[:-1] + ("conv7",))
     s = RandomSearcher(a, seed=0)
     drive(s, 3)
     s.save(tmp_path / "a.pt")
     with pytest.raises(ValueError, match="another space named 'user-edge'"):
         RandomSearcher.load(tmp_path / "a.pt", space=b)
-    assert RandomSearcher.load(tmp_path / "a.pt", space=user(USER_EDGE_OPS)).n_told == 3
+    assert RandomSearcher.load(tmp_path / "a.pt", space=user_edge_space()).n_told == 3
     assert a.fingerprint() != b.fingerprint()
     assert {sp.fingerprint() for sp in make_spaces().values()} == {sp.fingerprint() for sp in SPACES.values()}
 
