@@ -20,7 +20,7 @@ logger = logging.getLogger("gates_sampler")
 
 __all__ = ["CANDIDATE_MODES", "REFIT_POLICIES", "FeatureProvider", "GatesPredictorSearcher", "SearchSettings"]
 
-CANDIDATE_MODES = ("random", "mutation", "mixed", "evolve")
+CANDIDATE_MODES = ("auto", "random", "mutation", "mixed", "evolve")
 REFIT_POLICIES = ("warm", "scratch")
 
 
@@ -125,7 +125,9 @@ class GatesPredictorSearcher(AskTellSearcher):
         direction: ``"maximize"`` or ``"minimize"`` the told values.
         n_startup: random proposals before the predictor is used.
         n_candidates: size of the candidate pool scored per ask (the paper's 200).
-        candidates: ``"random"`` (default, the paper's Alg. 1), ``"mutation"`` (single-edit mutations of
+        candidates: ``"auto"`` (default: ``"mixed"`` on large spaces, :attr:`SearchSpace.is_large`, such
+            as DARTS and NAS-Bench-101; ``"random"`` elsewhere), ``"random"`` (the paper's Alg. 1),
+            ``"mutation"`` (single-edit mutations of
             the best architectures so far), ``"mixed"`` (``n_candidates`` random plus as many mutations)
             or ``"evolve"`` (the ``"mixed"`` pool, then rounds of mutating the best-scored unseen
             candidates and scoring the children, see :attr:`SearchSettings.evolve_rounds`; a batch takes
@@ -152,7 +154,7 @@ class GatesPredictorSearcher(AskTellSearcher):
         direction: str = "maximize",
         n_startup: int = 10,
         n_candidates: int = 200,
-        candidates: str = "random",
+        candidates: str = "auto",
         predictor: Predictor | dict[str, Any] | None = None,
         zero_shot: ZeroShot = "auto",
         seed: int | None = None,
@@ -169,7 +171,9 @@ class GatesPredictorSearcher(AskTellSearcher):
         self.settings = SearchSettings.coerce(settings)
         self.n_startup = n_startup
         self.n_candidates = n_candidates
-        self.candidates = candidates
+        # In a large space nearly every random candidate is mediocre, so the best-scored one is too;
+        # mutations of the best evaluated cells are not (README, "Large spaces").
+        self.candidates = ("mixed" if space.is_large else "random") if candidates == "auto" else candidates
         # read on every ask: plain attributes, fixed by the settings
         self.refit, self.warm_epochs = self.settings.refit, self.settings.warm_epochs
         self.n_mutation_parents, self.n_unlabeled = self.settings.n_mutation_parents, self.settings.n_unlabeled

@@ -238,7 +238,9 @@ def test_candidate_modes_and_other_spaces(bench):
                 near = {s.space.canonical_key(nb) for p in parents for nb in s.space.neighbors(p)}
                 assert s.space.canonical_key(s.history[i].arch) in near
     for space in (DartsSpace(), NB101Space()):
-        s = GatesPredictorSearcher(space, seed=0, n_startup=4, n_candidates=20, predictor=FAST, device="cpu")
+        s = GatesPredictorSearcher(
+            space, seed=0, n_startup=4, n_candidates=20, candidates="random", predictor=FAST, device="cpu"
+        )
         rng = np.random.default_rng(0)
         for _ in range(7):
             a = s.ask()
@@ -451,3 +453,28 @@ def test_evolve_settings_are_checked():
         SearchSettings(evolve_children=0)
     with pytest.raises(ValueError, match="evolve_rounds must be an int >= 0, got -1"):
         SearchSettings(evolve_rounds=-1)
+
+
+def test_defaults_follow_the_size_of_the_space():
+    """candidates="auto" and the predictor's sizes follow SearchSpace.is_large; explicit choices win."""
+    small, large = NB201Space(), DartsSpace()
+    assert not small.is_large and large.is_large and NB101Space().is_large
+    assert 4 < small.log10_size < 5 < 6 < large.log10_size
+    s_small = GatesPredictorSearcher(small, seed=0, zero_shot=False, device="cpu")
+    s_large = GatesPredictorSearcher(large, seed=0, device="cpu")
+    assert (s_small.candidates, s_large.candidates) == ("random", "mixed")
+    assert s_small.predictor.config["hidden"] == 128 and s_small.predictor.config["n_layers"] == 5
+    assert (s_large.predictor.config["op_dim"], s_large.predictor.config["hidden"]) == (32, 64)
+    assert s_large.predictor.config["n_layers"] == 4
+    explicit = GatesPredictorSearcher(large, seed=0, candidates="random", predictor={"hidden": 96}, device="cpu")
+    assert explicit.candidates == "random" and explicit.predictor.config["hidden"] == 96
+    assert explicit.predictor.config["op_dim"] == 32  # the other sizes keep the large-space default
+    # a large-space searcher proposes from random cells and mutations of the best ones
+    rng = np.random.default_rng(0)
+    s = GatesPredictorSearcher(large, seed=0, n_startup=4, n_candidates=20, predictor=FAST, device="cpu")
+    for _ in range(6):
+        a = s.ask()
+        s.tell(a, float(rng.normal()))
+    pools = _record_candidate_pools(s)
+    s.ask()
+    assert len(pools) == 1 and len(pools[0]) == 40

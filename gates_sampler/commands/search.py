@@ -42,7 +42,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--n-candidates", type=positive_int, default=200, help="candidates scored per proposal (default 200)"
     )
-    p.add_argument("--candidates", choices=CANDIDATE_MODES, default="random")
+    p.add_argument("--candidates", choices=CANDIDATE_MODES, default="auto")
     zs = p.add_mutually_exclusive_group()
     zs.add_argument(
         "--zero-shot",

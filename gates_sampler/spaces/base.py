@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
+import math
 import reprlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -114,6 +115,11 @@ class GraphBatch:
         return GraphBatch(self.kind, [c.to(device) for c in self.cells], self.n_inputs, self.size)
 
 
+#: spaces with more raw parameter settings than ``10**LARGE_SPACE_LOG10`` count as large
+#: (:attr:`SearchSpace.is_large`): NAS-Bench-101 and DARTS are, NAS-Bench-201 is not
+LARGE_SPACE_LOG10 = 6.0
+
+
 class SearchSpace(abc.ABC):
     """A cell-based search space: sampling, mutation, canonical keys, flat categorical
     parameters (the shape Optuna and Ray speak) and the graph encoding the predictor reads."""
@@ -214,12 +220,30 @@ class SearchSpace(abc.ABC):
             )
         return text
 
+    # --- size ---------------------------------------------------------------------------------
+    @property
+    def log10_size(self) -> float:
+        """``log10`` of the number of raw parameter settings: an upper bound on the number of distinct
+        architectures (NAS-Bench-201: 4.2, NAS-Bench-101: 8.7, DARTS: 18.0)."""
+        return float(sum(math.log10(len(c)) for c in self._choice_table().values()))
+
+    @property
+    def is_large(self) -> bool:
+        """More than ``10**LARGE_SPACE_LOG10`` raw settings: random candidates are almost all mediocre
+        there, and the searcher's defaults change accordingly (README, "Large spaces")."""
+        return self.log10_size > LARGE_SPACE_LOG10
+
     # --- helpers shared by all spaces ---------------------------------------------------------
+    def _choice_table(self) -> Mapping[str, Sequence[str]]:
+        """:meth:`distributions` for internal checks, which read it on every architecture: spaces that
+        keep the table override this to skip the defensive copy (it is never handed out)."""
+        return self.distributions()
+
     def check_params(self, params: Mapping[str, Any]) -> Params:
         """Validate names and choices of a flat parameter dict; return it with string values."""
         if not isinstance(params, Mapping):
             raise ValueError(f"params must be a mapping of parameter name to choice, got {type(params).__name__}")
-        dists = self.distributions()
+        dists = self._choice_table()
         try:
             missing = [k for k in dists if k not in params]
             extra = [k for k in params if k not in dists]
@@ -241,7 +265,7 @@ class SearchSpace(abc.ABC):
             elif isinstance(raw, str):
                 v = raw
             if v is None or v not in choices:
-                raise ValueError(f"parameter {k!r} has value {short_repr(raw)}; allowed: {choices}")
+                raise ValueError(f"parameter {k!r} has value {short_repr(raw)}; allowed: {list(choices)}")
             out[k] = v
         return out
 

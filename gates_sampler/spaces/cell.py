@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -24,6 +25,8 @@ from gates_sampler.spaces.base import (
 # Beyond this many interchangeable nodes, canonical keys use a Weisfeiler-Lehman hash instead of
 # trying every relabelling (exact, but factorial in the node count).
 _MAX_BRUTE_FORCE_NODES = 7
+#: cells whose canonical keys a space remembers
+_CELL_KEY_CACHE_SIZE = 50_000
 
 
 def _check_names(ops: Sequence[str], what: str) -> tuple[str, ...]:
@@ -188,7 +191,14 @@ class EdgeCellSpace(CellSpace):
     def distributions(self) -> dict[str, list[str]]:
         return {k: list(v) for k, v in self._dists.items()}
 
+    def _choice_table(self) -> Mapping[str, Sequence[str]]:
+        return self._dists
+
     # ----- construction and validation --------------------------------------------------------
+    #: the class :meth:`_make` builds; an architecture of exactly this class that passes the checks is
+    #: returned by :meth:`validate` as it is
+    arch_type: type[EdgeArch] = EdgeArch
+
     def _make(self, cells: tuple[EdgeCell, ...]) -> EdgeArch:
         return EdgeArch(cells)
 
@@ -204,8 +214,12 @@ class EdgeCellSpace(CellSpace):
                 f"architecture has {len(arch.cells)} cells, "
                 f"{self.name} expects {len(self.cell_names)} ({self.cell_names})"
             )
+        # exact: every container a tuple, every op a str and every input an int, so the checked
+        # architecture can be returned as it is instead of being rebuilt
+        exact = True
         for c, cell in enumerate(arch.cells):
             cname = self.cell_names[c]
+            exact = exact and type(cell) is tuple
             if not _is_sequence(cell):
                 raise ValueError(f"cell {cname!r} must be a tuple of nodes, got {short_repr(cell)}")
             if len(cell) != self.n_nodes:
@@ -215,10 +229,12 @@ class EdgeCellSpace(CellSpace):
                 where = f"cell {cname!r} node {node}"
                 if not _is_sequence(edges):
                     raise ValueError(f"{where}: must be a tuple of (op, input) edges, got {short_repr(edges)}")
+                exact = exact and type(edges) is tuple
                 for e in edges:
                     if not (isinstance(e, tuple) and len(e) == 2):
                         raise ValueError(f"{where}: an edge must be an (op, input) pair, got {short_repr(e)}")
                     op, src = e
+                    exact = exact and type(e) is tuple and type(op) is str and type(src) is int
                     if not isinstance(op, str) or op not in self._op_index:
                         raise ValueError(f"{where}: unknown operation {short_repr(op)}; allowed: {list(self.op_names)}")
                     if not _is_index(src) or not 0 <= int(src) < node:
@@ -237,6 +253,8 @@ class EdgeCellSpace(CellSpace):
                         raise ValueError(f"{where}: has {len(edges)} inputs, expected {self.inputs_per_node}")
                     if self.distinct_inputs and len(set(srcs)) != len(srcs):
                         raise ValueError(f"{where}: inputs {srcs} must be distinct nodes")
+        if exact and type(arch.cells) is tuple and type(arch) is self.arch_type:
+            return arch
         return self._make(
             tuple(tuple(tuple((str(op), int(s)) for op, s in node) for node in cell) for cell in arch.cells)
         )
@@ -364,6 +382,28 @@ class EdgeCellSpace(CellSpace):
         return True
 
     def _cell_key(self, cell: EdgeCell) -> str:
+        # Searches key thousands of single-edit mutants per proposal, and a mutant shares all but one
+        # cell with its parent: the cells' keys are remembered (a bounded cache, emptied when full).
+        cache = self._cell_key_cache
+        key = cache.get(cell)
+        if key is None:
+            if len(cache) >= _CELL_KEY_CACHE_SIZE:
+                cache.clear()
+            key = cache[cell] = self._compute_cell_key(cell)
+        return key
+
+    @functools.cached_property
+    def _cell_key_cache(self) -> dict[EdgeCell, str]:
+        return {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the caches are rebuilt on demand: a pickled space (sent to workers) stays small
+        state = dict(self.__dict__)
+        state.pop("_cell_key_cache", None)
+        state.pop("_relabeling_cache", None)
+        return state
+
+    def _compute_cell_key(self, cell: EdgeCell) -> str:
         edges = self._live_edges(cell)
         if not edges:
             return "empty"
@@ -381,13 +421,26 @@ class EdgeCellSpace(CellSpace):
                 vlabels.append(op)
                 vedges += [(s, len(vlabels) - 1), (len(vlabels) - 1, d)]
             return _wl_hash(vlabels, vedges, rounds=2 * n)
-        best = None
-        for perm in itertools.permutations(free):
-            relabel = {**{i: i for i in range(n)}, **dict(zip(free, perm))}
-            rep = tuple(sorted((relabel[s], relabel[d], op) for s, d, op in edges))
-            if best is None or rep < best:
-                best = rep
-        return ";".join(f"{s}>{d}:{op}" for s, d, op in best)  # type: ignore[union-attr]
+        best = min(tuple(sorted((r[s], r[d], op) for s, d, op in edges)) for r in self._relabelings(free))
+        return ";".join(f"{s}>{d}:{op}" for s, d, op in best)
+
+    @functools.cached_property
+    def _relabeling_cache(self) -> dict[tuple[int, ...], list[list[int]]]:
+        return {}
+
+    def _relabelings(self, free: list[int]) -> list[list[int]]:
+        """Every relabelling of the nodes that permutes ``free`` and fixes the others, as index lists."""
+        key = tuple(free)
+        cache = self._relabeling_cache
+        if key not in cache:
+            out = []
+            for perm in itertools.permutations(free):
+                r = list(range(self.max_nodes))
+                for i, j in zip(free, perm):
+                    r[i] = j
+                out.append(r)
+            cache[key] = out
+        return cache[key]
 
     def canonical_key(self, arch: Arch) -> str:
         arch = self.validate(arch)
@@ -505,6 +558,9 @@ class NodeCellSpace(CellSpace):
 
     def distributions(self) -> dict[str, list[str]]:
         return {k: list(c) for k, c in self._dists.items()}
+
+    def _choice_table(self) -> Mapping[str, Sequence[str]]:
+        return self._dists
 
     def _make(self, matrix: tuple[tuple[int, ...], ...], ops: tuple[str, ...]) -> NodeArch:
         return NodeArch(matrix, ops)

@@ -180,6 +180,8 @@ class DartsSpace(EdgeCellSpace):
             name="darts",
         )
 
+    arch_type = DartsArch
+
     def _make(self, cells: tuple[EdgeCell, ...]) -> DartsArch:
         return DartsArch(cells)
 

@@ -35,6 +35,8 @@ class NB201Space(EdgeCellSpace):
             ops=NB201_OPS, n_nodes=3, n_inputs=1, inputs_per_node=None, readout="last", none_op="none", name="nb201"
         )
 
+    arch_type = NB201Arch
+
     def _make(self, cells: tuple[EdgeCell, ...]) -> NB201Arch:
         return NB201Arch(cells)
 
