@@ -137,8 +137,9 @@ def register(subparsers: Any) -> None:
         "--preset",
         choices=PRESETS,
         default="default",
-        help="GATES sizes: 'default' (the library's: five 128-wide layers, embeddings of 48) or 'paper-nb301' "
-        "(the paper's NB301 setting: four 64-wide layers, operation embeddings of 32)",
+        help="GATES sizes: 'default' (the Predictor defaults, which searches use on small spaces such as NB201: "
+        "five 128-wide layers, embeddings of 48) or 'paper-nb301' (the paper's NB301 setting, which searches "
+        "use on large spaces such as DARTS: four 64-wide layers, operation embeddings of 32)",
     )
     p.add_argument(
         "--ratios",
