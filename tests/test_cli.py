@@ -384,3 +384,11 @@ def test_summary_ask_time_reads_the_window() -> None:
     row = ex.summarize([run], "maximize", None, [30])[0]
     assert row["ask_window"] == (11, 30) and row["median_ask_s_late"] == 1.0
     assert np.isclose(row["median_ask_s"], 1.0)
+
+
+def test_summary_reports_the_standard_error_over_seeds() -> None:
+    # best values 1, 2, 3, 6 at N=2: mean 3, sample std sqrt(14/3), standard error that over 2
+    runs = [ex.Run("m", "b", s, values=[0.0, v], ask_seconds=[0.0, 0.0]) for s, v in enumerate([1.0, 2.0, 3.0, 6.0])]
+    mean, se = ex.summarize(runs, "maximize", None, [2])[0]["best@2"]
+    assert mean == 3.0 and np.isclose(se, np.sqrt(14 / 3) / 2)
+    assert ex.standard_error([5.0]) == 0.0

@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         optimum = None if best is None else best[1]
         rows = ex.summarize(drun, bench.direction, optimum, marks)
         title = ex.describe_benchmark(bench)
-        subtitle = f"{len(seeds)} seeds, budget {args.budget}"
+        subtitle = f"{len(seeds)} seeds, budget {args.budget}, best value found: mean +- standard error"
         if optimum is not None:
             subtitle += f", optimum {optimum:.3f}"
         print()

@@ -255,11 +255,17 @@ def ask_window(budget: int) -> tuple[int, int]:
     return max(1, end - ASK_WINDOW + 1), end
 
 
+def standard_error(values: Sequence[float] | np.ndarray) -> float:
+    """Standard error of the mean (sample standard deviation over sqrt(n)); 0 for a single value."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
 def summarize(
     runs: Sequence[Run], direction: str, optimum: float | None, checkpoints: Sequence[int] = CHECKPOINTS
 ) -> list[dict[str, Any]]:
-    """Per method: mean/std of the best value at each checkpoint, mean regret, median ask time (all
-    asks, and the asks of :func:`ask_window`)."""
+    """Per method: mean and standard error (over the runs) of the best value at each checkpoint, mean
+    regret, median ask time (all asks, and the asks of :func:`ask_window`)."""
     rows = []
     for method in dict.fromkeys(r.method for r in runs):
         rs = [r for r in runs if r.method == method]
@@ -267,7 +273,7 @@ def summarize(
         row: dict[str, Any] = {"method": method, "runs": len(rs)}
         for n in checkpoints:
             at = np.array([t[min(n, len(t)) - 1] for t in traj if len(t)])
-            row[f"best@{n}"] = (float(at.mean()), float(at.std()))
+            row[f"best@{n}"] = (float(at.mean()), standard_error(at))
             if optimum is not None:
                 reg = np.abs(optimum - at)
                 row[f"regret@{n}"] = float(reg.mean())
