@@ -112,7 +112,8 @@ class GatesSampler(BaseSampler):
     Args:
         search_space: the architecture search space (e.g. ``NB201Space()``).
         n_startup_trials: random architectures before the predictor is used (core ``n_startup``).
-        n_candidates: random unseen candidates scored per proposal (the paper's 200).
+        n_candidates: random unseen candidates scored per proposal (the paper's 200; on large spaces
+            as many mutations of the best cells join them, see ``candidates`` of the core searcher).
         independent_sampler: sampler for the non-architecture parameters; default
             ``optuna.samplers.TPESampler(seed=seed)``.
         seed: fixes every random draw. A sequential run with seed ``s`` proposes exactly what
