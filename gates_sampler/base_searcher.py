@@ -12,6 +12,7 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 
+from gates_sampler.curves import LearningCurves, check_step
 from gates_sampler.spaces import BUILTIN_SPACES
 from gates_sampler.spaces.base import Arch, SearchSpace, short_repr
 from gates_sampler.utils import atomic_torch_save, check_rng_state, safe_torch_load
@@ -28,15 +29,22 @@ class SpaceExhausted(RuntimeError):
 
 @dataclass(frozen=True)
 class Observation:
-    """One told result: the architecture, its value as told (``None`` for a failure), and whether it was asked."""
+    """One told result: the architecture, its value as told (``None`` for a failure), and whether it was asked.
+
+    A trial that ended early (:meth:`AskTellSearcher.tell_pruned`) has ``pruned=True``, ``step`` the last
+    step it reached and ``value`` its value at that step (``None`` when it reported nothing): an
+    intermediate value, never a final one.
+    """
 
     arch: Arch
     value: float | None
     asked: bool
+    pruned: bool = False
+    step: int | None = None
 
     @property
     def failed(self) -> bool:
-        return self.value is None
+        return self.value is None and not self.pruned
 
 
 #: largest magnitude a value may have: the predictor trains in float32
@@ -124,6 +132,9 @@ class AskTellSearcher(abc.ABC):
         self._values: dict[str, list[float]] = {}  # canonical key -> internal (maximised) values
         self._arch_of: dict[str, Arch] = {}
         self._failed: set[str] = set()
+        self._reports: list[tuple[Arch, int, float]] = []  # every recorded report, as told (for the state)
+        # intermediate results (report) and trials that ended early (tell_pruned), internal values
+        self._curves = LearningCurves()
         #: free-form plain data saved with the state, e.g. ``{"benchmark": "nb201", "dataset": "cifar100"}``:
         #: where the told values come from, so that a resumed run can check it continues the same problem
         self.meta: dict[str, Any] = {}
@@ -156,9 +167,24 @@ class AskTellSearcher(abc.ABC):
         key = max(self._values, key=lambda k: float(np.mean(self._values[k])))
         return self._arch_of[key], self._external(float(np.mean(self._values[key])))
 
+    @property
+    def n_pruned(self) -> int:
+        """Number of distinct architectures that ended early (:meth:`tell_pruned`) and have no final value."""
+        return len(self._pruned_keys())
+
     def seen_keys(self) -> set[str]:
-        """Canonical keys that must not be proposed: evaluated, failed or pending."""
-        return set(self._values) | self._failed | set(self._pending)
+        """Canonical keys that must not be proposed: evaluated, failed, pruned or pending."""
+        return set(self._values) | self._failed | set(self._pending) | set(self._curves.stops)
+
+    def _pruned_keys(self) -> list[str]:
+        """Keys of the architectures that ended early with a value at their last step and no final value."""
+        return [k for k in self._curves.stops if k not in self._values and self._curves.stops[k] is not None]
+
+    def curve(self, arch: Arch | str | dict) -> dict[int, float]:
+        """The intermediate values reported for ``arch`` (step -> mean of the values at that step), in the
+        user's direction; empty when nothing was reported."""
+        key = self.space.canonical_key(self.space.coerce(arch))
+        return {step: self._external(v) for step, v in self._curves.curve(key).items()}
 
     def _internal(self, v: float) -> float:
         return v if self.direction == "maximize" else -v
@@ -170,6 +196,26 @@ class AskTellSearcher(abc.ABC):
         """Distinct evaluated architectures and their mean internal (higher-is-better) values."""
         keys = list(self._values)
         return [self._arch_of[k] for k in keys], np.array([np.mean(self._values[k]) for k in keys], dtype=np.float64)
+
+    def ranking_data(self) -> tuple[list[Arch], np.ndarray, np.ndarray | None]:
+        """Training data including the trials that ended early, as pairs to rank.
+
+        Returns ``(archs, values, better)``: the architectures of :meth:`training_data` (same order,
+        same mean final values) followed by those that ended early (:meth:`tell_pruned`), whose entry
+        in ``values`` is their internal value at the last step they reached; and ``better[i, j]``, true
+        when ``archs[i]`` is known to rank above ``archs[j]`` by the rule of
+        :func:`gates_sampler.curves.better_matrix`. ``better`` is ``None`` when no trial ended early:
+        then the pairs are exactly those of the final values.
+        """
+        archs, values = self.training_data()
+        pruned = self._pruned_keys()
+        if not pruned:
+            return archs, values, None
+        keys = list(self._values) + pruned
+        finals = np.concatenate([values, np.full(len(pruned), np.nan)])
+        better = self._curves.better_matrix(keys, finals)
+        last = np.array([self._curves.value_at(k, self._curves.stops[k]) for k in pruned], dtype=np.float64)
+        return archs + [self._arch_of[k] for k in pruned], np.concatenate([values, last]), better
 
     # ----- ask / tell -------------------------------------------------------------------------
     @overload
@@ -304,6 +350,74 @@ class AskTellSearcher(abc.ABC):
         self._on_tell(arch, v)
         return observation
 
+    def report(self, arch: Arch | str | dict, step: int, value: Any) -> None:
+        """Record an intermediate result of a trial still running, e.g. its validation accuracy after epoch ``step``.
+
+        Intermediate results never count as final values; they rank a trial that ends early
+        (:meth:`tell_pruned`) against the others, and a trial that completes can report its curve too,
+        so that early-ended trials are compared with it at the step they stopped. Reporting the same
+        step twice keeps both values (their mean is used). ``value`` ``None``, NaN or inf records
+        nothing (a diverged step says nothing about the ranking); a ``step`` that is not a
+        non-negative int or a ``value`` that is not a number raises ``ValueError`` and records nothing.
+        Reporting does not change what is pending.
+        """
+        arch = self.space.coerce(arch)
+        step = check_step(step)
+        v = as_value(value)
+        if v is None:
+            logger.info("intermediate value at step %d of %s is not finite: not recorded", step, arch)
+            return
+        key = self.space.canonical_key(arch)
+        self._arch_of.setdefault(key, arch)
+        self._curves.report(key, step, self._internal(v))
+        self._reports.append((arch, step, v))
+        self._on_report(arch, step, v)
+
+    def tell_pruned(self, arch: Arch | str | dict, step: int | None = None, value: Any = None) -> Observation:
+        """Record that a trial ended early (pruned by an Optuna pruner, stopped by an ASHA / HyperBand
+        scheduler): its last intermediate value is not a final value.
+
+        ``step`` and ``value``, when given, are reported first (:meth:`report`). The trial stopped at the
+        last step reported for it; it is never proposed again, and it trains the predictor by the rule of
+        :func:`gates_sampler.curves.better_matrix` (ranked below the trials that were better at the step
+        it stopped at). A trial that ends early without any finite intermediate value is recorded as a
+        failed evaluation. Returns the :class:`Observation` recorded (``pruned=True``).
+        """
+        arch = self.space.coerce(arch)
+        if step is not None or value is not None:
+            if step is None:
+                raise ValueError("tell_pruned: a value needs the step it was reached at (step=...)")
+            check_step(step)
+            as_value(value)  # both checked before anything is recorded
+            self.report(arch, step, value)
+        return self._record_pruned(arch, self._curves.last_step(self.space.canonical_key(arch)))
+
+    def _record_pruned(self, arch: Arch, last: int | None) -> Observation:
+        """Record that ``arch`` ended early at step ``last`` (``None``: before reporting anything)."""
+        key = self.space.canonical_key(arch)
+        asked = self._pending.pop(key, None) is not None
+        self._arch_of.setdefault(key, arch)
+        if last is not None and not math.isfinite(self._curves.value_at(key, last)):
+            last = None  # a hand-made state naming a step before any report
+        self._curves.stop(key, last)
+        if last is None:
+            logger.info("%s ended early without an intermediate value: recorded as a failed evaluation", arch)
+            if key not in self._values:
+                self._failed.add(key)
+            observation = Observation(arch, None, asked, pruned=True, step=None)
+        else:
+            value_at = self._external(self._curves.value_at(key, last))
+            observation = Observation(arch, value_at, asked, pruned=True, step=last)
+        self._history.append(observation)
+        self._on_tell_pruned(arch, last)
+        return observation
+
+    def _on_report(self, arch: Arch, step: int, value: float) -> None:  # noqa: B027 - an optional hook
+        """Hook for subclasses: called after every recorded intermediate value."""
+
+    def _on_tell_pruned(self, arch: Arch, step: int | None) -> None:  # noqa: B027 - an optional hook
+        """Hook for subclasses: called after every :meth:`tell_pruned` (``step`` ``None``: nothing reported)."""
+
     def _on_tell(self, arch: Arch, value: float | None) -> None:  # noqa: B027 - an optional hook, not abstract
         """Hook for subclasses: called after every tell (``value`` ``None`` for a failure)."""
 
@@ -335,10 +449,23 @@ class AskTellSearcher(abc.ABC):
             "space_fingerprint": self.space.fingerprint(),
             "config": self._config(),
             "meta": dict(self.meta),
-            "history": [(str(o.arch), o.value, o.asked) for o in self._history],
+            # an entry of a trial that ended early carries a fourth item, {"pruned": last step or None}
+            "history": [
+                (str(o.arch), o.value, o.asked, {"pruned": o.step}) if o.pruned else (str(o.arch), o.value, o.asked)
+                for o in self._history
+            ],
+            "reports": [(str(a), step, v) for a, step, v in self._reports],
             "pending": [str(a) for a in self._pending.values()],
             "rng": self._rng.bit_generator.state,
         }
+
+    def _same_config(self, config: Any) -> bool:
+        """Whether a state's recorded settings are this searcher's."""
+        return bool(config == self._config())
+
+    def pending_keys(self) -> set[str]:
+        """Canonical keys of the pending architectures."""
+        return set(self._pending)
 
     def _check_header(self, state: Any) -> None:
         """Refuse a state of another class, version, space or settings (nothing is changed)."""
@@ -363,7 +490,7 @@ class AskTellSearcher(abc.ABC):
                 f"this space {self.space.fingerprint()!r})"
             )
         try:
-            same = state.get("config") == self._config()
+            same = self._same_config(state.get("config"))
         except Exception:  # a hand-made state whose settings cannot even be compared
             same = False
         if not same:
@@ -386,10 +513,30 @@ class AskTellSearcher(abc.ABC):
         fresh = type(self).__new__(type(self))
         fresh.__dict__.update(self.__dict__)
         AskTellSearcher.__init__(fresh, self.space, direction=self.direction, seed=self.seed)
-        for i, entry in enumerate(history):
+        reports = state.get("reports", [])  # states written before intermediate results have none
+        if not isinstance(reports, (list, tuple)):
+            raise ValueError(f"reports: expected a list of (arch, step, value) entries, got {type(reports).__name__}")
+        for i, entry in enumerate(reports):
             if not (isinstance(entry, (list, tuple)) and len(entry) == 3):
+                raise ValueError(f"reports[{i}]: expected an (arch, step, value) entry, got {short_repr(entry)}")
+            arch_s, step, value = entry
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"reports[{i}]: the value must be a number, got {short_repr(value)}")
+            try:
+                AskTellSearcher.report(fresh, self.space.parse(arch_s), step, value)
+            except ValueError as exc:
+                raise ValueError(f"reports[{i}]: {exc}") from None
+        for i, entry in enumerate(history):
+            if not (isinstance(entry, (list, tuple)) and len(entry) in (3, 4)):
                 raise ValueError(f"history[{i}]: expected an (arch, value, asked) entry, got {short_repr(entry)}")
-            arch_s, value, asked = entry
+            arch_s, value, asked = entry[:3]
+            pruned = entry[3] if len(entry) == 4 else None
+            if pruned is not None and not (
+                isinstance(pruned, dict)
+                and set(pruned) == {"pruned"}
+                and (pruned["pruned"] is None or type(pruned["pruned"]) is int and pruned["pruned"] >= 0)
+            ):
+                raise ValueError(f"history[{i}]: expected {{'pruned': step or None}}, got {short_repr(pruned)}")
             if not isinstance(asked, bool):
                 raise ValueError(f"history[{i}]: 'asked' must be a bool, got {short_repr(asked)}")
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -400,7 +547,10 @@ class AskTellSearcher(abc.ABC):
                 raise ValueError(f"history[{i}]: {exc}") from None
             if asked:
                 fresh._pending[self.space.canonical_key(arch)] = arch
-            AskTellSearcher.tell(fresh, arch, value)
+            if pruned is not None:
+                AskTellSearcher._record_pruned(fresh, arch, pruned["pruned"])
+            else:
+                AskTellSearcher.tell(fresh, arch, value)
         for i, arch_s in enumerate(pending):
             try:
                 arch = self.space.parse(arch_s)
@@ -412,7 +562,7 @@ class AskTellSearcher(abc.ABC):
         return fresh
 
     def _commit(self, fresh: AskTellSearcher) -> None:
-        for k in ("_rng", "_history", "_pending", "_values", "_arch_of", "_failed", "meta"):
+        for k in ("_rng", "_history", "_pending", "_values", "_arch_of", "_failed", "_curves", "_reports", "meta"):
             setattr(self, k, getattr(fresh, k))
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

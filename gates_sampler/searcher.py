@@ -14,6 +14,7 @@ import torch
 from gates_sampler.base_searcher import AskTellSearcher
 from gates_sampler.predictor import FeatureProvider, Predictor, make_predictor
 from gates_sampler.predictor.factory import ZeroShot
+from gates_sampler.predictor.losses import PAIRWISE_LOSSES
 from gates_sampler.spaces.base import Arch, SearchSpace, short_repr
 
 logger = logging.getLogger("gates_sampler")
@@ -49,6 +50,11 @@ class SearchSettings:
         evolve_children: ``candidates="evolve"``: new unseen cells mutated and scored per round.
         evolve_parents: ``candidates="evolve"``: the best-scored candidates the children of a round
             are mutated from.
+        learn_from_pruned: trials that ended early (``tell_pruned``: pruned, stopped by a scheduler)
+            train the predictor by the rule of :func:`gates_sampler.curves.better_matrix` and count
+            towards ``n_startup`` once one trial has completed; ``False`` only excludes them from
+            proposals, as failures are. Needs a pairwise loss (hinge, bce, comparator); with another
+            loss they are left out of training.
     """
 
     refit: str = "warm"
@@ -59,6 +65,7 @@ class SearchSettings:
     evolve_rounds: int = 4
     evolve_children: int = 250
     evolve_parents: int = 20
+    learn_from_pruned: bool = True
 
     def __post_init__(self) -> None:
         if self.refit not in REFIT_POLICIES:
@@ -75,6 +82,7 @@ class SearchSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
         object.__setattr__(self, "distinct_sampling", bool(self.distinct_sampling))
+        object.__setattr__(self, "learn_from_pruned", bool(self.learn_from_pruned))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -196,6 +204,28 @@ class GatesPredictorSearcher(AskTellSearcher):
         if value is not None:
             self._data_version += 1
 
+    def _on_tell_pruned(self, arch: Arch, step: int | None) -> None:
+        if step is not None and self._learns_pruned:
+            self._data_version += 1
+
+    def _on_report(self, arch: Arch, step: int, value: float) -> None:
+        # a curve that arrives after its trial ended changes the pairs; a running trial's does not
+        key = self.space.canonical_key(arch)
+        if self._learns_pruned and self.n_pruned and key not in self.pending_keys():
+            self._data_version += 1
+
+    @property
+    def _learns_pruned(self) -> bool:
+        return self.settings.learn_from_pruned and self.predictor.config["loss"] in PAIRWISE_LOSSES
+
+    @property
+    def n_trained(self) -> int:
+        """Distinct architectures the predictor trains on: completed ones, plus those that ended early when
+        :attr:`SearchSettings.learn_from_pruned` (once at least one trial completed)."""
+        if self.n_complete == 0 or not self._learns_pruned:
+            return self.n_complete
+        return self.n_complete + self.n_pruned
+
     def _features(self, archs: Sequence[Arch]) -> tuple[list[torch.Tensor] | None, np.ndarray | None]:
         if self.zero_shot is None:
             return None, None
@@ -207,15 +237,22 @@ class GatesPredictorSearcher(AskTellSearcher):
         """Fit the predictor on everything told so far, unless nothing new arrived since the last fit."""
         if self._fitted_version == self._data_version:
             return
-        archs, values = self.training_data()
+        better = None
+        if self._learns_pruned:
+            archs, values, better = self.ranking_data()
+        else:
+            archs, values = self.training_data()
         if len(archs) < 2:
             raise RuntimeError("need at least 2 finite results to fit the predictor")
+
         zs_op, zs_arch = self._features(archs)
         warm = self.refit == "warm" and self.predictor.trained
         extra: dict[str, Any] = {}
         if self._unlabeled and self._uses_unlabeled:
             op, arch = self._unlabeled_features()
             extra = dict(aux_archs=self._unlabeled, aux_zs_op=op, aux_zs_arch=arch)
+        if better is not None:
+            extra["better"] = better
         self.predictor.fit(
             archs, values, zs_op, zs_arch, epochs=self.warm_epochs if warm else None, warm_start=warm, **extra
         )
@@ -281,7 +318,7 @@ class GatesPredictorSearcher(AskTellSearcher):
 
     def _propose(self, n: int) -> list[Arch]:
         start = time.perf_counter()
-        if self.n_complete < self.n_startup:
+        if self.n_trained < self.n_startup:
             out = self._random_unseen(n, reduced=self.distinct_sampling)
         else:
             # Candidates are drawn before the refit, so that it can already learn their zero-shot
@@ -352,7 +389,7 @@ class GatesPredictorSearcher(AskTellSearcher):
 
     def _propose_fixed(self, n: int, fixed: Mapping[str, str]) -> list[Arch]:
         start = time.perf_counter()
-        if self.n_complete < self.n_startup:
+        if self.n_trained < self.n_startup:
             out = self._agreeing_unseen(n, fixed)
         else:
             out = self._best_of(self._agreeing_unseen(max(n, self.n_candidates), fixed), n)
@@ -426,6 +463,15 @@ class GatesPredictorSearcher(AskTellSearcher):
         # features are looked up again (from the zero-shot cache) at the next fit
         self._unlabeled = unlabeled
         self._unlabeled_zs = None
+
+    def _same_config(self, config: Any) -> bool:
+        # states written before a setting was added lack it: compare with its default filled in
+        if isinstance(config, dict) and isinstance(config.get("settings"), dict):
+            try:
+                config = {**config, "settings": asdict(SearchSettings.coerce(config["settings"]))}
+            except (TypeError, ValueError):
+                return False
+        return bool(config == self._config())
 
     @classmethod
     def _settings_from_state(cls, config: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

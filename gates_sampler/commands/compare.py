@@ -52,6 +52,24 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--jobs", type=positive_int, default=1, help="parallel worker processes (each uses one torch thread)"
     )
+    p.add_argument(
+        "--pruner",
+        nargs="+",
+        choices=["hyperband", "sha", "median", "none"],
+        default=None,
+        help="run Optuna studies under these pruners, every trial reporting its learning curve epoch by epoch "
+        "(NB301 surrogate, epochs 1..98), accounted in total epochs; methods: gates, gates-nolearn (pruned "
+        "trials not learned from), tpe, random",
+    )
+    p.add_argument("--epoch-budget", type=positive_int, default=5000, help="with --pruner: total epochs per run")
+    p.add_argument(
+        "--epoch-checkpoints",
+        type=positive_int,
+        nargs="+",
+        default=None,
+        help="with --pruner: epoch totals the table reports (default: 2000, 5000, 10000 below the budget, and it)",
+    )
+    p.add_argument("--min-resource", type=positive_int, default=1, help="with --pruner: the pruners' first rung")
     p.add_argument("--out", default="results/compare", help="prefix of the raw JSON/CSV and the PNG plot per dataset")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot (it needs matplotlib)")
     p.set_defaults(func=run, check=check)
@@ -73,6 +91,8 @@ def checkpoints(args: argparse.Namespace) -> list[int]:
 def check(args: argparse.Namespace) -> None:
     """Every argument, before the first run (the runs can take hours): the quick checks first, then each
     method is built once (which imports torch) to check its settings."""
+    if args.pruner:
+        return _check_pruned(args)
     checkpoints(args)
     check_benchmark_args(args)
     for flag, values in (("--methods", args.methods), ("--datasets", args.datasets)):
@@ -94,6 +114,84 @@ def check(args: argparse.Namespace) -> None:
             make_benchmark(args.benchmark, "cifar10", args.nb301_path, args.epoch)
         except (FileNotFoundError, ValueError) as exc:
             raise UsageError(f"--nb301-path: {exc}") from None
+
+
+def epoch_checkpoints(args: argparse.Namespace) -> list[int]:
+    asked = [2000, 5000, 10000] if args.epoch_checkpoints is None else list(args.epoch_checkpoints)
+    if args.epoch_checkpoints is not None and max(asked) > args.epoch_budget:
+        raise UsageError(f"--epoch-checkpoints exceed --epoch-budget {args.epoch_budget}")
+    return sorted({c for c in asked if c < args.epoch_budget} | {args.epoch_budget})
+
+
+def _check_pruned(args: argparse.Namespace) -> None:
+    from gates_sampler.experiments import multifidelity as mf
+
+    if args.benchmark != "nb301":
+        raise UsageError("--pruner needs learning curves: pass --benchmark nb301 (the surrogate's epochs 1..98)")
+    check_benchmark_args(args)
+    check_importable("onnxruntime", "--benchmark nb301", "nb301")
+    check_importable("optuna", "--pruner", "optuna")
+    epoch_checkpoints(args)
+    for spec in args.methods:
+        try:
+            mf.parse_curve_method(spec)
+        except ValueError as exc:
+            raise UsageError(f"--methods: {exc}") from None
+    check_output_folder(os.path.dirname(os.path.abspath(args.out)), "--out", args.out, create=True)
+
+
+def _one_pruned(task: tuple[str, str, str, int, int, int]) -> Any:
+    from gates_sampler.experiments import multifidelity as mf
+
+    path, method, pruner, budget, seed, min_resource = task
+    return mf.run_curve_study(method, pruner, mf.NB301Curves(path), budget, seed, min_resource)
+
+
+def run_pruned(args: argparse.Namespace) -> int:
+    """The ``--pruner`` comparison: one table of best final accuracy against total epochs spent."""
+    import concurrent.futures as cf
+    import json
+    import multiprocessing as mp
+
+    from tqdm.auto import tqdm
+
+    from gates_sampler.experiments import multifidelity as mf
+
+    _quiet_optuna()
+    marks = epoch_checkpoints(args)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    tasks = [
+        (args.nb301_path, m, p, args.epoch_budget, s, args.min_resource)
+        for p in args.pruner
+        for m in args.methods
+        for s in seeds
+    ]
+    runs: list[Any] = []
+    with tqdm(total=len(tasks), desc="pruned runs", unit="run") as bar:
+        if args.jobs <= 1:
+            for t in tasks:
+                runs.append(_one_pruned(t))
+                bar.update()
+        else:
+            ctx = mp.get_context("spawn")
+            with cf.ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init) as pool:
+                for f in cf.as_completed([pool.submit(_one_pruned, t) for t in tasks]):
+                    runs.append(f.result())
+                    bar.update()
+    order = {(t[2], t[1], t[4]): i for i, t in enumerate(tasks)}
+    runs.sort(key=lambda r: order[(r.pruner, r.method, r.seed)])
+    rows = mf.summarize_curves(runs, marks)
+    title = (
+        f"NB301 surrogate, best validation accuracy at epoch 98 among trials completed within the epoch budget "
+        f"({len(seeds)} seeds, mean +- s.e.; min_resource {args.min_resource})"
+    )
+    print()
+    print(mf.format_curve_table(rows, marks, title))
+    path = f"{args.out}_pruned_nb301.json"
+    with open(path, "w") as out:
+        json.dump([r.to_dict() for r in runs], out)
+    print("wrote", os.path.relpath(path))
+    return 0
 
 
 def _space(kind: str) -> Any:
@@ -133,6 +231,8 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
+    if args.pruner:
+        return run_pruned(args)
     _quiet_optuna()
     marks = checkpoints(args)
     datasets = args.datasets if args.benchmark == "nb201" else ["cifar10"]

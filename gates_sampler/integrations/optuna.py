@@ -18,7 +18,15 @@ controls them. The core searcher keeps logging to ``gates_sampler`` (silent unle
 
 The sampler keeps no knowledge of its own that the study does not also hold: before every proposal
 it reads the study's trials and tells the core searcher what is new (completed trials train the
-predictor; failed and pruned ones are never proposed again; running and waiting ones are pending).
+predictor; failed ones are never proposed again; running and waiting ones are pending).
+
+Pruners. The intermediate values a trial reported (``trial.report(value, step)``) of COMPLETE and
+PRUNED trials go to the core (``report``); a PRUNED trial is told as ended early (``tell_pruned``) at
+the last step it reported: it is never proposed again, and it trains the predictor, ranked below
+every trial that was better at that step (``gates_sampler.curves.better_matrix``). Any Optuna pruner
+works (``MedianPruner``, ``SuccessiveHalvingPruner``, ``HyperbandPruner``, ...): the sampler reads only
+what the study stores. ``settings=SearchSettings(learn_from_pruned=False)`` keeps pruned trials out
+of training (they are then only never proposed again).
 So several processes sharing one RDB or journal storage cooperate without sharing memory, and a
 study resumed with a fresh sampler continues where it stopped.
 
@@ -359,8 +367,16 @@ class GatesSampler(BaseSampler):
         assert self._searcher is not None
         self._told.add(trial.number)
         arch = self._arch_of(trial, complete=state == TrialState.COMPLETE)
-        if arch is not None:
-            # failed and pruned trials are told as failures: never proposed again, not trained on
+        if arch is None:
+            return
+        if state in (TrialState.COMPLETE, TrialState.PRUNED):
+            # the learning curve ranks pruned trials against the others at the step they stopped
+            for step, intermediate in sorted(trial.intermediate_values.items()):
+                self._searcher.report(arch, step, intermediate)
+        if state == TrialState.PRUNED:
+            self._searcher.tell_pruned(arch)
+        else:
+            # failed trials: never proposed again, not trained on
             self._searcher.tell(arch, value if state == TrialState.COMPLETE else None)
 
     # ----- proposals --------------------------------------------------------------------------

@@ -9,6 +9,9 @@ import torch
 import torch.nn.functional as F
 
 LOSSES = ("hinge", "bce", "comparator", "listmle", "mse")
+#: the losses that learn from pairs alone, so that they can take a given set of ordered pairs
+PAIRWISE_LOSSES = ("hinge", "bce", "comparator")
+Pairs = tuple[torch.Tensor, torch.Tensor]
 
 
 def better_pairs(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -18,17 +21,22 @@ def better_pairs(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return hi, lo
 
 
-def pairwise_hinge(scores: torch.Tensor, y: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
-    """Eq. 8 with phi = max(0, m - (s_j - s_i)) for every pair with y_j > y_i, averaged."""
-    hi, lo = better_pairs(y)
+def pairwise_hinge(
+    scores: torch.Tensor, y: torch.Tensor, margin: float = 0.1, pairs: Pairs | None = None
+) -> torch.Tensor:
+    """Eq. 8 with phi = max(0, m - (s_j - s_i)) for every pair with y_j > y_i, averaged.
+
+    ``pairs`` ``(hi, lo)``, when given, replaces the pairs read from ``y`` (e.g. trials that ended early)."""
+    hi, lo = better_pairs(y) if pairs is None else pairs
     if hi.numel() == 0:
         return scores.sum() * 0.0
     return F.relu(margin - (scores[hi] - scores[lo])).mean()
 
 
-def pairwise_bce(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Eq. 8 with the logistic phi: log(1 + exp(-(s_j - s_i))) for y_j > y_i, averaged."""
-    hi, lo = better_pairs(y)
+def pairwise_bce(scores: torch.Tensor, y: torch.Tensor, pairs: Pairs | None = None) -> torch.Tensor:
+    """Eq. 8 with the logistic phi: log(1 + exp(-(s_j - s_i))) for y_j > y_i, averaged (``pairs``: as
+    :func:`pairwise_hinge`)."""
+    hi, lo = better_pairs(y) if pairs is None else pairs
     if hi.numel() == 0:
         return scores.sum() * 0.0
     return F.softplus(-(scores[hi] - scores[lo])).mean()
@@ -39,9 +47,11 @@ def comparator_loss(
     emb: torch.Tensor,
     y: torch.Tensor,
     margin: float = 0.1,
+    pairs: Pairs | None = None,
 ) -> torch.Tensor:
-    """Eq. 9: hinge on ``compare(E(a_j), E(a_i))`` for y_j > y_i, plus the anti-symmetry term on the swapped pair."""
-    hi, lo = better_pairs(y)
+    """Eq. 9: hinge on ``compare(E(a_j), E(a_i))`` for y_j > y_i, plus the anti-symmetry term on the swapped
+    pair (``pairs``: as :func:`pairwise_hinge`)."""
+    hi, lo = better_pairs(y) if pairs is None else pairs
     if hi.numel() == 0:
         return emb.sum() * 0.0
     forward = compare(emb[hi], emb[lo])

@@ -288,6 +288,7 @@ class Predictor:
         aux_zs_op: OpFeatures | None = None,
         aux_zs_arch: np.ndarray | torch.Tensor | None = None,
         callback: Callable[[int], None] | None = None,
+        better: np.ndarray | None = None,
     ) -> Predictor:
         """Train on ``archs`` with true ``values`` (higher is better).
 
@@ -303,10 +304,14 @@ class Predictor:
                 ``[M, aux_dim]`` targets.
             callback: called as ``callback(epoch)`` (1-based) after every epoch, with the network in
                 evaluation mode, e.g. to score a test set at the last epochs.
+            better: ``[N, N]`` booleans, ``better[i, j]`` when ``archs[i]`` ranks above ``archs[j]``: the
+                pairs to learn, instead of those read from ``values`` (used to standardise only). For
+                trials that ended early, whose order is known for some pairs only (see
+                :func:`gates_sampler.curves.better_matrix`); needs a pairwise loss (hinge, bce, comparator).
         """
         with _cpu_threads(self.device, self.settings.num_threads):
             return self._fit(
-                archs, values, zs_op, zs_arch, epochs, warm_start, aux_archs, aux_zs_op, aux_zs_arch, callback
+                archs, values, zs_op, zs_arch, epochs, warm_start, aux_archs, aux_zs_op, aux_zs_arch, callback, better
             )
 
     def _fit(
@@ -321,10 +326,12 @@ class Predictor:
         aux_zs_op: OpFeatures | None = None,
         aux_zs_arch: np.ndarray | torch.Tensor | None = None,
         callback: Callable[[int], None] | None = None,
+        better: np.ndarray | None = None,
     ) -> Predictor:
         y64 = np.asarray(values, dtype=np.float64).reshape(-1)
         if len(archs) != len(y64):
             raise ValueError(f"got {len(archs)} architectures but {len(y64)} values")
+        known = None if better is None else self._check_better(better, len(archs))
         if not np.isfinite(y64).all():
             raise ValueError("values must be finite; drop failed evaluations before fitting")
         # Standardised in float64 before the float32 cast, so that values near the float32 limit (1e38)
@@ -372,7 +379,11 @@ class Predictor:
                     idx = order[s : s + bs]
                     if len(idx) < 2:
                         continue
-                    loss = self._loss(self._take(inputs, idx), y[idx], None if aux is None else aux[idx])
+                    pairs: L.Pairs | None = None
+                    if known is not None:
+                        hi, lo = torch.nonzero(known[idx][:, idx], as_tuple=True)
+                        pairs = (hi, lo)
+                    loss = self._loss(self._take(inputs, idx), y[idx], None if aux is None else aux[idx], pairs)
                     if extra is not None:
                         pick = torch.as_tensor(
                             perm_rng.choice(len(extra[1]), min(c["aux_batch"], len(extra[1])), replace=False),
@@ -426,20 +437,40 @@ class Predictor:
         assert self.net is not None and self.net.aux_head is not None
         return torch.nn.functional.mse_loss(self.net.aux_head(self.net.encoder(inputs)), target)
 
-    def _loss(self, inputs: GraphBatch | torch.Tensor, y: torch.Tensor, aux: torch.Tensor | None) -> torch.Tensor:
+    def _check_better(self, better: np.ndarray, n: int) -> torch.Tensor:
+        """``better`` as a boolean ``[n, n]`` tensor on the device, or a ``ValueError``."""
+        if self.config["loss"] not in L.PAIRWISE_LOSSES:
+            raise ValueError(
+                f"better (given pairs) needs a pairwise loss {L.PAIRWISE_LOSSES}, this predictor uses "
+                f"{self.config['loss']!r}"
+            )
+        b = np.asarray(better)
+        if b.shape != (n, n) or b.dtype != np.bool_:
+            raise ValueError(f"better must be a boolean array of shape ({n}, {n}), got {b.dtype} {b.shape}")
+        if (b & b.T).any() or b.diagonal().any():
+            raise ValueError("better must not order a pair both ways, nor an architecture against itself")
+        return torch.as_tensor(b, device=self.device)
+
+    def _loss(
+        self,
+        inputs: GraphBatch | torch.Tensor,
+        y: torch.Tensor,
+        aux: torch.Tensor | None,
+        pairs: L.Pairs | None = None,
+    ) -> torch.Tensor:
         assert self.net is not None
         c = self.config
         emb = self.net.encoder(inputs)
         head_in = torch.cat([emb, aux], dim=-1) if c["arch_input"] and aux is not None else emb
         kind = c["loss"]
         if kind == "comparator":
-            loss = L.comparator_loss(self.net.compare, head_in, y, c["margin"])
+            loss = L.comparator_loss(self.net.compare, head_in, y, c["margin"], pairs)
         else:
             s = self.net.score_emb(head_in)
             if kind == "hinge":
-                loss = L.pairwise_hinge(s, y, c["margin"])
+                loss = L.pairwise_hinge(s, y, c["margin"], pairs)
             elif kind == "bce":
-                loss = L.pairwise_bce(s, y)
+                loss = L.pairwise_bce(s, y, pairs)
             elif kind == "listmle":
                 loss = L.listmle(s, y)
             else:
