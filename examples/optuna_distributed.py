@@ -6,9 +6,12 @@ hold the same architecture at the same time.
 
     python examples/optuna_distributed.py --workers 3 --trials 20
     python examples/optuna_distributed.py --storage journal:/tmp/nb201.log --workers 4 --trials 25
+    python examples/optuna_distributed.py --workers 3 --trials 20 --pruner hyperband
 
 ``--storage`` takes an SQLAlchemy URL (default: a fresh SQLite file in a temporary folder) or
 ``journal:<path>`` for Optuna's journal file storage. ``--trials`` counts trials per worker.
+With ``--pruner``, each trial reports a learning curve over ``CURVE_STEPS`` steps (a stand-in that
+rises to the table's value) and the pruner stops the poor ones; the samplers learn from them.
 """
 
 from __future__ import annotations
@@ -37,8 +40,30 @@ def open_storage(url: str) -> str | optuna.storages.BaseStorage:
     return url
 
 
+#: steps of the stand-in learning curve reported with --pruner
+CURVE_STEPS = 4
+PRUNERS = ("none", "median", "sha", "hyperband")
+
+
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=CURVE_STEPS, reduction_factor=2)
+    return optuna.pruners.NopPruner()
+
+
 def worker(
-    url: str, study_name: str, n_trials: int, seed: int, dataset: str, sleep: float, sampler_kwargs: dict[str, Any]
+    url: str,
+    study_name: str,
+    n_trials: int,
+    seed: int,
+    dataset: str,
+    sleep: float,
+    sampler_kwargs: dict[str, Any],
+    pruner: str = "none",
 ) -> None:
     """One worker process: load the shared study and run ``n_trials`` trials with its own sampler."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -46,7 +71,9 @@ def worker(
     bench = NB201Benchmark(dataset)
     space = bench.space
     sampler = GatesSampler(space, seed=seed, device="cpu", **sampler_kwargs)
-    study = optuna.load_study(study_name=study_name, storage=open_storage(url), sampler=sampler)
+    study = optuna.load_study(
+        study_name=study_name, storage=open_storage(url), sampler=sampler, pruner=make_pruner(pruner)
+    )
 
     def objective(trial: optuna.Trial) -> float:
         arch = space.suggest(trial)
@@ -54,8 +81,16 @@ def worker(
         trial.set_user_attr("arch", str(arch))
         trial.set_user_attr("pid", os.getpid())
         trial.set_user_attr("start", time.time())
-        time.sleep(sleep)  # stands in for training the network
         value = bench.query(arch)
+        if pruner != "none":
+            for step in range(1, CURVE_STEPS + 1):
+                time.sleep(sleep / CURVE_STEPS)  # stands in for training one more step
+                trial.report(value - 10.0 * (CURVE_STEPS - step) / step, step)
+                if step < CURVE_STEPS and trial.should_prune():
+                    trial.set_user_attr("end", time.time())
+                    raise optuna.TrialPruned()
+        else:
+            time.sleep(sleep)  # stands in for training the network
         trial.set_user_attr("end", time.time())
         return value
 
@@ -71,13 +106,14 @@ def run(
     dataset: str = "cifar10",
     sleep: float = 0.2,
     sampler_kwargs: dict[str, Any] | None = None,
+    pruner: str = "none",
 ) -> optuna.Study:
     """Create the study, start ``workers`` processes of ``trials`` trials each, wait, and return the study."""
     # validation accuracy: higher is better
     optuna.create_study(study_name=study_name, storage=open_storage(url), direction="maximize", load_if_exists=True)
     ctx = mp.get_context("spawn")  # fresh interpreters, as separate machines would be
     procs = [
-        ctx.Process(target=worker, args=(url, study_name, trials, seed, dataset, sleep, sampler_kwargs or {}))
+        ctx.Process(target=worker, args=(url, study_name, trials, seed, dataset, sleep, sampler_kwargs or {}, pruner))
         for _ in range(workers)
     ]
     for p in procs:
@@ -102,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--n-startup", type=int, default=10, help="random trials before the predictor is used")
     parser.add_argument("--n-candidates", type=int, default=200, help="candidates scored per proposal")
     parser.add_argument("--warm-epochs", type=int, default=10, help="epochs of each warm-started refit")
+    parser.add_argument("--pruner", default="none", choices=PRUNERS, help="Optuna pruner of the trials' curves")
     parser.add_argument(
         "--predictor", default="{}", help='Predictor settings as JSON, e.g. \'{"epochs": 50, "hidden": 64}\''
     )
@@ -123,13 +160,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     url = args.storage or f"sqlite:///{os.path.join(tempfile.mkdtemp(prefix='gates-optuna-'), 'study.db')}"
 
     start = time.time()
-    study = run(url, args.study_name, args.workers, args.trials, args.seed, args.dataset, args.sleep, sampler_kwargs)
+    study = run(
+        url,
+        args.study_name,
+        args.workers,
+        args.trials,
+        args.seed,
+        args.dataset,
+        args.sleep,
+        sampler_kwargs,
+        args.pruner,
+    )
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    archs = [t.user_attrs["arch"] for t in trials]
+    pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
+    archs = [t.user_attrs["arch"] for t in trials + pruned]
     print(f"storage: {url}")
     print(
-        f"{len(trials)} trials completed by {len({t.user_attrs['pid'] for t in trials})} workers "
-        f"in {time.time() - start:.1f} s; "
+        f"{len(trials)} trials completed by {len({t.user_attrs['pid'] for t in trials + pruned})} workers "
+        f"in {time.time() - start:.1f} s ({len(pruned)} more pruned); "
         f"{len(set(archs))} distinct architectures"
     )
     best_arch, best_value = NB201Benchmark(args.dataset).optimum()

@@ -44,7 +44,7 @@ class Observation:
 
     @property
     def failed(self) -> bool:
-        return self.value is None and not self.pruned
+        return self.value is None
 
 
 #: largest magnitude a value may have: the predictor trains in float32

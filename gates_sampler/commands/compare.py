@@ -70,6 +70,11 @@ def register(sub: Any) -> None:
         help="with --pruner: epoch totals the table reports (default: 2000, 5000, 10000 below the budget, and it)",
     )
     p.add_argument("--min-resource", type=positive_int, default=1, help="with --pruner: the pruners' first rung")
+    p.add_argument(
+        "--predictor",
+        default=None,
+        help='with --pruner: predictor options of the gates methods as JSON, e.g. \'{"hidden": 64, "n_layers": 3}\'',
+    )
     p.add_argument("--out", default="results/compare", help="prefix of the raw JSON/CSV and the PNG plot per dataset")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot (it needs matplotlib)")
     p.set_defaults(func=run, check=check)
@@ -137,14 +142,29 @@ def _check_pruned(args: argparse.Namespace) -> None:
             mf.parse_curve_method(spec)
         except ValueError as exc:
             raise UsageError(f"--methods: {exc}") from None
+    _predictor_options(args)
     check_output_folder(os.path.dirname(os.path.abspath(args.out)), "--out", args.out, create=True)
 
 
-def _one_pruned(task: tuple[str, str, str, int, int, int]) -> Any:
+def _predictor_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    import json
+
+    if args.predictor is None:
+        return None
+    try:
+        options = json.loads(args.predictor)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--predictor is not valid JSON: {exc}") from None
+    if not isinstance(options, dict):
+        raise UsageError(f"--predictor must be a JSON object of predictor options, got {args.predictor!r}")
+    return options
+
+
+def _one_pruned(task: tuple[str, str, str, int, int, int, dict[str, Any] | None]) -> Any:
     from gates_sampler.experiments import multifidelity as mf
 
-    path, method, pruner, budget, seed, min_resource = task
-    return mf.run_curve_study(method, pruner, mf.NB301Curves(path), budget, seed, min_resource)
+    path, method, pruner, budget, seed, min_resource, predictor = task
+    return mf.run_curve_study(method, pruner, mf.NB301Curves(path), budget, seed, min_resource, predictor)
 
 
 def run_pruned(args: argparse.Namespace) -> int:
@@ -161,23 +181,29 @@ def run_pruned(args: argparse.Namespace) -> int:
     marks = epoch_checkpoints(args)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     tasks = [
-        (args.nb301_path, m, p, args.epoch_budget, s, args.min_resource)
+        (args.nb301_path, m, p, args.epoch_budget, s, args.min_resource, _predictor_options(args))
         for p in args.pruner
         for m in args.methods
         for s in seeds
     ]
     runs: list[Any] = []
-    with tqdm(total=len(tasks), desc="pruned runs", unit="run") as bar:
+    partial = f"{args.out}_pruned_nb301.partial.jsonl"  # every finished run at once: hours of work survive a stop
+    with open(partial, "w") as log, tqdm(total=len(tasks), desc="pruned runs", unit="run") as bar:
+
+        def done(run: Any) -> None:
+            runs.append(run)
+            log.write(json.dumps(run.to_dict()) + "\n")
+            log.flush()
+            bar.update()
+
         if args.jobs <= 1:
             for t in tasks:
-                runs.append(_one_pruned(t))
-                bar.update()
+                done(_one_pruned(t))
         else:
             ctx = mp.get_context("spawn")
             with cf.ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init) as pool:
                 for f in cf.as_completed([pool.submit(_one_pruned, t) for t in tasks]):
-                    runs.append(f.result())
-                    bar.update()
+                    done(f.result())
     order = {(t[2], t[1], t[4]): i for i, t in enumerate(tasks)}
     runs.sort(key=lambda r: order[(r.pruner, r.method, r.seed)])
     rows = mf.summarize_curves(runs, marks)

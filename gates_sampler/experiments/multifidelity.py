@@ -125,7 +125,7 @@ def parse_curve_method(spec: str) -> tuple[str, dict[str, Any]]:
     return name, parse_method("gates" + bracket + rest)[1]
 
 
-def _sampler(spec: str, space: SearchSpace, seed: int) -> Any:
+def _sampler(spec: str, space: SearchSpace, seed: int, predictor: dict[str, Any] | None = None) -> Any:
     import optuna
 
     name, kwargs = parse_curve_method(spec)
@@ -142,20 +142,29 @@ def _sampler(spec: str, space: SearchSpace, seed: int) -> Any:
         from gates_sampler.searcher import SearchSettings
 
         kwargs["settings"] = replace(SearchSettings.coerce(kwargs.get("settings")), learn_from_pruned=False)
+    if predictor is not None:
+        kwargs.setdefault("predictor", predictor)
     n_startup = kwargs.pop("n_startup", 10)
     return GatesSampler(space, seed=seed, n_startup_trials=n_startup, **kwargs)
 
 
 def run_curve_study(
-    spec: str, pruner: str, bench: CurveBenchmark, epoch_budget: int, seed: int, min_resource: int = 1
+    spec: str,
+    pruner: str,
+    bench: CurveBenchmark,
+    epoch_budget: int,
+    seed: int,
+    min_resource: int = 1,
+    predictor: dict[str, Any] | None = None,
 ) -> CurveRun:
-    """Run one Optuna study under ``pruner`` until ``epoch_budget`` epochs are spent (see the module doc)."""
+    """Run one Optuna study under ``pruner`` until ``epoch_budget`` epochs are spent (see the module doc);
+    ``predictor``: predictor options of the gates methods."""
     import optuna
     from optuna.trial import TrialState
 
     study = optuna.create_study(
         direction="minimize" if bench.direction == "minimize" else "maximize",
-        sampler=_sampler(spec, bench.space, seed),
+        sampler=_sampler(spec, bench.space, seed, predictor),
         pruner=make_pruner(pruner, bench.max_epoch, min_resource),
     )
     run = CurveRun(spec, pruner, seed, epoch_budget)
