@@ -67,6 +67,16 @@ Points to evaluate
     rest is then the best unseen architecture agreeing with them. Other keys in a point are used as
     given; hyperparameters it leaves out are sampled as usual.
 
+Schedulers that stop trials early (ASHA, HyperBand, median stopping)
+    Every result a running trial reports reaches the core as an intermediate value
+    (``on_trial_result``: the metric at step ``result[time_attr]``). Tune then calls
+    ``on_trial_complete`` for a trial that finished *and* for one a scheduler stopped, with the same
+    ``done=True`` in both results, so the searcher cannot tell them apart from the result alone. Give
+    ``max_t``, the ``time_attr`` value a complete trial reaches (the scheduler's ``max_t``): a trial
+    whose last result is below it ended early and is told as such (``tell_pruned``: its last value is
+    not a final value; it still trains the predictor, ranked below the trials that were better at the
+    step it stopped at). Without ``max_t`` every completed trial's last result counts as final.
+
 Checkpointing
     :meth:`save` / :meth:`restore` write and read the core state (history, pending architectures, RNG
     and predictor weights) plus the running trials, the points not yet suggested and the Tune domains
@@ -152,6 +162,10 @@ class GatesSearcher(Searcher):
         n_startup: random architectures before the predictor is used.
         n_candidates: candidates scored per proposal.
         seed: seeds the core searcher (architectures, predictor) and the hyperparameter sampler.
+        max_t: the ``time_attr`` value a trial that runs to the end reaches (e.g. the ``max_t`` of an
+            ``ASHAScheduler``); a trial completed below it was stopped early (see the module docstring).
+            ``None``: every completed trial is final.
+        time_attr: the result key that counts a trial's progress (Tune's ``training_iteration`` by default).
         **searcher_kwargs: passed to :class:`GatesPredictorSearcher` (``predictor``, ``candidates``,
             ``zero_shot``, ``device``, ``settings``, ...); ``direction`` is not accepted (use ``mode``).
 
@@ -171,10 +185,20 @@ class GatesSearcher(Searcher):
         n_startup: int = 10,
         n_candidates: int = 200,
         seed: int | None = None,
+        max_t: int | None = None,
+        time_attr: str = "training_iteration",
         **searcher_kwargs: Any,
     ) -> None:
         _check_metric(metric)
         _check_mode(mode)
+        if max_t is not None and (isinstance(max_t, bool) or not isinstance(max_t, int) or max_t < 1):
+            raise ValueError(
+                f"max_t must be None or a positive int (the {time_attr} a full trial reaches), got {max_t!r}"
+            )
+        if not isinstance(time_attr, str) or not time_attr:
+            raise ValueError(f"time_attr must be the name (str) of a result key, got {time_attr!r}")
+        self.max_t = max_t
+        self.time_attr = time_attr
         if "direction" in searcher_kwargs:
             raise ValueError("GatesSearcher takes mode='max'|'min', not direction=")
         super().__init__(metric=metric, mode=mode)
@@ -190,6 +214,7 @@ class GatesSearcher(Searcher):
         self._live: dict[str, Arch] = {}  # trial id -> architecture it evaluates
         self._configs: dict[str, dict[str, Any]] = {}  # trial id -> config returned by suggest
         self._done: dict[str, tuple[Arch, bool]] = {}  # trial id -> (architecture, failed) once told
+        self._steps: dict[str, int] = {}  # trial id -> last step reported to the core
         self._exhausted = False
 
     # ----- configuration --------------------------------------------------------------------------
@@ -432,6 +457,44 @@ class GatesSearcher(Searcher):
         except (KeyError, ValueError):
             return None
 
+    def _step_of(self, result: Mapping[str, Any] | None) -> int | None:
+        """``result[time_attr]`` as a non-negative int, or ``None``."""
+        if not isinstance(result, Mapping):
+            return None
+        step = result.get(self.time_attr)
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer, float)) or not step >= 0:
+            return None
+        if isinstance(step, float) and not step.is_integer():
+            return None
+        return int(step)
+
+    def _report(self, trial_id: str, arch: Arch, result: Mapping[str, Any] | None) -> None:
+        """Pass one intermediate result to the core (each step of a trial once)."""
+        step = self._step_of(result)
+        if step is None or result is None or self._metric is None or self._metric not in result:
+            return
+        if step <= self._steps.get(trial_id, -1):
+            return
+        try:
+            self.core.report(arch, step, result[self._metric])
+        except ValueError:
+            return  # not a number: the completion decides what the trial counts as
+        self._steps[trial_id] = step
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Record a running trial's intermediate result (the metric at ``result[time_attr]``) in the core."""
+        arch = self._live.get(trial_id)
+        if arch is None or self._metric is None:
+            return
+        self._report(trial_id, arch, result)
+
+    def _stopped_early(self, result: Mapping[str, Any] | None) -> bool:
+        """Whether a completed trial's last result is below ``max_t`` (a scheduler stopped it)."""
+        if self.max_t is None:
+            return False
+        step = self._step_of(result)
+        return step is not None and step < self.max_t
+
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         """Tell the core the trial's value.
 
@@ -441,6 +504,8 @@ class GatesSearcher(Searcher):
         (Tune restarting a trial under a new id), which is then recorded so that no evaluation is lost.
         A trial that failed and completes again under the same id (``Tuner.restore(resume_errored=True)``)
         is recorded again; a second completion of a successful trial is ignored with a warning.
+        With ``max_t``, a trial whose last ``time_attr`` is below it was stopped by a scheduler: it is
+        told as ended early (``tell_pruned``), its last value not being final.
         """
         arch = self._live.pop(trial_id, None)
         self._configs.pop(trial_id, None)
@@ -464,6 +529,15 @@ class GatesSearcher(Searcher):
                 del self._live[stale]
                 self._configs.pop(stale, None)
         value = self._value_of(trial_id, result, error)
+        if value is not None:
+            # Tune withholds from on_trial_result the result that ended a trial (a scheduler's STOP)
+            self._report(trial_id, arch, result)
+        if value is not None and self._stopped_early(result):
+            self._steps.pop(trial_id, None)
+            observation = self.core.tell_pruned(arch)
+            self._done[trial_id] = (arch, observation.failed)
+            return
+        self._steps.pop(trial_id, None)
         self.core.tell(arch, value)
         self._done[trial_id] = (arch, value is None)
 
@@ -477,7 +551,8 @@ class GatesSearcher(Searcher):
     ) -> None:
         """Record an evaluation made outside this searcher (``parameters`` shaped like a suggested config).
 
-        ``error``, ``pruned`` (no final value) or a ``None``/NaN value are recorded as failures.
+        ``error`` or a ``None``/NaN value are recorded as failures. ``pruned``: the evaluation ended early
+        after ``intermediate_values`` (steps 1, 2, ...): told as ended early (a failure without them).
         """
         arch = self._arch_in(parameters)
         if arch is None:
@@ -488,6 +563,11 @@ class GatesSearcher(Searcher):
             )
         self._require_metric_and_mode()
         self._use_mode(str(self._mode))
+        if pruned and not error:
+            for step, v in enumerate(intermediate_values or [], start=1):
+                self.core.report(arch, step, v)
+            self.core.tell_pruned(arch)
+            return
         self.core.tell(arch, None if error or pruned else as_value(value))
 
     # ----- results ----------------------------------------------------------------------------------
