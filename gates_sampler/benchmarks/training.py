@@ -13,6 +13,9 @@ Data sets:
   downloaded. The validation set is the test batch, or ``val_fraction`` of the training images
   (NAS-Bench-201's ``cifar10-valid`` used half of them).
 * ``"demo"``: synthetic DEMO data (:mod:`gates_sampler.benchmarks.demo_data`), for examples and tests.
+* ``"digits"``: scikit-learn's handwritten digits (1,797 real 8x8 grey images, 10 classes), which ship
+  inside the ``scikit-learn`` package (``pip install 'gates-sampler[digits]'``; nothing is downloaded).
+  A fixed, seeded split (:func:`load_digits_split`): 1,000 training, 397 validation, 400 test images.
 * any ``torch.utils.data.Dataset`` of ``(image, label)`` pairs, with ``val_dataset`` or ``val_fraction``.
 
 Per-epoch hooks: ``callback(epoch, val_acc)`` runs after each epoch; returning ``True`` stops the
@@ -80,7 +83,31 @@ _CIFAR: dict[str, _CifarSpec] = {
         "archive": "cifar-100-python.tar.gz",
     },
 }
-DATASETS = ("cifar10", "cifar100", "demo")
+DATASETS = ("cifar10", "cifar100", "demo", "digits")
+#: sizes of the fixed digits split: training, validation, test (1,797 images in all)
+DIGITS_SPLIT = (1000, 397, 400)
+
+
+def load_digits_split(part: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One part (``"train"``, ``"val"`` or ``"test"``) of scikit-learn's handwritten digits as
+    ``[N, 1, 8, 8]`` float images (pixel values 0..16 scaled to 0..1) and int64 labels.
+
+    The split is fixed (a permutation seeded with 0), so that every search, seed and evaluator sees the
+    same images: the test part is never used for training or for choosing an architecture.
+    """
+    if part not in ("train", "val", "test"):
+        raise ValueError(f"part must be 'train', 'val' or 'test', got {part!r}")
+    try:
+        from sklearn.datasets import load_digits
+    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("dataset='digits' needs scikit-learn: pip install 'gates-sampler[digits]'") from exc
+    digits = load_digits()
+    x = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.as_tensor(digits.target, dtype=torch.int64)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    n_train, n_val, _ = DIGITS_SPLIT
+    idx = {"train": perm[:n_train], "val": perm[n_train : n_train + n_val], "test": perm[n_train + n_val :]}[part]
+    return x[idx], y[idx]
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -339,8 +366,9 @@ class TrainingEvaluator:
     Args:
         space: the search space; with the default model factory the network comes from
             ``gates_sampler.networks.build_network(space, arch, num_classes=..., C=..., N=...)``.
-        dataset: ``"cifar10"``, ``"cifar100"``, ``"demo"`` (synthetic, for demos and tests) or a
-            torch ``Dataset`` of ``(image, label)`` pairs (the training set).
+        dataset: ``"cifar10"``, ``"cifar100"``, ``"demo"`` (synthetic, for demos and tests), ``"digits"``
+            (scikit-learn's handwritten digits, see the module docstring) or a torch ``Dataset`` of
+            ``(image, label)`` pairs (the training set).
         root: folder with the CIFAR python batches (``cifar-10-batches-py/`` ...).
         val_dataset: validation set for a ``Dataset`` ``dataset``.
         val_fraction: hold out this fraction of the training set for validation (seeded split)
@@ -383,6 +411,8 @@ class TrainingEvaluator:
         elif not isinstance(settings, TrainingSettings):
             raise TypeError(f"settings must be a TrainingSettings, got {type(settings).__name__}")
         network = dict(network or {})
+        if isinstance(dataset, str) and dataset == "digits":
+            network.setdefault("in_channels", 1)  # grey images
         C, N, num_classes = network.pop("C", None), network.pop("N", None), network.pop("num_classes", None)
         if space is None and model_fn is None:
             raise ValueError("give space= (networks from gates_sampler.networks.build_network) or model_fn=")
@@ -452,6 +482,10 @@ class TrainingEvaluator:
                 # demo images are 4-D tensors, so both always take the fast path; the fallback only satisfies typing
                 train, val = _as_image_data(train_ds) or train_ds, _as_image_data(val_ds) or val_ds
                 classes = DEMO_NUM_CLASSES
+            elif dataset == "digits":
+                train = _ImageData(*load_digits_split("train"))
+                val = None if val_fraction is not None else _ImageData(*load_digits_split("val"))
+                classes = 10
             else:
                 if root is None:
                     raise ValueError(
