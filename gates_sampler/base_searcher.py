@@ -463,9 +463,10 @@ class AskTellSearcher(abc.ABC):
         """Whether a state's recorded settings are this searcher's."""
         return bool(config == self._config())
 
-    def pending_keys(self) -> set[str]:
-        """Canonical keys of the pending architectures."""
-        return set(self._pending)
+    def has_ended(self, arch: Arch | str | dict) -> bool:
+        """Whether ``arch`` has a final value or ended early (and is not pending again)."""
+        key = self.space.canonical_key(self.space.coerce(arch))
+        return (key in self._values or key in self._curves.stops) and key not in self._pending
 
     def _check_header(self, state: Any) -> None:
         """Refuse a state of another class, version, space or settings (nothing is changed)."""

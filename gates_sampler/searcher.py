@@ -210,8 +210,7 @@ class GatesPredictorSearcher(AskTellSearcher):
 
     def _on_report(self, arch: Arch, step: int, value: float) -> None:
         # a curve that arrives after its trial ended changes the pairs; a running trial's does not
-        key = self.space.canonical_key(arch)
-        if self._learns_pruned and self.n_pruned and key not in self.pending_keys():
+        if self._learns_pruned and self.has_ended(arch):
             self._data_version += 1
 
     @property
