@@ -224,10 +224,13 @@ def summarize_curves(
     return rows
 
 
-def format_curve_table(rows: Sequence[dict[str, Any]], budgets: Sequence[int], title: str = "") -> str:
+def format_curve_table(
+    rows: Sequence[dict[str, Any]], budgets: Sequence[int], title: str = "", per_run: bool = True
+) -> str:
     """A plain-text table of :func:`summarize_curves` rows (mean +- standard error; ``(n)`` when fewer
-    runs than seeds had completed a trial by that budget)."""
-    head = ["method", "pruner"] + [f"{b} epochs" for b in budgets] + ["trials", "pruned", "s/run"]
+    runs than seeds had completed a trial by that budget); ``per_run``: with the mean trials, pruned
+    trials and seconds of a run."""
+    head = ["method", "pruner"] + [f"{b} epochs" for b in budgets] + (["trials", "pruned", "s/run"] if per_run else [])
     lines = []
     for r in rows:
         cells = [r["method"], r["pruner"]]
@@ -235,7 +238,8 @@ def format_curve_table(rows: Sequence[dict[str, Any]], budgets: Sequence[int], t
             mean, se, n = r[f"best@{b}"]
             cell = "-" if n == 0 else f"{mean:.3f} +- {se:.3f}"
             cells.append(cell + (f" ({n})" if 0 < n < r["runs"] else ""))
-        cells += [f"{r['trials']:.0f}", f"{r['pruned']:.0f}", f"{r['seconds']:.0f}"]
+        if per_run:
+            cells += [f"{r['trials']:.0f}", f"{r['pruned']:.0f}", f"{r['seconds']:.0f}"]
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(head)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
