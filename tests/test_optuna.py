@@ -306,9 +306,10 @@ def test_waiting_enqueued_architecture_is_pending(bench, space):
 
 
 # ----- errors -----------------------------------------------------------------------------------
-def test_multi_objective_is_rejected(space):
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=GatesSampler(space, seed=0, **FAST))
-    with pytest.raises(ValueError, match="single-objective"):
+def test_single_objective_settings_in_a_multi_objective_study_are_refused(space):
+    sampler = GatesSampler(space, seed=0, candidates="mixed", **FAST)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    with pytest.raises(ValueError, match="single-objective studies only"):
         study.optimize(lambda t: (len(str(space.suggest(t))), 2.0), n_trials=1)
     assert study.trials[0].state == TrialState.FAIL
 

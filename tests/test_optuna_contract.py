@@ -2,9 +2,9 @@
 
 Optuna's generic sampler cases (``optuna.testing.pytest_samplers``) run here unchanged where they apply
 to a sampler whose own parameters are categorical architecture choices: the basic cases (every other
-parameter goes to the independent sampler) and the single-objective-only case. Its relative-sampler
-cases do not apply (GatesSampler samples no arbitrary relative space; see ``test_relative_space_*``)
-nor do the multi-objective ones (it rejects multi-objective studies). The cases of Optuna's own
+parameter goes to the independent sampler) and the multi-objective case (a study with several
+``directions``). Its relative-sampler cases do not apply (GatesSampler samples no arbitrary relative
+space; see ``test_relative_space_*``). The cases of Optuna's own
 ``tests/samplers_tests/test_samplers.py`` that apply are rewritten below for an architecture space.
 """
 
@@ -29,7 +29,7 @@ from optuna.distributions import CategoricalDistribution  # noqa: E402
 from optuna.samplers import BaseSampler, PartialFixedSampler  # noqa: E402
 from optuna.testing.pytest_samplers import (  # noqa: E402
     BasicSamplerTestCase,
-    SingleOnlySamplerTestCase,
+    MultiObjectiveSamplerTestCase,
 )
 from optuna.trial import TrialState  # noqa: E402
 
@@ -79,38 +79,21 @@ class TestOptunaBasicSamplerCases(BasicSamplerTestCase):
         return make_sampler
 
 
-class TestOptunaSingleOnlySamplerCases(SingleOnlySamplerTestCase):
+class TestOptunaMultiObjectiveSamplerCases(MultiObjectiveSamplerTestCase):
     @pytest.fixture
     def sampler(self) -> Callable[[], BaseSampler]:
         return make_sampler
 
 
-# ----- multi-objective: every entry point raises ---------------------------------------------------
-def test_multi_objective_raises_in_every_sampling_method() -> None:
+# ----- multi-objective: the architecture comes from the multi-objective core ------------------------
+def test_multi_objective_study_proposes_distinct_architectures_and_keeps_hyperparameters_independent() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler())
-    trial = optuna.trial.FrozenTrial(
-        number=0,
-        state=TrialState.RUNNING,
-        value=None,
-        datetime_start=None,
-        datetime_complete=None,
-        params={},
-        distributions={},
-        user_attrs={},
-        system_attrs={},
-        intermediate_values={},
-        trial_id=0,
-    )
-    sampler = study.sampler
-    dist = CategoricalDistribution(SPACE.distributions()[NAMES[0]])
-    for call in (
-        lambda: sampler.infer_relative_search_space(study, trial),
-        lambda: sampler.sample_relative(study, trial, {NAMES[0]: dist}),
-        lambda: sampler.sample_independent(study, trial, NAMES[0], dist),  # an architecture parameter
-        lambda: sampler.sample_independent(study, trial, "lr", optuna.distributions.FloatDistribution(0, 1)),
-    ):
-        with pytest.raises(ValueError, match="single-objective"):
-            call()
+    study.optimize(lambda t: (arch_objective(t), t.suggest_float("lr", 1e-4, 1e-1, log=True)), n_trials=8)
+    keys = trial_keys(study)
+    assert len(keys) == len(set(keys)) == 8
+    assert all(1e-4 <= t.params["lr"] <= 1e-1 for t in study.trials)
+    assert study.sampler.searcher.n_objectives == 2
+    assert {t.number for t in study.best_trials} <= {t.number for t in study.trials}
 
 
 # ----- reseed_rng / reproducibility / pickling ----------------------------------------------------

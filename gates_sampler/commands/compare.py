@@ -19,6 +19,7 @@ from gates_sampler.commands._common import (
     positive_int,
 )
 from gates_sampler.experiments import comparison as ex
+from gates_sampler.experiments import multi_objective as mo
 
 
 def register(sub: Any) -> None:
@@ -77,6 +78,23 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--out", default="results/compare", help="prefix of the raw JSON/CSV and the PNG plot per dataset")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot (it needs matplotlib)")
+    p.add_argument(
+        "--objectives",
+        nargs=2,
+        metavar=("ACCURACY", "COST"),
+        choices=("val_acc", "latency", "model_size"),
+        default=None,
+        help="multi-objective comparison on NAS-Bench-201, e.g. 'val_acc latency' or 'val_acc model_size': "
+        "hypervolume regret against the true front; --methods then take "
+        f"{', '.join(mo.MO_METHODS)} (default: gates tpe nsga2 random)",
+    )
+    p.add_argument(
+        "--constraint",
+        metavar="latency:QUANTILE",
+        default=None,
+        help="constrained comparison on NAS-Bench-201: maximise accuracy with latency <= the bound that "
+        "QUANTILE of all cells meet (e.g. latency:0.2); --methods take gates, gates-known-cost, tpe, random",
+    )
     p.set_defaults(func=run, check=check)
 
 
@@ -100,6 +118,9 @@ def check(args: argparse.Namespace) -> None:
         return _check_pruned(args)
     checkpoints(args)
     check_benchmark_args(args)
+    if args.objectives is not None or args.constraint is not None:
+        _check_multi_objective(args)
+        return
     for flag, values in (("--methods", args.methods), ("--datasets", args.datasets)):
         twice = sorted({v for v in values if values.count(v) > 1})
         if twice:
@@ -220,6 +241,141 @@ def run_pruned(args: argparse.Namespace) -> int:
     return 0
 
 
+MO_DEFAULT_METHODS = ["gates", "tpe", "nsga2", "random"]
+CONSTRAINED_METHODS = ("gates", "gates-known-cost", "tpe", "random")
+
+
+def _constraint_quantile(text: str) -> float:
+    name, _, q = text.partition(":")
+    try:
+        value = float(q)
+    except ValueError:
+        value = float("nan")
+    if name != "latency" or not 0 < value < 1:
+        raise UsageError(f"--constraint must look like latency:QUANTILE with 0 < QUANTILE < 1, got {text!r}")
+    return value
+
+
+def _check_multi_objective(args: argparse.Namespace) -> None:
+    if args.benchmark != "nb201":
+        raise UsageError("--objectives and --constraint need --benchmark nb201 (its table has every metric)")
+    if args.objectives is not None and args.constraint is not None:
+        raise UsageError("pass either --objectives or --constraint, not both")
+    if args.objectives is not None and (args.objectives[0] != "val_acc" or args.objectives[1] == "val_acc"):
+        raise UsageError("--objectives must be val_acc and one cost (latency or model_size)")
+    allowed = mo.MO_METHODS if args.objectives is not None else CONSTRAINED_METHODS
+    if args.constraint is not None:
+        _constraint_quantile(args.constraint)
+    methods = _mo_methods(args)
+    bad = [m for m in methods if m not in allowed]
+    if bad:
+        raise UsageError(f"--methods {' '.join(bad)}: this comparison takes {', '.join(allowed)}")
+    if not args.no_plot:
+        check_importable("matplotlib", "the compare plot", "plot", alternative="pass --no-plot")
+    check_output_folder(os.path.dirname(os.path.abspath(args.out)), "--out", args.out, create=True)
+
+
+def _mo_methods(args: argparse.Namespace) -> list[str]:
+    # the single-objective default list is replaced unless methods were named
+    return MO_DEFAULT_METHODS if args.methods == ["gates", "random", "rea", "tpe"] else list(args.methods)
+
+
+def _mo_one(task: tuple[str, str, tuple[str, ...] | None, float | None, int, int]) -> mo.MORun:
+    method, dataset, objectives, quantile, budget, seed = task
+    if objectives is None:
+        assert quantile is not None
+        return mo.run_constrained(method, dataset, quantile, budget, seed)
+    return mo.run_mo_method(method, _problem(dataset, objectives), budget, seed)
+
+
+_PROBLEMS: dict[tuple[str, tuple[str, ...]], mo.NB201Problem] = {}
+
+
+def _problem(dataset: str, objectives: tuple[str, ...]) -> mo.NB201Problem:
+    key = (dataset, objectives)
+    if key not in _PROBLEMS:
+        _PROBLEMS[key] = mo.NB201Problem(dataset, objectives)
+    return _PROBLEMS[key]
+
+
+def run_multi_objective(args: argparse.Namespace) -> int:
+    """``--objectives`` / ``--constraint``: run every method and seed, print one table per dataset."""
+    import concurrent.futures as cf
+    import json
+    import multiprocessing as mp
+    from dataclasses import asdict
+
+    from tqdm.auto import tqdm
+
+    _quiet_optuna()
+    marks = checkpoints(args)
+    objectives = None if args.objectives is None else tuple(args.objectives)
+    quantile = None if args.constraint is None else _constraint_quantile(args.constraint)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    methods = _mo_methods(args)
+    tasks = [(m, d, objectives, quantile, args.budget, s) for d in args.datasets for m in methods for s in seeds]
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    runs: list[mo.MORun] = []
+    with tqdm(total=len(tasks), desc="compare runs", unit="run") as bar:
+        if args.jobs <= 1:
+            for t in tasks:
+                runs.append(_mo_one(t))
+                bar.update()
+        else:
+            ctx = mp.get_context("spawn")
+            with cf.ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init) as pool:
+                for f in cf.as_completed([pool.submit(_mo_one, t) for t in tasks]):
+                    runs.append(f.result())
+                    bar.update()
+    order = {(t[1], t[0], t[5]): i for i, t in enumerate(tasks)}
+    runs.sort(key=lambda r: order[(r.dataset, r.method, r.seed)])
+    for d in args.datasets:
+        drun = [r for r in runs if r.dataset == d]
+        name = ex.NB201_DATASET_NAMES.get(d, d)
+        if objectives is not None:
+            problem = _problem(d, objectives)
+            rows = mo.summarize_mo(drun, problem, marks)
+            title = (
+                f"NAS-Bench-201 {name}, {' vs '.join(objectives)}: hypervolume regret (true front HV "
+                f"{problem.true_hv:.4f}; mean +- s.e.), {len(seeds)} seeds, budget {args.budget}"
+            )
+            print()
+            print(mo.format_rows(rows, "regret", marks, title, mo.method_labels(objectives)))
+            prefix = f"{args.out}_{d}_{'_'.join(objectives)}"
+        else:
+            bound = drun[0].constraint
+            rows = mo.summarize_constrained(drun, marks)
+            title = (
+                f"NAS-Bench-201 {name}: best feasible validation accuracy (%) with latency <= {bound:.5f} s "
+                f"({args.constraint}; mean +- s.e.), {len(seeds)} seeds, budget {args.budget}"
+            )
+            labels = {
+                "gates": "gates (latency learned from told constraint values)",
+                "gates-known-cost": "gates (latency looked up: cheap constraint)",
+                "tpe": "TPESampler(constraints_func)",
+                "random": "random",
+            }
+            print()
+            print(mo.format_rows(rows, "best", marks, title, labels))
+            prefix = f"{args.out}_{d}_constrained"
+        with open(prefix + ".json", "w") as out:
+            json.dump([asdict(r) for r in drun], out)
+        files = [prefix + ".json"]
+        if objectives is not None and not args.no_plot:
+            first = [r for r in drun if r.seed == args.first_seed]
+            files.append(
+                mo.plot_fronts(
+                    first,
+                    _problem(d, objectives),
+                    prefix + ".png",
+                    args.budget,
+                    f"{title.split(':')[0]}, seed {args.first_seed}",
+                )
+            )
+        print("wrote", ", ".join(os.path.relpath(f) for f in files))
+    return 0
+
+
 def _space(kind: str) -> Any:
     if kind == "nb301":
         from gates_sampler.spaces import DartsSpace
@@ -259,6 +415,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.pruner:
         return run_pruned(args)
+    if args.objectives is not None or args.constraint is not None:
+        return run_multi_objective(args)
     _quiet_optuna()
     marks = checkpoints(args)
     datasets = args.datasets if args.benchmark == "nb201" else ["cifar10"]

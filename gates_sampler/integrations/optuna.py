@@ -80,6 +80,7 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from gates_sampler.base_searcher import SpaceExhausted
+from gates_sampler.multi_objective import MultiObjectiveGatesSearcher
 from gates_sampler.searcher import GatesPredictorSearcher
 from gates_sampler.spaces.base import Arch, SearchSpace
 
@@ -95,7 +96,13 @@ OBJECTIVE_FAILED_ATTR = "gates_sampler:objective_failed"
 #: how often a proposal is retried after clashing with another process's claim
 MAX_CLAIM_ROUNDS = 10
 _PENDING_STATES = (TrialState.RUNNING, TrialState.WAITING)
-_RESERVED_KWARGS = ("direction", "n_startup", "space")
+_RESERVED_KWARGS = ("direction", "directions", "n_startup", "space", "constraints")
+#: the trial system attribute where Optuna's samplers keep the values of ``constraints_func``
+#: (``optuna.study._constrained_optimization._CONSTRAINTS_KEY``); ``study.best_trials`` reads it
+CONSTRAINTS_ATTR = "constraints"
+#: core settings a multi-objective or constrained study's searcher takes
+_MO_KWARGS = ("n_startup", "n_candidates", "predictor", "zero_shot", "device", "settings")
+_Searcher = GatesPredictorSearcher | MultiObjectiveGatesSearcher
 
 
 class GatesSampler(BaseSampler):
@@ -130,14 +137,28 @@ class GatesSampler(BaseSampler):
             that workers built with the same seed do not draw the same sequence.
         stale_after: seconds after which a RUNNING trial stops holding its architecture when the
             storage has no heartbeat (see the module docstring); ``None`` (default): never.
+        constraints_func: as Optuna's samplers take it: ``fn(frozen_trial) -> sequence of float``,
+            called after each complete or pruned trial (feasible when every value is ``<= 0``); the values
+            are stored in the trial's ``"constraints"`` system attribute, so ``study.best_trials`` keeps
+            feasible trials only, and the sampler learns them with one predictor per value (a candidate
+            predicted infeasible is proposed only when none is predicted feasible).
+        cheap_constraints: ``fn(arch) -> sequence of float`` computed from the architecture alone (e.g.
+            a parameter count minus its bound): no architecture it rejects is ever proposed.
+        cheap_objectives: ``{objective index: fn(arch) -> float}``: objectives that are cheap to compute
+            exactly from the architecture (parameters, FLOPs) in the objective's own direction. The sampler
+            computes them for every candidate instead of learning them; an objective not listed is learned
+            from the trials like any other, even when the objective function computes it cheaply.
         **searcher_kwargs: further :class:`~gates_sampler.searcher.GatesPredictorSearcher` settings
             (``predictor``, ``candidates``, ``zero_shot``, ``device``, ``settings``, ...).
 
-    The study's direction (minimize or maximize) is taken from the study; multi-objective studies
-    raise ``ValueError`` from every sampling method. Parameters fixed by ``study.enqueue_trial`` or by
-    ``PartialFixedSampler`` are never overridden; a trial whose architecture was set by hand
-    (enqueued, ``study.add_trial``) still trains the predictor. When every architecture has been
-    evaluated or is held by a running trial, one warning says so and later trials repeat random
+    The study's direction (minimize or maximize) is taken from the study. A multi-objective study
+    (``optuna.create_study(directions=[...])``) or a constrained one is searched by the core
+    :class:`~gates_sampler.multi_objective.MultiObjectiveGatesSearcher` (one predictor per learned
+    objective, proposals by predicted hypervolume gain); ``study.best_trials`` is then the front.
+    Parameters fixed by ``study.enqueue_trial`` or by ``PartialFixedSampler`` are never overridden;
+    a trial whose architecture was set by hand (enqueued, ``study.add_trial``) still trains the
+    predictor. When every architecture has been evaluated or is held by a running trial, one warning
+    says so and later trials repeat random
     architectures.
     """
 
@@ -150,6 +171,9 @@ class GatesSampler(BaseSampler):
         independent_sampler: BaseSampler | None = None,
         seed: int | None = None,
         stale_after: float | None = None,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
+        cheap_constraints: Callable[[Arch], Sequence[float]] | None = None,
+        cheap_objectives: Mapping[int, Callable[[Arch], float]] | None = None,
         **searcher_kwargs: Any,
     ) -> None:
         if not isinstance(search_space, SearchSpace):
@@ -174,16 +198,25 @@ class GatesSampler(BaseSampler):
                 f"{bad} cannot be passed to GatesSampler: the direction comes from the study, "
                 "the space is search_space and the number of random trials is n_startup_trials"
             )
+        for name, fn in (("constraints_func", constraints_func), ("cheap_constraints", cheap_constraints)):
+            if fn is not None and not callable(fn):
+                raise ValueError(f"{name} must be a function, got {type(fn).__name__}")
         self._space = search_space
         self._seed = None if seed is None else int(seed)
         self._searcher_kwargs = {"n_startup": n_startup_trials, "n_candidates": n_candidates, **searcher_kwargs}
+        self._constraints_func = constraints_func
+        self._cheap_constraints = cheap_constraints
+        self._cheap_objectives = dict(cheap_objectives or {})
         # build one searcher now so that bad settings fail here, not inside the first trial
         GatesPredictorSearcher(search_space, seed=0, **self._searcher_kwargs)
+        if cheap_objectives is not None or cheap_constraints is not None or constraints_func is not None:
+            n_objectives = max(self._cheap_objectives, default=0) + 1
+            self._multi_objective_searcher(["maximize"] * max(n_objectives, 2), 0)
         self._independent_sampler = independent_sampler or optuna.samplers.TPESampler(seed=self._seed)
         self._distributions = {
             name: CategoricalDistribution(choices) for name, choices in search_space.distributions().items()
         }
-        self._searcher: GatesPredictorSearcher | None = None
+        self._searcher: _Searcher | None = None
         self._study_name: str | None = None
         self._told: set[int] = set()  # numbers of finished trials already told to the searcher
         self._stale_after = None if stale_after is None else float(stale_after)
@@ -201,7 +234,7 @@ class GatesSampler(BaseSampler):
         return self._space
 
     @property
-    def searcher(self) -> GatesPredictorSearcher | None:
+    def searcher(self) -> GatesPredictorSearcher | MultiObjectiveGatesSearcher | None:
         """The core searcher synced with the last study sampled for (``None`` before the first proposal)."""
         return self._searcher
 
@@ -226,18 +259,21 @@ class GatesSampler(BaseSampler):
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
         if state == TrialState.FAIL:
             _mark_objective_failure(study, trial)
+        constraints = None
+        if self._constraints_func is not None and state in (TrialState.COMPLETE, TrialState.PRUNED):
+            constraints = _store_constraints(self._constraints_func, study, trial)
         # Tell this process's own results at once, so ``searcher`` is current after ``optimize``;
         # other processes' results are picked up from the storage at the next proposal.
         with self._lock:
             self._proposed.pop(trial.number, None)
             if self._searcher is not None and self._study_name == study.study_name and trial.number not in self._told:
-                self._tell_finished(trial, state, values[0] if values and state == TrialState.COMPLETE else None)
+                complete = values if values and state == TrialState.COMPLETE else None
+                self._tell_finished(trial, state, complete, constraints)
         self._independent_sampler.after_trial(study, trial, state, values)
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         # The architecture parameters are declared relative so that a wrapper such as
         # PartialFixedSampler shows which of them it fixes (it removes them from this space).
-        _check_single_objective(study)
         return dict(self._distributions)
 
     def sample_relative(
@@ -246,13 +282,11 @@ class GatesSampler(BaseSampler):
         # Optuna asks for relative parameters at a trial's first suggestion, whichever parameter it
         # is; proposing here would claim an architecture for trials that never use one. The
         # proposal is made at the first architecture parameter instead (sample_independent).
-        _check_single_objective(study)
         return {}
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
-        _check_single_objective(study)
         if self._distributions.get(param_name) != param_distribution:
             return self._independent_sampler.sample_independent(study, trial, param_name, param_distribution)
         fixed = self._fixed_params(study, trial)
@@ -278,11 +312,11 @@ class GatesSampler(BaseSampler):
     # ----- study -> searcher ------------------------------------------------------------------
     def _attach(self, study: Study, trial: FrozenTrial) -> None:
         """Make sure the searcher belongs to ``study``; (re)build it from scratch otherwise."""
-        direction = "minimize" if study.direction == StudyDirection.MINIMIZE else "maximize"
+        directions = ["minimize" if d == StudyDirection.MINIMIZE else "maximize" for d in study.directions]
         if (
             self._searcher is not None
             and self._study_name == study.study_name
-            and self._searcher.direction == direction
+            and _directions_of(self._searcher) == directions
         ):
             return
         # Workers that join a study later get a different stream: mix their first trial number in.
@@ -292,13 +326,44 @@ class GatesSampler(BaseSampler):
             seed = self._seed
         else:
             seed = int(np.random.SeedSequence([self._seed, trial.number]).generate_state(1)[0])
-        self._searcher = GatesPredictorSearcher(self._space, direction=direction, seed=seed, **self._searcher_kwargs)
+        if len(directions) > 1 or self._is_constrained_or_cheap:
+            self._searcher = self._multi_objective_searcher(directions, seed)
+        else:
+            self._searcher = GatesPredictorSearcher(
+                self._space, direction=directions[0], seed=seed, **self._searcher_kwargs
+            )
         self._rng = np.random.default_rng(None if seed is None else seed + 1)
         self._study_name = study.study_name
         self._told = set()
         self._proposed = {}
         self._exhausted_at = None
-        logger.debug("GatesSampler attached to study %r (%s, seed %s)", study.study_name, direction, seed)
+        logger.debug("GatesSampler attached to study %r (%s, seed %s)", study.study_name, directions, seed)
+
+    @property
+    def _is_constrained_or_cheap(self) -> bool:
+        return bool(self._cheap_objectives) or self._constraints_func is not None or self._cheap_constraints is not None
+
+    def _multi_objective_searcher(self, directions: list[str], seed: int | None) -> MultiObjectiveGatesSearcher:
+        """The core searcher of a multi-objective or constrained study."""
+        other = sorted(k for k in self._searcher_kwargs if k not in _MO_KWARGS)
+        if other:
+            raise ValueError(
+                f"{other} apply to single-objective studies only; a multi-objective or constrained study "
+                f"takes {list(_MO_KWARGS[1:])}"
+            )
+        bad = [i for i in self._cheap_objectives if not (isinstance(i, int) and 0 <= i < len(directions))]
+        if bad:
+            raise ValueError(
+                f"cheap_objectives names objective {bad[0]!r}, but the study has {len(directions)} objective(s)"
+            )
+        return MultiObjectiveGatesSearcher(
+            self._space,
+            directions=directions,
+            cheap_objectives=self._cheap_objectives,
+            constraints=self._cheap_constraints,
+            seed=seed,
+            **self._searcher_kwargs,
+        )
 
     def _arch_of(self, trial: FrozenTrial, *, complete: bool) -> Arch | None:
         """The architecture a trial evaluated (complete) or holds (otherwise), or ``None``."""
@@ -342,7 +407,8 @@ class GatesSampler(BaseSampler):
                         t.number,
                     )
                 elif t.number not in self._told:
-                    self._tell_finished(t, t.state, t.value if t.state == TrialState.COMPLETE else None)
+                    values = t.values if t.state == TrialState.COMPLETE else None
+                    self._tell_finished(t, t.state, values, t.system_attrs.get(CONSTRAINTS_ATTR))
             elif started_before is not None and _started_before(t, started_before):
                 if t.number not in self._stale_logged:
                     self._stale_logged.add(t.number)
@@ -363,11 +429,26 @@ class GatesSampler(BaseSampler):
             return None
         return datetime.datetime.now() - datetime.timedelta(seconds=self._stale_after)
 
-    def _tell_finished(self, trial: FrozenTrial, state: TrialState, value: float | None) -> None:
+    def _tell_finished(
+        self,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+        constraints: Sequence[float] | None = None,
+    ) -> None:
         assert self._searcher is not None
         self._told.add(trial.number)
         arch = self._arch_of(trial, complete=state == TrialState.COMPLETE)
         if arch is None:
+            return
+        if isinstance(self._searcher, MultiObjectiveGatesSearcher):
+            # failed and pruned trials are told as failures: never proposed again, not trained on
+            complete = values if state == TrialState.COMPLETE and values else None
+            try:
+                self._searcher.tell(arch, None if complete is None else list(complete), constraints=constraints)
+            except ValueError as exc:  # e.g. constraint values of another length than before
+                logger.warning("trial %d: %s; told as a failed evaluation", trial.number, exc)
+                self._searcher.tell(arch, None)
             return
         if state in (TrialState.COMPLETE, TrialState.PRUNED):
             # the learning curve ranks pruned trials against the others at the step they stopped
@@ -377,7 +458,7 @@ class GatesSampler(BaseSampler):
             self._searcher.tell_pruned(arch)
         else:
             # failed trials: never proposed again, not trained on
-            self._searcher.tell(arch, value if state == TrialState.COMPLETE else None)
+            self._searcher.tell(arch, values[0] if state == TrialState.COMPLETE and values else None)
 
     # ----- proposals --------------------------------------------------------------------------
     def _fixed_params(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
@@ -506,11 +587,26 @@ def _heartbeat_enabled(study: Study) -> bool:
     return interval is not None and interval() is not None
 
 
-def _check_single_objective(study: Study) -> None:
-    if len(study.directions) != 1:
-        raise ValueError(
-            f"GatesSampler supports single-objective studies only; this study has {len(study.directions)} objectives"
-        )
+def _directions_of(searcher: _Searcher) -> list[str]:
+    if isinstance(searcher, MultiObjectiveGatesSearcher):
+        return list(searcher.directions)
+    return [searcher.direction]
+
+
+def _store_constraints(
+    constraints_func: Callable[[FrozenTrial], Sequence[float]], study: Study, trial: FrozenTrial
+) -> tuple[float, ...] | None:
+    """Call ``constraints_func`` and store its values where Optuna's samplers and ``best_trials`` read them."""
+    values = None
+    try:
+        raw = constraints_func(trial)
+        values = tuple(float(c) for c in raw)
+        if any(v != v for v in values):
+            raise ValueError(f"constraints_func returned NaN for trial {trial.number}: {list(values)}")
+    finally:
+        # as Optuna does: a failing constraints_func stores None, so the trial counts as infeasible
+        study._storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, values)
+    return values
 
 
 def run_optuna_gates(benchmark: Any, n_trials: int, seed: int | None, **sampler_kwargs: Any) -> list[float]:
