@@ -57,6 +57,8 @@ __all__ = [
 ]
 
 DIRECTIONS = ("maximize", "minimize")
+#: each learned objective has a predictor refitted at every ask: half the single-objective warm epochs each
+DEFAULT_SETTINGS = SearchSettings(warm_epochs=5)
 #: how far below the worst told value (in units of the told range) the proposal rule's reference point lies
 REFERENCE_MARGIN = 0.1
 
@@ -229,7 +231,9 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
         n_startup: random proposals before the predictors are used.
         n_candidates: random unseen candidates per ask; up to as many neighbours of the evaluated front join them.
         predictor, zero_shot, device, settings: as for
-            :class:`~gates_sampler.searcher.GatesPredictorSearcher`, for each objective's predictor.
+            :class:`~gates_sampler.searcher.GatesPredictorSearcher`, for each objective's predictor;
+            ``settings=None`` is :data:`DEFAULT_SETTINGS` (5 warm epochs per refit, as every learned
+            objective and constraint has its own predictor refitted at every ask).
         seed: fixes every random draw.
     """
 
@@ -241,7 +245,7 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
         cheap_objectives: Mapping[int, Callable[[Arch], float]] | None = None,
         constraints: Callable[[Arch], Sequence[float]] | None = None,
         n_startup: int = 10,
-        n_candidates: int = 300,
+        n_candidates: int = 150,
         predictor: Predictor | dict[str, Any] | None = None,
         zero_shot: ZeroShot = "auto",
         seed: int | None = None,
@@ -273,7 +277,7 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
         self.constraints_fn = constraints
         self.n_startup = n_startup
         self.n_candidates = n_candidates
-        self.settings = SearchSettings.coerce(settings)
+        self.settings = SearchSettings.coerce(DEFAULT_SETTINGS if settings is None else settings)
         if isinstance(predictor, Predictor):
             raise ValueError("predictor must be a dict of options here: each expensive objective builds its own")
         self._model_kwargs: dict[str, Any] = dict(
@@ -350,8 +354,10 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
 
     # ----- tell -----------------------------------------------------------------------------------
     def _as_values(self, values: Any) -> tuple[float, ...] | None:
-        """The told vector checked (``None`` when any objective failed)."""
-        if self.n_objectives == 1 and (values is None or not isinstance(values, (Sequence, np.ndarray))):
+        """The told vector checked (``None`` when any objective failed, or for ``None``: a failed evaluation)."""
+        if values is None:
+            return None
+        if self.n_objectives == 1 and not isinstance(values, (Sequence, np.ndarray)):
             values = [values]
         if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
             raise ValueError(
@@ -393,10 +399,11 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
     ) -> MultiObservation:
         """Record the result of an architecture: one value per direction (a plain number with one direction).
 
-        A ``None``, NaN or infinite value in any objective marks the whole evaluation failed (recorded,
-        never proposed again, not trained on). A vector of the wrong length, a value that is not a
-        number, or non-finite ``constraints`` raise ``ValueError`` and record nothing. ``constraints``:
-        the constraint values measured with the result (feasible when every entry is ``<= 0``).
+        ``values=None`` records a failed evaluation, and so does a ``None``, NaN or infinite value in
+        any objective (recorded, never proposed again, not trained on). A vector of the wrong length, a
+        value that is not a number, or non-finite ``constraints`` raise ``ValueError`` and record
+        nothing. ``constraints``: the constraint values measured with the result (feasible when every
+        entry is ``<= 0``).
         """
         arch = self.space.coerce(arch)
         vec = self._as_values(values)

@@ -1,0 +1,293 @@
+"""Multi-objective and constrained search: Pareto utilities, the core searcher, the Optuna sampler."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gates_sampler.multi_objective import (
+    MultiObjectiveGatesSearcher,
+    hypervolume,
+    nondominated_mask,
+    nondominated_ranks,
+    rank_calibrate,
+)
+from gates_sampler.searcher import SearchSettings
+from gates_sampler.spaces import CellSpace
+
+TINY = {"epochs": 20, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16], "head_dropout": 0.0}
+FAST: dict[str, Any] = {
+    "n_startup": 6,
+    "n_candidates": 30,
+    "predictor": TINY,
+    "zero_shot": None,
+    "device": "cpu",
+    "settings": SearchSettings(warm_epochs=5),
+}
+
+#: 64 cells: three edges, four operations each
+SPACE = CellSpace(kind="edge", ops=("a", "b", "c", "d"), n_nodes=2, none_op=None, name="tiny-edge")
+ALL = list(SPACE.enumerate())
+GAIN = {"a": 0.0, "b": 1.0, "c": 2.5, "d": 3.0}
+COST = {"a": 0.0, "b": 1.0, "c": 2.0, "d": 4.0}
+
+
+def accuracy(arch: Any) -> float:
+    """An expensive objective (to maximise): learned by the predictor."""
+    return sum((i + 1) * GAIN[op] for i, op in enumerate(SPACE.to_params(arch).values()))
+
+
+def cost(arch: Any) -> float:
+    """A cheap objective (to minimise), exact from the cell."""
+    return sum(COST[op] for op in SPACE.to_params(arch).values())
+
+
+def true_front() -> set[tuple[float, float]]:
+    points = np.array([[accuracy(a), -cost(a)] for a in ALL])
+    return {(float(a), float(-c)) for a, c in points[nondominated_mask(points)]}
+
+
+def searcher(**kwargs: Any) -> MultiObjectiveGatesSearcher:
+    return MultiObjectiveGatesSearcher(SPACE, **{"directions": ["maximize", "minimize"], "seed": 0, **FAST, **kwargs})
+
+
+# ----- Pareto utilities ------------------------------------------------------------------------------
+def brute_nondominated(p: np.ndarray) -> np.ndarray:
+    return np.array([not np.any(np.all(p >= q, axis=1) & np.any(p > q, axis=1)) for q in p])
+
+
+def grid_volume(p: np.ndarray) -> int:
+    """Hypervolume above the origin of integer points, by counting unit cells."""
+    top = p.max(axis=0)
+    count = 0
+    for cell in itertools.product(*(range(int(t)) for t in top)):
+        corner = np.array(cell) + 1
+        count += bool(np.any(np.all(p >= corner, axis=1)))
+    return count
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_nondominated_mask_and_hypervolume_match_brute_force(d: int) -> None:
+    rng = np.random.default_rng(d)
+    for _ in range(40):
+        p = rng.integers(0, 5, size=(int(rng.integers(1, 12)), d)).astype(float)
+        assert (nondominated_mask(p) == brute_nondominated(p)).all()
+        assert hypervolume(p, np.zeros(d)) == pytest.approx(grid_volume(p))
+
+
+def test_hypervolume_ignores_points_not_beyond_the_reference_and_ranks_peel_fronts() -> None:
+    assert hypervolume(np.array([[1.0, -1.0], [2.0, 0.0]]), [0.0, 0.0]) == 0.0
+    assert hypervolume(np.array([[2.0, 3.0]]), [1.0, 1.0]) == pytest.approx(2.0)
+    ranks = nondominated_ranks(np.array([[3.0, 3.0], [2.0, 2.0], [1.0, 1.0], [3.0, 1.0]]))
+    assert ranks.tolist() == [0, 1, 2, 1]
+
+
+def test_rank_calibration_is_monotone_and_extends_past_the_told_scores() -> None:
+    told_scores, told_values = np.array([0.0, 1.0, 2.0, 3.0, 4.0]), np.array([10.0, 20.0, 30.0, 40.0, 50.0])
+    out = rank_calibrate(told_scores, told_values[::-1][::-1], np.array([-1.0, 0.5, 4.0, 5.0]))
+    assert out[1] == pytest.approx(15.0)
+    assert out[2] == pytest.approx(50.0)
+    assert out[3] > 50.0 and out[0] < 10.0
+    assert np.all(np.diff(out) > 0)
+
+
+# ----- the core searcher -----------------------------------------------------------------------------
+def test_an_infeasible_cell_is_never_proposed_under_a_cheap_constraint() -> None:
+    bound = 5.0  # about a third of the cells are feasible
+
+    def constraint(arch: Any) -> list[float]:
+        return [cost(arch) - bound]
+
+    s = searcher(constraints=constraint, cheap_objectives={1: cost})
+    asked = []
+    for _ in range(8):
+        batch = s.ask_batch(2)
+        for arch in batch:
+            s.tell(arch, [accuracy(arch), cost(arch)])
+        asked += batch
+    assert all(cost(a) <= bound for a in asked)
+    assert all(s.feasible(a) for a, _ in s.pareto_front())
+
+
+def test_told_constraints_keep_infeasible_results_off_the_front() -> None:
+    s = MultiObjectiveGatesSearcher(SPACE, directions=["maximize"], seed=1, **FAST)
+    for arch in ALL[:20]:
+        s.tell(arch, accuracy(arch), constraints=[cost(arch) - 5.0])
+    assert s.best is not None
+    best_feasible = max(accuracy(a) for a in ALL[:20] if cost(a) <= 5.0)
+    assert s.best[1] == best_feasible
+    proposals = s.ask_batch(3)
+    assert len({SPACE.canonical_key(a) for a in proposals}) == 3
+
+
+def test_a_batch_spreads_along_the_front() -> None:
+    s = searcher(cheap_objectives={1: cost})
+    for arch in ALL[::4]:
+        s.tell(arch, [accuracy(arch), cost(arch)])
+    batch = s.ask_batch(4)
+    assert len({cost(a) for a in batch}) >= 3
+
+
+def test_bad_input_gets_clear_errors_and_records_nothing() -> None:
+    with pytest.raises(ValueError, match="'maximize' or 'minimize'"):
+        MultiObjectiveGatesSearcher(SPACE, directions=["maximize", "up"])
+    with pytest.raises(ValueError, match="non-empty list"):
+        MultiObjectiveGatesSearcher(SPACE, directions="maximize")
+    with pytest.raises(ValueError, match="not an objective index"):
+        MultiObjectiveGatesSearcher(SPACE, directions=["maximize", "minimize"], cheap_objectives={2: cost})
+    s = searcher()
+    arch = s.ask()
+    with pytest.raises(ValueError, match="must hold 2 numbers"):
+        s.tell(arch, [1.0])
+    with pytest.raises(ValueError, match="must hold 2 numbers"):
+        s.tell(arch, [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="must be a number"):
+        s.tell(arch, [1.0, "fast"])
+    with pytest.raises(ValueError, match="finite numbers"):
+        s.tell(arch, [1.0, 2.0], constraints=[math.nan])
+    assert s.n_told == 0 and s.pending == [arch]
+    failed = s.tell(arch, [1.0, math.nan])  # NaN in one objective: the whole evaluation failed
+    assert failed.failed and failed.values is None
+    assert SPACE.canonical_key(arch) in s.seen_keys() and s.pareto_front() == []
+    s.tell(ALL[0], [1.0, 2.0], constraints=[0.0])
+    with pytest.raises(ValueError, match="must hold 1 values"):
+        s.tell(ALL[1], [1.0, 2.0], constraints=[0.0, 1.0])
+
+
+def test_state_round_trips_the_multi_objective_history(tmp_path: Any) -> None:
+    s = searcher(cheap_objectives={1: cost})
+    for i in range(9):
+        arch = s.ask()
+        s.tell(arch, [accuracy(arch), cost(arch)] if i != 3 else None, constraints=[cost(arch) - 6.0])
+    s.ask()  # one pending
+    path = tmp_path / "mo.pt"
+    s.save(path)
+    with pytest.raises(ValueError, match="cheap objectives"):
+        MultiObjectiveGatesSearcher.load(path, SPACE)
+    loaded = MultiObjectiveGatesSearcher.load(path, SPACE, cheap_objectives={1: cost})
+    assert [(str(o.arch), o.values, o.constraints, o.asked) for o in loaded.history] == [
+        (str(o.arch), o.values, o.constraints, o.asked) for o in s.history
+    ]
+    assert loaded.pending == s.pending
+    assert loaded.pareto_front() == s.pareto_front()
+    assert loaded.ask_batch(2) == s.ask_batch(2)  # same generator and predictors: same proposals
+
+
+def test_a_refused_state_changes_nothing() -> None:
+    s = searcher()
+    for arch in ALL[:5]:
+        s.tell(arch, [accuracy(arch), cost(arch)])
+    state = s.state_dict()
+    before = [o.values for o in s.history]
+    bad = dict(state, history=[*state["history"][:-1], (str(ALL[4]), [1.0], False, None)])
+    with pytest.raises(ValueError, match=r"history\[4\]"):
+        s.load_state_dict(bad)
+    assert [o.values for o in s.history] == before
+    with pytest.raises(ValueError, match="different settings"):
+        MultiObjectiveGatesSearcher(SPACE, directions=["maximize", "maximize"], seed=0, **FAST).load_state_dict(state)
+
+
+# ----- the Optuna sampler ----------------------------------------------------------------------------
+SAMPLER_FAST: dict[str, Any] = {
+    "n_startup_trials": 6,
+    **{k: v for k, v in FAST.items() if k != "n_startup"},
+}
+
+
+def test_optuna_two_objective_study_on_a_tiny_space_finds_the_exact_front() -> None:
+    """36 of 64 cells; 36 random cells hold the whole front with probability < 1 %."""
+    optuna = pytest.importorskip("optuna")
+    from gates_sampler.integrations.optuna import GatesSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = GatesSampler(SPACE, seed=0, cheap_objectives={1: cost}, **SAMPLER_FAST)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(lambda t: (accuracy(a := SPACE.suggest(t)), cost(a)), n_trials=36)
+    assert {tuple(t.values) for t in study.best_trials} == true_front()
+    assert sampler.searcher is not None and sampler.searcher.n_told == 36
+
+
+def test_optuna_cheap_constraint_is_never_violated_and_constraints_func_filters_best_trials() -> None:
+    optuna = pytest.importorskip("optuna")
+    from gates_sampler.integrations.optuna import GatesSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    bound = 5.0
+    sampler = GatesSampler(
+        SPACE,
+        seed=0,
+        cheap_constraints=lambda a: [cost(a) - bound],
+        constraints_func=lambda t: [t.user_attrs["cost"] - bound],
+        **SAMPLER_FAST,
+    )
+
+    def objective(trial: Any) -> float:
+        arch = SPACE.suggest(trial)
+        trial.set_user_attr("cost", cost(arch))
+        return accuracy(arch)
+
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    # one infeasible architecture added by hand: it trains the predictors but is never best
+    worst = max(ALL, key=cost)
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=SPACE.to_params(worst),
+            distributions=sampler._distributions,
+            value=accuracy(worst),
+            system_attrs={"constraints": (cost(worst) - bound,)},
+        )
+    )
+    study.optimize(objective, n_trials=12)
+    proposed = study.trials[1:]
+    assert all(t.user_attrs["cost"] <= bound for t in proposed)
+    assert all(t.system_attrs["constraints"] == (t.user_attrs["cost"] - bound,) for t in proposed)
+    best = study.best_trials
+    assert best and all(t.number != 0 for t in best)
+    assert study.best_trial.value == max(t.value for t in proposed)
+
+
+def test_optuna_rdb_study_with_two_samplers_rebuilds_the_multi_objective_history(tmp_path: Any) -> None:
+    """Two samplers on one SQLite study, as two worker processes would be: each rebuilds the history
+    (values and constraint values) from the storage, and no architecture is proposed twice."""
+    optuna = pytest.importorskip("optuna")
+    from gates_sampler.integrations.optuna import GatesSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+
+    def make() -> Any:
+        return GatesSampler(
+            SPACE,
+            seed=0,
+            cheap_objectives={1: cost},
+            constraints_func=lambda t: [t.user_attrs["cost"] - 9.0],
+            **SAMPLER_FAST,
+        )
+
+    def objective(trial: Any) -> tuple[float, float]:
+        arch = SPACE.suggest(trial)
+        trial.set_user_attr("cost", cost(arch))
+        return accuracy(arch), cost(arch)
+
+    first, second = make(), make()
+    a = optuna.create_study(directions=["maximize", "minimize"], storage=url, study_name="mo", sampler=first)
+    b = optuna.load_study(study_name="mo", storage=url, sampler=second)
+    for _ in range(5):
+        a.optimize(objective, n_trials=2)
+        b.optimize(objective, n_trials=2)
+    trials = a.get_trials()
+    keys = [SPACE.canonical_key(SPACE.from_params(t.params)) for t in trials]
+    assert len(trials) == 20 and len(set(keys)) == 20
+    # the second sampler proposed last: it has read every trial of the first from the storage
+    history = {str(o.arch): (o.values, o.constraints) for o in second.searcher.history}
+    for t in trials:
+        arch = str(SPACE.from_params(t.params))
+        assert history[arch] == (tuple(t.values), (t.values[1] - 9.0,))
+    feasible = [t for t in trials if t.values[1] <= 9.0]
+    front = {tuple(t.values) for t in a.best_trials}
+    points = np.array([[t.values[0], -t.values[1]] for t in feasible])
+    assert front == {(float(x), float(-y)) for x, y in points[nondominated_mask(points)]}
