@@ -12,10 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gates_sampler.loop import run_search
+    from gates_sampler.multi_objective import MultiObjectiveGatesSearcher
     from gates_sampler.searcher import GatesPredictorSearcher
 
 __version__ = "0.1.0"
-__all__ = ["GatesPredictorSearcher", "GatesSampler", "GatesSearcher", "run_search", "__version__"]
+__all__ = [
+    "GatesPredictorSearcher",
+    "GatesSampler",
+    "GatesSearcher",
+    "MultiObjectiveGatesSearcher",
+    "run_search",
+    "__version__",
+]
 
 logging.getLogger("gates_sampler").addHandler(logging.NullHandler())
 
@@ -31,6 +39,10 @@ def __getattr__(name: str) -> Any:
         from gates_sampler.searcher import GatesPredictorSearcher
 
         return GatesPredictorSearcher
+    if name == "MultiObjectiveGatesSearcher":
+        from gates_sampler.multi_objective import MultiObjectiveGatesSearcher
+
+        return MultiObjectiveGatesSearcher
     if name == "run_search":
         from gates_sampler.loop import run_search
 

@@ -39,6 +39,16 @@ def test_optuna_nb201(monkeypatch, capsys) -> None:
     assert "6 trials in" in out and "table optimum: 91.607" in out
 
 
+def test_optuna_multi_objective(monkeypatch, capsys) -> None:
+    pytest.importorskip("optuna")
+    module = load("optuna_multi_objective", monkeypatch)
+    module.main(["--trials", "6", "--n-startup", "4"])
+    out = capsys.readouterr().out
+    assert "6 trials in" in out and "Pareto front" in out and "model_size" in out
+    module.main(["--trials", "5", "--n-startup", "4", "--cost", "latency", "--max-latency", "0.012"])
+    assert "latency" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_optuna_distributed(monkeypatch, capsys, tmp_path) -> None:
     pytest.importorskip("optuna")

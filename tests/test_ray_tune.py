@@ -418,3 +418,43 @@ def test_optuna_search_with_gates_sampler(ray_local: Any, table: dict, tmp_path:
     best = grid.get_best_result("acc", "max")
     assert best.metrics["acc"] == pytest.approx(max(table[tuple(r.config[k] for k in NAMES)] for r in grid))
     assert not math.isnan(best.metrics["acc"]) and np.isfinite(best.metrics["acc"])
+
+
+def nb201_two_objectives(config: dict, table: dict, sizes: dict) -> None:
+    key = tuple(config[k] for k in NAMES)
+    tune.report({"acc": table[key], "size": sizes[key]})
+
+
+def test_optuna_search_with_gates_sampler_multi_objective(ray_local: Any, table: dict, tmp_path: Any) -> None:
+    """Tune searchers take one metric; the multi-objective path is OptunaSearch with a metric list."""
+    pytest.importorskip("optuna", reason="OptunaSearch needs optuna: pip install 'gates-sampler[optuna]'")
+    from ray.tune.search.optuna import OptunaSearch
+
+    from gates_sampler.integrations.optuna import GatesSampler
+
+    space = NB201Space()
+    size = NB201Benchmark("cifar10", metric="model_size")
+    sizes = {key: size.query(space.from_params(dict(zip(NAMES, key)))) for key in table}
+    sampler = GatesSampler(
+        space, n_startup_trials=4, n_candidates=30, seed=0, predictor=SMALL, cheap_objectives={1: size.query}
+    )
+    search = OptunaSearch(space=None, metric=["acc", "size"], mode=["max", "min"], sampler=sampler)
+    tuner = tune.Tuner(
+        tune.with_parameters(nb201_two_objectives, table=table, sizes=sizes),
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(search, max_concurrent=1), num_samples=6, reuse_actors=True
+        ),
+        param_space=space.tune_param_space(),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="optuna-mo", verbose=0),
+    )
+    grid = tuner.fit()
+    assert len(grid) == 6 and grid.num_errors == 0
+    archs = [space.from_params({k: r.config[k] for k in NAMES}) for r in grid]
+    assert len({space.canonical_key(a) for a in archs}) == 6
+    core = sampler.searcher
+    assert core is not None and core.n_objectives == 2 and core.n_told >= 5
+    told = {str(o.arch): o.values for o in core.history}
+    for r in grid:
+        arch = str(space.from_params({k: r.config[k] for k in NAMES}))
+        if arch in told:
+            assert told[arch] == (pytest.approx(r.metrics["acc"]), pytest.approx(r.metrics["size"]))

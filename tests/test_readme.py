@@ -55,3 +55,13 @@ def test_optuna_snippet_runs() -> None:
     names = space.distributions()
     archs = {space.canonical_key(space.from_params({k: t.params[k] for k in names})) for t in study.trials}
     assert len(archs) == 12  # never the same architecture twice
+
+
+def test_multi_objective_snippet_runs_and_its_front_is_feasible() -> None:
+    pytest.importorskip("optuna")
+    (block,) = python_blocks("## Multi-objective search")
+    ns = run(block, {"n_trials=100": "n_trials=12", "    seed=0,\n": "    seed=0,\n    n_startup_trials=4,\n"})
+    study = ns["study"]
+    assert len(study.trials) == 12 and study.best_trials
+    assert all(t.user_attrs["latency"] <= 0.015 for t in study.best_trials)
+    assert ns["sampler"].searcher.n_objectives == 2
