@@ -59,6 +59,8 @@ __all__ = [
 DIRECTIONS = ("maximize", "minimize")
 #: each learned objective has a predictor refitted at every ask: half the single-objective warm epochs each
 DEFAULT_SETTINGS = SearchSettings(warm_epochs=5)
+#: how the proposal rule scales each objective: by the told values' range, or by their empirical distribution
+SCALINGS = ("range", "rank")
 #: how far below the worst told value (in units of the told range) the proposal rule's reference point lies
 REFERENCE_MARGIN = 0.1
 
@@ -163,6 +165,20 @@ def _epsilon_distance(front: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     return np.maximum(trail.max(axis=1), 0.0)
 
 
+def _rank_scale(told: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``x`` on the scale of the told values' empirical distribution (0: the worst told, 1: the best),
+    linear past the ends; ties share their mean position."""
+    s = np.sort(np.asarray(told, dtype=np.float64))
+    u = np.unique(s)
+    x = np.asarray(x, dtype=np.float64)
+    if len(u) == 1:
+        return np.where(x > u[0], 1.0, np.where(x < u[0], 0.0, 0.5))
+    q = (np.searchsorted(s, u, "left") + np.searchsorted(s, u, "right") - 1) / (2.0 * (len(s) - 1))
+    out = np.interp(x, u, q)
+    out = np.where(x > u[-1], q[-1] + (x - u[-1]) * (q[-1] - q[-2]) / (u[-1] - u[-2]), out)
+    return np.where(x < u[0], q[0] + (x - u[0]) * (q[1] - q[0]) / (u[1] - u[0]), out)
+
+
 def rank_calibrate(told_scores: np.ndarray, told_values: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Map predictor ``scores`` onto the value scale by matching the told cells' score ranks to their values.
 
@@ -235,6 +251,10 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
             ``settings=None`` is :data:`DEFAULT_SETTINGS` (5 warm epochs per refit, as every learned
             objective and constraint has its own predictor refitted at every ask).
         seed: fixes every random draw.
+        scaling: how the proposal rule scales each objective before measuring hypervolume: ``"range"``
+            (default: linearly, from the worst to the best told value) or ``"rank"`` (by the told values'
+            empirical distribution, so that a few cells that do not train at all do not stretch the
+            accuracy axis).
     """
 
     def __init__(
@@ -251,8 +271,12 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
         seed: int | None = None,
         device: str | torch.device = "auto",
         settings: SearchSettings | Mapping[str, Any] | None = None,
+        scaling: str = "range",
     ) -> None:
         self.directions = _check_directions(directions)
+        if scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
+        self.scaling = scaling
         super().__init__(space, direction=self.directions[0], seed=seed)
         cheap = {} if cheap_objectives is None else cheap_objectives
         if not isinstance(cheap, Mapping):
@@ -532,10 +556,14 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
         _, told = self.training_data()
         keys = list(self._vectors)
         feasible = np.array([self.feasible(self._arch_of[k]) for k in keys], dtype=bool)
-        lo, hi = told.min(axis=0), told.max(axis=0)
-        span = np.where(hi - lo > 0, hi - lo, 1.0)
-        scaled = (points - lo) / span
-        front = (told[feasible] - lo) / span
+        if self.scaling == "rank":
+            scaled = np.column_stack([_rank_scale(told[:, j], points[:, j]) for j in range(self.n_objectives)])
+            front = np.column_stack([_rank_scale(told[:, j], told[feasible, j]) for j in range(self.n_objectives)])
+        else:
+            lo, hi = told.min(axis=0), told.max(axis=0)
+            span = np.where(hi - lo > 0, hi - lo, 1.0)
+            scaled = (points - lo) / span
+            front = (told[feasible] - lo) / span
         front = front[nondominated_mask(front)] if len(front) else np.zeros((0, self.n_objectives))
         reference = np.full(self.n_objectives, -REFERENCE_MARGIN)
         chosen: list[int] = []
@@ -590,6 +618,7 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
             "zero_shot": self._zero_shot_setting,
             "settings": asdict(self.settings),
             "predictor": self._model_kwargs["predictor"],
+            "scaling": self.scaling,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -630,6 +659,7 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
             seed=self.seed,
             device=self._model_kwargs["device"],
             settings=self.settings,
+            scaling=self.scaling,
         )
         for i, entry in enumerate(history):
             if not (isinstance(entry, (list, tuple)) and len(entry) == 4):

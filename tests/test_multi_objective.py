@@ -135,6 +135,8 @@ def test_a_batch_spreads_along_the_front() -> None:
 def test_bad_input_gets_clear_errors_and_records_nothing() -> None:
     with pytest.raises(ValueError, match="'maximize' or 'minimize'"):
         MultiObjectiveGatesSearcher(SPACE, directions=["maximize", "up"])
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        MultiObjectiveGatesSearcher(SPACE, directions=["maximize", "minimize"], scaling="log")
     with pytest.raises(ValueError, match="non-empty list"):
         MultiObjectiveGatesSearcher(SPACE, directions="maximize")
     with pytest.raises(ValueError, match="not an objective index"):
