@@ -64,6 +64,22 @@ def test_compare_prints_tables_and_writes_raw_runs(tmp_path, capsys):
     assert all(len(set(r["archs"])) == 12 for r in cached)
 
 
+def test_compare_objectives_prints_hypervolume_regret_tables(tmp_path, capsys):
+    out = tmp_path / "mo"
+    argv = ["compare", "--objectives", "val_acc", "model_size", "--datasets", "cifar10", "--methods", "tpe"]
+    argv += ["nsga2", "random", "--seeds", "2", "--budget", "15", "--checkpoints", "5", "--out", str(out)]
+    assert main(argv + ["--no-plot"]) == 0
+    text = capsys.readouterr().out
+    assert "val_acc vs model_size: hypervolume regret" in text and "TPESampler (Optuna's default)" in text
+    runs = json.loads((tmp_path / "mo_cifar10_val_acc_model_size.json").read_text())
+    assert len(runs) == 6 and all(len(r["points"]) == 15 for r in runs)
+    from gates_sampler.experiments.multi_objective import NB201Problem
+
+    problem = NB201Problem("cifar10", ("val_acc", "model_size"))
+    for r in runs:
+        assert 0 <= problem.regret(r["points"]) <= problem.regret(r["points"][:5]) <= problem.true_hv
+
+
 def test_compare_rejects_unknown_method_before_running(capsys):
     assert main(["compare", "--methods", "gates", "hyperband", "--seeds", "1", "--budget", "5"]) == 2
     assert "unknown method 'hyperband'" in capsys.readouterr().err
@@ -209,6 +225,14 @@ BAD_INPUTS = [
     (["compare", "--methods", "gates[mixed]"], "must look like key=value"),
     (["compare", "--budget", "50", "--checkpoints", "20", "100"], "--checkpoints 100 exceed --budget 50"),
     (["compare", "--benchmark", "nb301"], "--benchmark nb301 needs --nb301-path"),
+    (["compare", "--objectives", "latency", "val_acc"], "--objectives must be val_acc and one cost"),
+    (["compare", "--objectives", "val_acc", "flops"], "argument --objectives: invalid choice: 'flops'"),
+    (["compare", "--objectives", "val_acc", "latency", "--methods", "rea"], "--methods rea: this comparison takes"),
+    (["compare", "--constraint", "latency:2"], "--constraint must look like latency:QUANTILE"),
+    (
+        ["compare", "--constraint", "latency:0.2", "--objectives", "val_acc", "latency"],
+        "pass either --objectives or --constraint",
+    ),
     (["compare", "--benchmark", "nb301", "--nb301-path", "/nonexistent"], "is not a folder"),
     (
         ["compare", "--out", UNDER_A_FILE],
