@@ -31,8 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from gates_sampler.multi_objective import hypervolume, nondominated_mask
-
 MO_METHODS = ("gates", "gates-rank", "gates-known-cost", "tpe", "nsga2", "random")
 #: metrics exactly computable from the cell: ``gates`` declares them cheap
 CHEAP_METRICS = ("model_size",)
@@ -58,6 +56,7 @@ class NB201Problem:
 
     def __init__(self, dataset: str, objectives: Sequence[str]) -> None:
         from gates_sampler.benchmarks import NB201Benchmark
+        from gates_sampler.multi_objective import hypervolume, nondominated_mask
 
         self.dataset = dataset
         self.objectives = tuple(objectives)
@@ -88,6 +87,9 @@ class NB201Problem:
         return (np.asarray(points, dtype=np.float64) - self.worst) / (self.best - self.worst)
 
     def regret(self, points: Sequence[Sequence[float]]) -> float:
+        # the core module imports torch: imported here so that building the command-line parser stays quick
+        from gates_sampler.multi_objective import hypervolume
+
         if not len(points):
             return self.true_hv
         return self.true_hv - hypervolume(self.scale(np.asarray(points)), np.zeros(len(self.objectives)))
@@ -273,6 +275,8 @@ def method_labels(objectives: Sequence[str]) -> dict[str, str]:
 def plot_fronts(runs: Sequence[MORun], problem: NB201Problem, path: str, n: int, title: str = "") -> str:
     """The non-dominated points each method found in its first ``n`` evaluations (one seed) against the true front."""
     from matplotlib.figure import Figure
+
+    from gates_sampler.multi_objective import nondominated_mask
 
     fig = Figure(figsize=(6.4, 4.6))
     ax = fig.subplots()
