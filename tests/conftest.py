@@ -7,7 +7,20 @@ from pathlib import Path
 import pytest
 import torch
 
+from gates_sampler.searcher import SearchSettings
 from gates_sampler.spaces import CellSpace, DartsSpace, NB101Space, NB201Space
+
+#: a predictor small enough for unit tests (no dropout: its draws would come from torch's global generator)
+TINY = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16], "head_dropout": 0.0}
+#: core searcher settings for quick tests: few random cells, a small pool, one warm epoch, plain GATES
+QUICK = {
+    "n_startup": 4,
+    "n_candidates": 30,
+    "settings": SearchSettings(warm_epochs=1),
+    "predictor": TINY,
+    "zero_shot": None,
+    "device": "cpu",
+}
 
 
 @pytest.fixture(autouse=True)

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import QUICK
 
 from gates_sampler import GatesPredictorSearcher
 from gates_sampler.base_searcher import SpaceExhausted
 from gates_sampler.baselines import RandomSearcher
 from gates_sampler.benchmarks import NB201Benchmark
-from gates_sampler.searcher import SearchSettings
 from gates_sampler.spaces import CellSpace, NB201Space
 
-TINY = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16], "head_dropout": 0.0}
-FAST = {
-    "n_startup": 4,
-    "n_candidates": 30,
-    "settings": SearchSettings(warm_epochs=1),
-    "predictor": TINY,
-    "zero_shot": None,
-    "device": "cpu",
-}
+FAST = QUICK
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import pytest
+from conftest import TINY
 
 optuna = pytest.importorskip("optuna")
 
@@ -20,7 +21,6 @@ from gates_sampler.searcher import SearchSettings  # noqa: E402
 from gates_sampler.spaces import NB201Space  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16], "head_dropout": 0.0}
 FAST: dict[str, Any] = {
     "n_startup_trials": 4,
     "n_candidates": 30,

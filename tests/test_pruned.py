@@ -7,22 +7,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import QUICK, TINY
 
 from gates_sampler import GatesPredictorSearcher
 from gates_sampler.benchmarks import NB201Benchmark
 from gates_sampler.curves import better_matrix
 from gates_sampler.searcher import SearchSettings
 from gates_sampler.spaces import NB201Space
-
-TINY = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16], "head_dropout": 0.0}
-QUICK: dict[str, Any] = {
-    "n_startup": 4,
-    "n_candidates": 30,
-    "settings": SearchSettings(warm_epochs=1),
-    "predictor": TINY,
-    "zero_shot": None,
-    "device": "cpu",
-}
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from gates_sampler.commands._common import (
     NB201_DATASETS,
@@ -20,6 +21,8 @@ from gates_sampler.commands._common import (
 )
 from gates_sampler.experiments import comparison as ex
 from gates_sampler.experiments import multi_objective as mo
+
+_R = TypeVar("_R")
 
 
 def register(sub: Any) -> None:
@@ -190,11 +193,7 @@ def _one_pruned(task: tuple[str, str, str, int, int, int, dict[str, Any] | None]
 
 def run_pruned(args: argparse.Namespace) -> int:
     """The ``--pruner`` comparison: one table of best final accuracy against total epochs spent."""
-    import concurrent.futures as cf
     import json
-    import multiprocessing as mp
-
-    from tqdm.auto import tqdm
 
     from gates_sampler.experiments import multifidelity as mf
 
@@ -207,24 +206,14 @@ def run_pruned(args: argparse.Namespace) -> int:
         for m in args.methods
         for s in seeds
     ]
-    runs: list[Any] = []
     partial = f"{args.out}_pruned_nb301.partial.jsonl"  # every finished run at once: hours of work survive a stop
-    with open(partial, "w") as log, tqdm(total=len(tasks), desc="pruned runs", unit="run") as bar:
+    with open(partial, "w") as log:
 
         def done(run: Any) -> None:
-            runs.append(run)
             log.write(json.dumps(run.to_dict()) + "\n")
             log.flush()
-            bar.update()
 
-        if args.jobs <= 1:
-            for t in tasks:
-                done(_one_pruned(t))
-        else:
-            ctx = mp.get_context("spawn")
-            with cf.ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init) as pool:
-                for f in cf.as_completed([pool.submit(_one_pruned, t) for t in tasks]):
-                    done(f.result())
+        runs = _run_all(_one_pruned, tasks, args.jobs, "pruned runs", done)
     order = {(t[2], t[1], t[4]): i for i, t in enumerate(tasks)}
     runs.sort(key=lambda r: order[(r.pruner, r.method, r.seed)])
     rows = mf.summarize_curves(runs, marks)
@@ -300,12 +289,8 @@ def _problem(dataset: str, objectives: tuple[str, ...]) -> mo.NB201Problem:
 
 def run_multi_objective(args: argparse.Namespace) -> int:
     """``--objectives`` / ``--constraint``: run every method and seed, print one table per dataset."""
-    import concurrent.futures as cf
     import json
-    import multiprocessing as mp
     from dataclasses import asdict
-
-    from tqdm.auto import tqdm
 
     _quiet_optuna()
     marks = checkpoints(args)
@@ -315,18 +300,7 @@ def run_multi_objective(args: argparse.Namespace) -> int:
     methods = _mo_methods(args)
     tasks = [(m, d, objectives, quantile, args.budget, s) for d in args.datasets for m in methods for s in seeds]
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    runs: list[mo.MORun] = []
-    with tqdm(total=len(tasks), desc="compare runs", unit="run") as bar:
-        if args.jobs <= 1:
-            for t in tasks:
-                runs.append(_mo_one(t))
-                bar.update()
-        else:
-            ctx = mp.get_context("spawn")
-            with cf.ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init) as pool:
-                for f in cf.as_completed([pool.submit(_mo_one, t) for t in tasks]):
-                    runs.append(f.result())
-                    bar.update()
+    runs = _run_all(_mo_one, tasks, args.jobs, "compare runs")
     order = {(t[1], t[0], t[5]): i for i, t in enumerate(tasks)}
     runs.sort(key=lambda r: order[(r.dataset, r.method, r.seed)])
     for d in args.datasets:
@@ -395,6 +369,36 @@ def _quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+def _run_all(
+    fn: Callable[[Any], _R], tasks: Sequence[Any], jobs: int, desc: str, done: Callable[[_R], None] | None = None
+) -> list[_R]:
+    """``fn`` of every task, in the order they finish, with a progress bar; with ``jobs > 1`` in that many
+    worker processes (each with one torch thread). ``done`` sees every result as it arrives."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    from tqdm.auto import tqdm
+
+    results: list[_R] = []
+    with tqdm(total=len(tasks), desc=desc, unit="run") as bar:
+
+        def finish(result: _R) -> None:
+            results.append(result)
+            if done is not None:
+                done(result)
+            bar.update()
+
+        if jobs <= 1:
+            for t in tasks:
+                finish(fn(t))
+        else:
+            ctx = mp.get_context("spawn")
+            with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
+                for f in cf.as_completed([pool.submit(fn, t) for t in tasks]):
+                    finish(f.result())
+    return results
+
+
 def _worker_init() -> None:
     import torch
 
@@ -408,10 +412,6 @@ def _one(task: tuple[str, str, str | None, int, str, int, int]) -> ex.Run:
 
 
 def run(args: argparse.Namespace) -> int:
-    import concurrent.futures as cf
-    import multiprocessing as mp
-
-    from tqdm.auto import tqdm
 
     if args.pruner:
         return run_pruned(args)
@@ -427,19 +427,7 @@ def run(args: argparse.Namespace) -> int:
         for m in args.methods
         for s in seeds
     ]
-    runs: list[ex.Run] = []
-    with tqdm(total=len(tasks), desc="compare runs", unit="run") as bar:
-        if args.jobs <= 1:
-            for t in tasks:
-                runs.append(_one(t))
-                bar.update()
-        else:
-            ctx = mp.get_context("spawn")
-            with cf.ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init) as pool:
-                futures = {pool.submit(_one, t): t for t in tasks}
-                for f in cf.as_completed(futures):
-                    runs.append(f.result())
-                    bar.update()
+    runs = _run_all(_one, tasks, args.jobs, "compare runs")
     order = {t: i for i, t in enumerate((t[1], t[4], t[6]) for t in tasks)}
     for d in datasets:
         bench = make_benchmark(args.benchmark, d, args.nb301_path, args.epoch)
