@@ -335,20 +335,32 @@ class AskTellSearcher(abc.ABC):
         """
         arch = self.space.coerce(arch)
         v = as_value(value)  # both checked before anything is recorded: a rejected tell changes nothing
-        key = self.space.canonical_key(arch)
-        asked = self._pending.pop(key, None) is not None
+        key, asked = self._claim(arch)
         observation = Observation(arch, v, asked)
         self._history.append(observation)
-        self._arch_of.setdefault(key, arch)
         if v is None:
             logger.info("failed evaluation recorded for %s", arch)
+        self._record_value(key, None if v is None else self._internal(v))
+        self._on_tell(arch, v)
+        return observation
+
+    def _claim(self, arch: Arch) -> tuple[str, bool]:
+        """A result for ``arch`` arrives: it is no longer pending. Returns its canonical key and whether
+        it was pending (asked)."""
+        key = self.space.canonical_key(arch)
+        asked = self._pending.pop(key, None) is not None
+        self._arch_of.setdefault(key, arch)
+        return key, asked
+
+    def _record_value(self, key: str, internal: float | None) -> None:
+        """A final result of ``key``: a value (internal, maximised) joins its values; ``None`` marks it
+        failed unless it has values already."""
+        if internal is None:
             if key not in self._values:
                 self._failed.add(key)
         else:
-            self._values.setdefault(key, []).append(self._internal(v))
+            self._values.setdefault(key, []).append(internal)
             self._failed.discard(key)
-        self._on_tell(arch, v)
-        return observation
 
     def report(self, arch: Arch | str | dict, step: int, value: Any) -> None:
         """Record an intermediate result of a trial still running, e.g. its validation accuracy after epoch ``step``.
@@ -394,16 +406,13 @@ class AskTellSearcher(abc.ABC):
 
     def _record_pruned(self, arch: Arch, last: int | None) -> Observation:
         """Record that ``arch`` ended early at step ``last`` (``None``: before reporting anything)."""
-        key = self.space.canonical_key(arch)
-        asked = self._pending.pop(key, None) is not None
-        self._arch_of.setdefault(key, arch)
+        key, asked = self._claim(arch)
         if last is not None and not math.isfinite(self._curves.value_at(key, last)):
             last = None  # a hand-made state naming a step before any report
         self._curves.stop(key, last)
         if last is None:
             logger.info("%s ended early without an intermediate value: recorded as a failed evaluation", arch)
-            if key not in self._values:
-                self._failed.add(key)
+            self._record_value(key, None)
             observation = Observation(arch, None, asked, pruned=True, step=None)
         else:
             value_at = self._external(self._curves.value_at(key, last))

@@ -432,24 +432,20 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
         arch = self.space.coerce(arch)
         vec = self._as_values(values)
         cons = self._as_constraints(constraints) if vec is not None else None
-        key = self.space.canonical_key(arch)
-        asked = self._pending.pop(key, None) is not None
+        key, asked = self._claim(arch)
         obs = MultiObservation(arch, None if vec is None else vec[0], asked, values=vec, constraints=cons)
         self._history.append(obs)
         self._mo_history.append(obs)
-        self._arch_of.setdefault(key, arch)
         if vec is None:
             logger.info("failed evaluation recorded for %s", arch)
-            if key not in self._values:
-                self._failed.add(key)
+            self._record_value(key, None)
             for model in [*self._models, *self._constraint_models]:
                 model.tell(arch, None)
             return obs
         internal = self._internal_vec(vec)
         # ``_values`` marks the key as evaluated for the shared bookkeeping; the vectors live in ``_vectors``
-        self._values.setdefault(key, []).append(float(internal[0]))
+        self._record_value(key, float(internal[0]))
         self._vectors.setdefault(key, []).append(internal)
-        self._failed.discard(key)
         for model, i in zip(self._models, self.expensive):
             model.tell(arch, float(internal[i]))
         if cons is not None:

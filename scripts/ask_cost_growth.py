@@ -32,9 +32,7 @@ def measure(space_name: str, told: int, asks: int, nb301_path: str | None, seed:
     bench = NB301Benchmark(path=nb301_path) if space_name == "darts" else NB201Benchmark("cifar10")
     searcher = GatesPredictorSearcher(bench.space, seed=seed)
     rng = np.random.default_rng(seed)
-    for arch in bench.space.sample_unique(rng, told + asks, exclude=set()):
-        if searcher.n_told >= told:
-            break
+    for arch in bench.space.sample_unique(rng, told, exclude=set()):
         searcher.tell(arch, bench.query(arch))
     start = time.perf_counter()
     searcher.tell(searcher.ask(), 0.0)  # the first fit, from scratch

@@ -532,12 +532,11 @@ class GatesSearcher(Searcher):
         if value is not None:
             # Tune withholds from on_trial_result the result that ended a trial (a scheduler's STOP)
             self._report(trial_id, arch, result)
+        self._steps.pop(trial_id, None)
         if value is not None and self._stopped_early(result):
-            self._steps.pop(trial_id, None)
             observation = self.core.tell_pruned(arch)
             self._done[trial_id] = (arch, observation.failed)
             return
-        self._steps.pop(trial_id, None)
         self.core.tell(arch, value)
         self._done[trial_id] = (arch, value is None)
 

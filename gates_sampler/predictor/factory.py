@@ -22,8 +22,8 @@ logger = logging.getLogger("gates_sampler")
 
 #: training epochs of a search's predictor when its options name none (it is refitted often)
 SEARCH_EPOCHS = 100
-#: GATES sizes on large spaces (``SearchSpace.is_large``), the paper's NAS-Bench-301 setting: as good a
-#: ranking on DARTS as the wider default at less than half the training time (README, "Large spaces")
+#: GATES sizes on large spaces (``SearchSpace.is_large``): the paper's NAS-Bench-301 setting, chosen by the
+#: DARTS ranking table of the README ("Predictor ranking quality")
 LARGE_SPACE_SIZES: dict[str, int] = {"op_dim": 32, "hidden": 64, "n_layers": 4}
 
 

@@ -400,7 +400,7 @@ class EdgeCellSpace(CellSpace):
         # the caches are rebuilt on demand: a pickled space (sent to workers) stays small
         state = dict(self.__dict__)
         state.pop("_cell_key_cache", None)
-        state.pop("_relabeling_cache", None)
+        state.pop("_relabelings", None)
         return state
 
     def _compute_cell_key(self, cell: EdgeCell) -> str:
@@ -408,9 +408,7 @@ class EdgeCellSpace(CellSpace):
         if not edges:
             return "empty"
         n = self.max_nodes
-        # Interchangeable nodes: intermediate ones, except a fixed output node.
-        free = list(range(self.n_inputs, n - 1 if self.readout == "last" else n))
-        if len(free) > _MAX_BRUTE_FORCE_NODES:
+        if len(self._free_nodes) > _MAX_BRUTE_FORCE_NODES:
             labels = [f"in{i}" for i in range(self.n_inputs)] + ["node"] * self.n_nodes
             if self.readout == "last":
                 labels[-1] = "out"
@@ -421,26 +419,27 @@ class EdgeCellSpace(CellSpace):
                 vlabels.append(op)
                 vedges += [(s, len(vlabels) - 1), (len(vlabels) - 1, d)]
             return _wl_hash(vlabels, vedges, rounds=2 * n)
-        best = min(tuple(sorted((r[s], r[d], op) for s, d, op in edges)) for r in self._relabelings(free))
+        best = min(tuple(sorted((r[s], r[d], op) for s, d, op in edges)) for r in self._relabelings)
         return ";".join(f"{s}>{d}:{op}" for s, d, op in best)
 
-    @functools.cached_property
-    def _relabeling_cache(self) -> dict[tuple[int, ...], list[list[int]]]:
-        return {}
+    @property
+    def _free_nodes(self) -> list[int]:
+        """The interchangeable nodes of a cell: the intermediate ones, except a fixed output node."""
+        n = self.max_nodes
+        return list(range(self.n_inputs, n - 1 if self.readout == "last" else n))
 
-    def _relabelings(self, free: list[int]) -> list[list[int]]:
-        """Every relabelling of the nodes that permutes ``free`` and fixes the others, as index lists."""
-        key = tuple(free)
-        cache = self._relabeling_cache
-        if key not in cache:
-            out = []
-            for perm in itertools.permutations(free):
-                r = list(range(self.max_nodes))
-                for i, j in zip(free, perm):
-                    r[i] = j
-                out.append(r)
-            cache[key] = out
-        return cache[key]
+    @functools.cached_property
+    def _relabelings(self) -> list[list[int]]:
+        """Every relabelling of the nodes that permutes :attr:`_free_nodes` and fixes the others, as
+        index lists."""
+        free = self._free_nodes
+        out = []
+        for perm in itertools.permutations(free):
+            r = list(range(self.max_nodes))
+            for i, j in zip(free, perm):
+                r[i] = j
+            out.append(r)
+        return out
 
     def canonical_key(self, arch: Arch) -> str:
         arch = self.validate(arch)
