@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -88,3 +91,17 @@ def data_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared benchmark data not found at {path} (it lives outside the repository)")
     return path
+
+
+@contextlib.contextmanager
+def local_ray(module: str) -> Iterator[None]:
+    """One local Ray instance on the 2 CPUs for a test module. The module's trainables ship to the
+    workers by value: they cannot import a test module."""
+    import ray
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[module])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()

@@ -11,11 +11,11 @@ snippets (``GatesSearcher`` and ``OptunaSearch``) run as written.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import local_ray
 
 ray = pytest.importorskip("ray")
 tune = pytest.importorskip("ray.tune")
@@ -249,12 +249,8 @@ def test_nested_config_through_search_generator() -> None:
 # ----- a real Tuner run in the README's shape ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def ray_local(tmp_path_factory: Any) -> Any:
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
+    with local_ray(__name__):
         yield
-    finally:
-        ray.shutdown()
 
 
 def readme_ray_blocks() -> list[str]:

@@ -4,10 +4,10 @@ stopped trial's last result is never taken for a final value."""
 from __future__ import annotations
 
 import itertools
-import sys
 from typing import Any
 
 import pytest
+from conftest import local_ray
 
 ray = pytest.importorskip("ray")
 tune = pytest.importorskip("ray.tune")
@@ -85,12 +85,8 @@ def test_add_evaluated_point_pruned_with_its_curve():
 # ----- a real ASHA run ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ray_local() -> Any:
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
+    with local_ray(__name__):
         yield
-    finally:
-        ray.shutdown()
 
 
 def curve_objective(config: dict, table: dict) -> None:

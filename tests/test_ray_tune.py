@@ -7,12 +7,12 @@ import logging
 import math
 import os
 import signal
-import sys
 import time
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import local_ray
 
 ray = pytest.importorskip("ray")
 tune = pytest.importorskip("ray.tune")
@@ -290,13 +290,8 @@ def test_save_restore_continues_exactly(tmp_path: Any, nb201: NB201Benchmark) ->
 
 @pytest.fixture(scope="module")
 def ray_local() -> Any:
-    # the trainables below live in this test module, which Ray workers cannot import: ship them by value
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
+    with local_ray(__name__):
         yield
-    finally:
-        ray.shutdown()
 
 
 NAMES = list(NB201Space().distributions())
