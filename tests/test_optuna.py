@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import subprocess
@@ -18,7 +19,12 @@ from optuna.trial import TrialState  # noqa: E402
 
 from gates_sampler import GatesPredictorSearcher  # noqa: E402
 from gates_sampler.benchmarks import NB201Benchmark  # noqa: E402
-from gates_sampler.integrations.optuna import CLAIM_ATTR, GatesSampler, run_optuna_gates  # noqa: E402
+from gates_sampler.integrations.optuna import (  # noqa: E402
+    CLAIM_ATTR,
+    MAX_CLAIM_ROUNDS,
+    GatesSampler,
+    run_optuna_gates,
+)
 from gates_sampler.predictor import Predictor  # noqa: E402
 from gates_sampler.searcher import SearchSettings  # noqa: E402
 from gates_sampler.spaces import NB201Space  # noqa: E402
@@ -154,6 +160,45 @@ def test_clash_with_a_simultaneous_claim_is_resolved(bench, space):
     assert len(proposed) == 2
     assert space.canonical_key(got) != space.canonical_key(proposed[0])
     assert study.trials[me.number].system_attrs[CLAIM_ATTR] == str(got)
+
+
+def test_workers_whose_predictors_agree_do_not_end_in_a_duplicate(bench, space):
+    """Rivals that claim every cell this worker's predictor proposes, at the same moment: the sampler
+    must leave the predictor's picks and claim an unseen cell, never keep a clashing one."""
+    sampler = GatesSampler(space, seed=0, **FAST)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(arch_objective(bench), n_trials=6)
+    rivals = [study.ask() for _ in range(5 * MAX_CLAIM_ROUNDS)]  # enough for every pick of every round
+    me = study.ask()
+    searcher = sampler.searcher
+    claimed: list[str] = []
+
+    def rival_claims(method):
+        def wrapped(*args, **kwargs):
+            out = method(*args, **kwargs)
+            for arch in out if isinstance(out, list) else [out]:
+                study._storage.set_trial_system_attr(rivals[len(claimed)]._trial_id, CLAIM_ATTR, str(arch))
+                claimed.append(space.canonical_key(arch))
+                if len(claimed) == len(rivals):
+                    break
+            return out
+
+        return wrapped
+
+    searcher.ask = rival_claims(searcher.ask)
+    searcher.ask_batch = rival_claims(searcher.ask_batch)
+    warnings: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())  # type: ignore[method-assign]
+    sampler_logger = logging.getLogger("optuna.gates_sampler")
+    sampler_logger.addHandler(handler)
+    try:
+        got = space.suggest(me)
+    finally:
+        sampler_logger.removeHandler(handler)
+    assert claimed, "the predictor was never asked"
+    assert space.canonical_key(got) not in claimed
+    assert not [w for w in warnings if "clashing" in w]
 
 
 def test_reseed_rng_keeps_history(bench, space):

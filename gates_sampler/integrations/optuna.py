@@ -512,6 +512,10 @@ class GatesSampler(BaseSampler):
         if not fixed and self._exhausted_at is not None and n_seen >= self._exhausted_at:
             return None  # still exhausted: asking again would only repeat a long fruitless search
         try:
+            if attempt >= MAX_CLAIM_ROUNDS // 2:
+                # Workers fitting the same data keep picking the same few cells: after half the rounds,
+                # a random unseen cell all but ends the clashes (a kept clash would run a cell twice).
+                return self._random_unseen(fixed)
             if attempt == 0:
                 return searcher.ask(fixed=fixed or None)
             # After a clash, pick at random among the top few so that two workers holding the same
@@ -528,6 +532,20 @@ class GatesSampler(BaseSampler):
         except ValueError as exc:  # fixed values that are not choices of the space
             logger.warning("cannot propose an architecture agreeing with %s: %s", dict(fixed), exc)
             return None
+
+    def _random_unseen(self, fixed: Mapping[str, Any]) -> Arch | None:
+        """A random architecture agreeing with ``fixed`` that the searcher has not seen, or ``None``."""
+        assert self._searcher is not None
+        seen = self._searcher.seen_keys()
+        for _ in range(1000):
+            try:
+                params = {**self._space.random_params(self._rng), **{k: str(v) for k, v in fixed.items()}}
+                arch = self._space.from_params(params)
+            except ValueError:  # constrained spaces: not every combination is a valid cell
+                continue
+            if self._space.canonical_key(arch) not in seen:
+                return arch
+        return None
 
     def _repeat_at_random(self, fixed: Mapping[str, Any]) -> Arch:
         """A random valid architecture agreeing with ``fixed`` as far as possible (repeats allowed)."""
