@@ -230,6 +230,44 @@ def test_hyperband_bracket_studies(bench, space):
     assert len(keys) == 10 and len(set(keys)) == 10
 
 
+def test_hyperband_trials_of_other_brackets_are_told_and_held(bench, space):
+    """Optuna shows samplers only the current bracket's trials under HyperbandPruner; a worker that
+    joins the study must still learn every finished trial and avoid every claim, whatever its bracket."""
+
+    def objective(trial):
+        value = bench.query(space.suggest(trial))
+        for step in range(3):
+            trial.report(value - 3 + step, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    storage = optuna.storages.InMemoryStorage()
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9)
+    first = optuna.create_study(
+        study_name="hb",
+        storage=storage,
+        direction="maximize",
+        sampler=GatesSampler(space, seed=0, **FAST),
+        pruner=pruner,
+    )
+    first.optimize(objective, n_trials=12)
+    held = [first.ask() for _ in range(6)]  # running trials of the first worker, in several brackets
+    for t in held:
+        space.suggest(t)
+    joining = GatesSampler(space, seed=1, **FAST)
+    second = optuna.load_study(study_name="hb", storage=storage, sampler=joining, pruner=pruner)
+    trial = second.ask()
+    arch = space.suggest(trial)
+    brackets = {pruner._get_bracket_id(first, t) for t in first.trials}
+    assert len(brackets) > 1, "the test needs trials in several brackets"
+    searcher = joining.searcher
+    assert searcher.n_complete + searcher.n_pruned == 12
+    held_keys = {space.canonical_key(space.from_params(t.params)) for t in held}
+    assert held_keys <= searcher.seen_keys()
+    assert space.canonical_key(arch) not in held_keys
+
+
 # ----- mixed objectives and hand-set trials -----------------------------------------------------
 class RecordingSampler(optuna.samplers.RandomSampler):
     def __init__(self) -> None:

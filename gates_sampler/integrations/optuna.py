@@ -394,7 +394,9 @@ class GatesSampler(BaseSampler):
     def _sync(self, study: Study, current: int) -> None:
         """Tell the searcher every newly finished trial and make its pending set the study's."""
         assert self._searcher is not None
-        trials = study.get_trials(deepcopy=False)
+        # Not study.get_trials: under HyperbandPruner, Optuna hands samplers a view of the study holding
+        # only the trials of the current trial's bracket; the others are results and claims all the same.
+        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
         started_before = self._stale_cutoff(study)
         pending: dict[str, Arch] = {}
         for t in trials:  # sorted by number, so the order of tells is reproducible
