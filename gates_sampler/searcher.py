@@ -19,10 +19,18 @@ from gates_sampler.spaces.base import Arch, SearchSpace, short_repr
 
 logger = logging.getLogger("gates_sampler")
 
-__all__ = ["CANDIDATE_MODES", "REFIT_POLICIES", "FeatureProvider", "GatesPredictorSearcher", "SearchSettings"]
+__all__ = [
+    "ACQUISITIONS",
+    "CANDIDATE_MODES",
+    "REFIT_POLICIES",
+    "FeatureProvider",
+    "GatesPredictorSearcher",
+    "SearchSettings",
+]
 
-CANDIDATE_MODES = ("auto", "random", "mutation", "mixed", "evolve")
+CANDIDATE_MODES = ("auto", "random", "mutation", "mixed", "local", "staged", "evolve")
 REFIT_POLICIES = ("warm", "scratch")
+ACQUISITIONS = ("mean", "thompson")
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,12 @@ class SearchSettings:
             towards ``n_startup`` once one trial has completed; ``False`` only excludes them from
             proposals, as failures are. Needs a pairwise loss (hinge, bce, comparator); with another
             loss they are left out of training.
+        local_from: ``candidates="staged"``: the number of completed results from which the candidate
+            pool is that of ``"local"``; before, it is the paper's random pool.
+        acquisition: how candidates are ranked: ``"mean"`` (the predictor's score, the paper's top-1) or
+            ``"thompson"`` (Thompson sampling: every ask scores the candidates with one function drawn by
+            MC dropout in the score head, see ``Predictor.score(sample=True)``; needs ``head_dropout > 0``
+            and a loss other than the comparator).
     """
 
     refit: str = "warm"
@@ -66,10 +80,14 @@ class SearchSettings:
     evolve_children: int = 250
     evolve_parents: int = 20
     learn_from_pruned: bool = True
+    acquisition: str = "mean"
+    local_from: int = 50
 
     def __post_init__(self) -> None:
         if self.refit not in REFIT_POLICIES:
             raise ValueError(f"refit must be one of {REFIT_POLICIES}, got {self.refit!r}")
+        if self.acquisition not in ACQUISITIONS:
+            raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {self.acquisition!r}")
         for name, least in (
             ("warm_epochs", 1),
             ("n_mutation_parents", 1),
@@ -77,6 +95,7 @@ class SearchSettings:
             ("evolve_rounds", 0),
             ("evolve_children", 1),
             ("evolve_parents", 1),
+            ("local_from", 0),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -136,7 +155,10 @@ class GatesPredictorSearcher(AskTellSearcher):
         candidates: ``"auto"`` (default: ``"mixed"`` on large spaces, :attr:`SearchSpace.is_large`, such
             as DARTS and NAS-Bench-101; ``"random"`` elsewhere), ``"random"`` (the paper's Alg. 1),
             ``"mutation"`` (single-edit mutations of
-            the best architectures so far), ``"mixed"`` (``n_candidates`` random plus as many mutations)
+            the best architectures so far), ``"mixed"`` (``n_candidates`` random plus as many mutations),
+            ``"local"`` (``n_candidates`` random plus every unseen single-edit neighbour of the
+            ``n_mutation_parents`` best architectures), ``"staged"`` (``"random"`` until
+            :attr:`SearchSettings.local_from` results, ``"local"`` after; :attr:`pool_mode` says which)
             or ``"evolve"`` (the ``"mixed"`` pool, then rounds of mutating the best-scored unseen
             candidates and scoring the children, see :attr:`SearchSettings.evolve_rounds`; a batch takes
             its cells from different lineages where it can).
@@ -192,6 +214,14 @@ class GatesPredictorSearcher(AskTellSearcher):
         self.predictor, self.zero_shot = make_predictor(space, zero_shot, predictor, seed=predictor_seed, device=device)
         # a state records the predictor's options, so that load() rebuilds the same predictor
         self._predictor_kwargs: dict[str, Any] | None = dict(self.predictor.config) if from_options else None
+        if self.settings.acquisition == "thompson":
+            cfg = self.predictor.config
+            if cfg["loss"] == "comparator" or not cfg["head_dropout"] or self.candidates == "evolve":
+                raise ValueError(
+                    "acquisition='thompson' needs a predictor with head_dropout > 0 and a loss other than "
+                    f"'comparator', and candidates other than 'evolve'; got loss={cfg['loss']!r}, "
+                    f"head_dropout={cfg['head_dropout']!r}, candidates={self.candidates!r}"
+                )
         # scored candidates whose zero-shot targets also train the auxiliary head (newest last)
         self._unlabeled: list[Arch] = []
         self._unlabeled_zs: tuple[list[torch.Tensor] | None, np.ndarray] | None = None
@@ -288,14 +318,23 @@ class GatesPredictorSearcher(AskTellSearcher):
         return self.predictor.score(archs, zs_op, zs_arch)
 
     # ----- proposals --------------------------------------------------------------------------
+    @property
+    def pool_mode(self) -> str:
+        """The candidate pool the next :meth:`ask` scores: :attr:`candidates`, with ``"staged"`` resolved to
+        ``"random"`` or ``"local"`` by :attr:`SearchSettings.local_from`."""
+        if self.candidates == "staged":
+            return "local" if self.n_complete >= self.settings.local_from else "random"
+        return self.candidates
+
     def _candidate_pool(self, n: int) -> list[Arch]:
         seen = self.seen_keys()
         pool: list[Arch] = []
         keys: set[str] = set()
-        if self.candidates in ("random", "mixed"):
+        mode = self.pool_mode
+        if mode in ("random", "mixed", "local"):
             pool = self.space.sample_unique(self._rng, self.n_candidates, exclude=seen, reduced=self.distinct_sampling)
             keys = {self.space.canonical_key(a) for a in pool}
-        if self.candidates in ("mutation", "mixed"):
+        if mode in ("mutation", "mixed"):
             archs, values = self.training_data()
             parents = [archs[i] for i in np.argsort(-values, kind="stable")[: self.n_mutation_parents]]
             target = len(pool) + self.n_candidates
@@ -308,10 +347,20 @@ class GatesPredictorSearcher(AskTellSearcher):
                     continue
                 keys.add(k)
                 pool.append(child)
+        if mode == "local":
+            # every unseen single-edit neighbour of the best evaluated cells: the predictor ranks a
+            # whole neighbourhood instead of a random sample of it
+            archs, values = self.training_data()
+            for i in np.argsort(-values, kind="stable")[: self.n_mutation_parents]:
+                for child in self.space.neighbors(archs[i]):
+                    k = self.space.canonical_key(child)
+                    if k not in seen and k not in keys:
+                        keys.add(k)
+                        pool.append(child)
         if len(pool) < n:  # mutations ran dry or the space is nearly exhausted
             # a long random search only where no random candidates were drawn yet: after the
             # random pool's own tries came up short, it would mostly confirm that the space is exhausted
-            tries = 100_000 if self.candidates == "mutation" else None
+            tries = 100_000 if mode == "mutation" else None
             pool += self.space.sample_unique(self._rng, n - len(pool), exclude=seen | keys, max_tries=tries)
         return pool
 
@@ -410,7 +459,7 @@ class GatesPredictorSearcher(AskTellSearcher):
             assert zs_arch is not None
             self._remember_unlabeled(pool, zs_op, zs_arch)
         self.fit_predictor()
-        return self.predictor.score(pool, zs_op, zs_arch)
+        return self.predictor.score(pool, zs_op, zs_arch, sample=self.settings.acquisition == "thompson")
 
     # ----- persistence ------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:

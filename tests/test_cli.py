@@ -195,6 +195,18 @@ def test_eval_predictor_on_the_nb301_surrogate_end_to_end(tmp_path, capsys):
     assert [r["seed"] for r in record["runs"]] == [21, 2021] and record["config"]["test_size"] == 60
 
 
+def test_eval_predictor_with_the_cost_features_of_darts_cells(tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="the NB301 surrogate needs onnxruntime ([nb301] extra)")
+    folder = data_path("nasbench301", "slds-lmu_yahpo_data", "v1_initial_3a646b8")
+    argv = ["eval-predictor", "--benchmark", "nb301", "--nb301-path", str(folder), "--pool-size", "40"]
+    argv += ["--test-size", "40", "--ratios", "25", "--subsets", "1", "--seeds", "1", "--epochs", "5"]
+    argv += ["--no-progress", "--no-timing", "--device", "cpu", "--preset", "paper-nb301"]
+    argv += ["--ablation", "--cost-features", "--arch-input", "--json", str(tmp_path / "c.json")]
+    assert main(argv) == 0
+    record = json.loads((tmp_path / "c.json").read_text())
+    assert [r["variant"] for r in record["runs"]] == ["GATES", "+ETS"]
+
+
 # ----- arguments checked before any work ---------------------------------------------------------------
 
 #: every bad command line -> a fragment of its message
@@ -253,6 +265,7 @@ BAD_INPUTS = [
     (["search", "--device", "tpu"], "--device: device must be 'auto', 'cpu', 'cuda'"),
     (["search", "--benchmark", "nb301"], "--benchmark nb301 needs --nb301-path"),
     (["eval-predictor", "--ablation", "--encoder", "mlp"], "drop --encoder mlp (or --ablation)"),
+    (["eval-predictor", "--cost-features"], "--cost-features counts DARTS cells: use it with --benchmark nb301"),
     (["eval-predictor", "--aux-weight", "nan"], "--aux-weight must be a finite number >= 0, got nan"),
     (["eval-predictor", "--aux-weight", "-1"], "--aux-weight must be a finite number >= 0, got -1.0"),
     (["eval-predictor", "--json", "/missing/x.json"], "cannot write --json"),

@@ -478,3 +478,66 @@ def test_defaults_follow_the_size_of_the_space():
     pools = _record_candidate_pools(s)
     s.ask()
     assert len(pools) == 1 and len(pools[0]) == 40
+
+
+# ----- candidates="local" and acquisition="thompson" ---------------------------------------------------
+def test_local_scores_every_unseen_neighbour_of_the_best_cells(bench, monkeypatch):
+    s = make(candidates="local", n_mutation_parents=3, n_candidates=20)
+    drive(s, bench, 8)
+    held = s.ask()  # pending: must not be scored again
+    scored: list = []
+    real = s.predictor.score
+
+    def score(archs, *args, **kwargs):
+        scored.append(list(archs))
+        return real(archs, *args, **kwargs)
+
+    monkeypatch.setattr(s.predictor, "score", score)
+    s.ask()
+    (pool,) = scored
+    keys = [s.space.canonical_key(a) for a in pool]
+    seen = {s.space.canonical_key(o.arch) for o in s.history} | {s.space.canonical_key(held)}
+    archs, values = s.training_data()
+    parents = [archs[i] for i in np.argsort(-values)[:3]]
+    neighbours = {s.space.canonical_key(n) for p in parents for n in s.space.neighbors(p)} - seen
+    assert len(keys) == len(set(keys)) and not set(keys) & seen
+    assert neighbours <= set(keys)  # the whole neighbourhood, not a sample of it
+    assert len(set(keys) - neighbours) > 0  # plus the paper's random candidates
+
+
+def test_thompson_draws_one_posterior_function_per_ask(bench):
+    s = make(acquisition="thompson", predictor={**FAST, "head_dropout": 0.5})
+    drive(s, bench, 8)
+    pool = s.space.sample_unique(np.random.default_rng(1), 60)
+    mean = s.predictor.score(pool)
+    draws = [s.predictor.score(pool, sample=True) for _ in range(2)]
+    assert not np.allclose(draws[0], draws[1]) and not np.allclose(draws[0], mean)
+    # a seeded searcher proposes the same cells again; they differ from top-1 of the mean scores
+    assert drive(make(3, acquisition="thompson"), bench, 10) == drive(make(3, acquisition="thompson"), bench, 10)
+    assert drive(make(3, acquisition="thompson"), bench, 12) != drive(make(3), bench, 12)
+
+
+def test_thompson_needs_dropout_in_the_score_head():
+    with pytest.raises(ValueError, match="acquisition must be one of"):
+        SearchSettings(acquisition="ucb")
+    with pytest.raises(ValueError, match="head_dropout > 0"):
+        make(acquisition="thompson", predictor={**FAST, "head_dropout": 0.0})
+    with pytest.raises(ValueError, match="candidates other than 'evolve'"):
+        make(acquisition="thompson", candidates="evolve")
+
+
+def test_staged_scores_the_random_pool_then_the_local_one(bench):
+    """candidates="staged": the paper's random pool until local_from results, then the "local" pool; the
+    proposals before the switch are exactly those of candidates="random"."""
+    staged = make(candidates="staged", local_from=8)
+    modes = []
+    for _ in range(12):
+        modes.append(staged.pool_mode)
+        a = staged.ask()
+        staged.tell(a, bench.query(a))
+    assert modes == ["random"] * 8 + ["local"] * 4
+    history = [str(o.arch) for o in staged.history]
+    assert history[:8] == drive(make(candidates="random"), bench, 8)
+    assert history != drive(make(candidates="random"), bench, 12)
+    with pytest.raises(ValueError, match="local_from must be an int >= 0"):
+        SearchSettings(local_from=-1)

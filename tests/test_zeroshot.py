@@ -371,3 +371,24 @@ def test_precompute_command_exports_a_table(tmp_path: Path) -> None:
     table = ZeroShotTable(tmp_path / f"nb201-{zs.config_key}.npz")
     first = list(NB201Space().enumerate())[:3]
     assert len(table) == 3 and all(str(a) in table for a in first)
+
+
+def test_cost_features_count_the_darts_network_exactly():
+    """The parameter count of CellCostFeatures differs between two cells exactly as the real networks'
+    parameter counts do (the rest of the network is the same for every cell)."""
+    from gates_sampler.networks.darts import DartsNetwork
+    from gates_sampler.spaces import DartsSpace, NB201Space
+    from gates_sampler.zeroshot.cost import CellCostFeatures, darts_cell_costs
+
+    space = DartsSpace()
+    rng = np.random.default_rng(0)
+    a, b = space.sample(rng), space.sample(rng)
+    real = [sum(p.numel() for p in DartsNetwork(x).parameters()) for x in (a, b)]
+    counted = [darts_cell_costs(space, x)[0] for x in (a, b)]
+    assert real[0] - real[1] == counted[0] - counted[1] != 0
+    features = CellCostFeatures(space).arch_features([a, b])
+    assert features.shape == (2, 2) and np.allclose(features[:, 0], np.log1p(counted))
+    heavier = darts_cell_costs(space, a)[1] > darts_cell_costs(space, b)[1]
+    assert (features[0, 1] > features[1, 1]) == heavier
+    with pytest.raises(ValueError, match="counts DARTS cells"):
+        CellCostFeatures(NB201Space())

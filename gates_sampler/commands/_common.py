@@ -19,7 +19,7 @@ NB201_DATASETS = ("cifar10", "cifar100", "imagenet")
 #: names of the built-in spaces (``gates_sampler.spaces.BUILTIN_SPACES``)
 BUILTIN_SPACE_NAMES = ("nb201", "darts", "nb101")
 #: ``gates_sampler.searcher.CANDIDATE_MODES``
-CANDIDATE_MODES = ("auto", "random", "mutation", "mixed", "evolve")
+CANDIDATE_MODES = ("auto", "random", "mutation", "mixed", "local", "staged", "evolve")
 #: ``gates_sampler.predictor.losses.LOSSES``
 LOSSES = ("hinge", "bce", "comparator", "listmle", "mse")
 #: ``gates_sampler.experiments.predictor_quality.SPLITS``

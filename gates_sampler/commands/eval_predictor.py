@@ -192,6 +192,12 @@ def register(subparsers: Any) -> None:
         help="run the GATES / +EES / +ETS / GATES++ grid (paper Table 7) on identical subsets and seeds",
     )
     p.add_argument(
+        "--cost-features",
+        action="store_true",
+        help="nb301: with --ablation, compare GATES with GATES fed the cells' parameter and MAC counts "
+        "(CellCostFeatures: no forward pass) as architecture-level targets and score-head input",
+    )
+    p.add_argument(
         "--test-cells",
         type=_positive,
         default=None,
@@ -227,6 +233,8 @@ def check(args: argparse.Namespace) -> None:
     if args.preset != "default" and args.encoder == "mlp":
         raise UsageError(f"--preset {args.preset} sets GATES sizes; drop it with --encoder mlp")
     check_benchmark_args(args)
+    if args.cost_features and (args.benchmark != "nb301" or not args.ablation):
+        raise UsageError("--cost-features counts DARTS cells: use it with --benchmark nb301 --ablation")
     if args.benchmark == "nb301":
         if args.split == "first":
             raise UsageError("--split first is NAS-Bench-201's index order; NB301 cells are drawn by --split-seed")
@@ -280,7 +288,11 @@ def run(args: argparse.Namespace) -> int:
         )
         split.test_archs = [split.test_archs[i] for i in keep]
         split.test_values = split.test_values[keep]
-    if args.encoder == "gates++" or args.ablation:
+    if args.cost_features:
+        from gates_sampler.zeroshot.cost import CellCostFeatures
+
+        zero_shot = CellCostFeatures(split.space)
+    elif args.encoder == "gates++" or args.ablation:
         try:
             zero_shot = h.load_zero_shot(split.space)
         except ImportError as exc:
@@ -291,6 +303,8 @@ def run(args: argparse.Namespace) -> int:
     ratios = [p / 100.0 for p in percents]
     seeds = _seeds(args.seeds)
     variants = list(h.ABLATION_VARIANTS) if args.ablation else None
+    if args.cost_features:
+        variants = ["GATES", "+ETS"]  # the cost features have no per-operation part (EES)
     predictor_kwargs = _predictor_kwargs(args, h.PREDICTOR_PRESETS)
     sizes = ", ".join(f"{p:g}% = {h.train_size(split.pool_size, r)}" for p, r in zip(percents, ratios))
     if nb301:

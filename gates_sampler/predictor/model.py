@@ -489,18 +489,49 @@ class Predictor:
 
     @torch.no_grad()
     def score(
-        self, archs: Sequence[Arch], zs_op: OpFeatures | None = None, zs_arch: np.ndarray | torch.Tensor | None = None
+        self,
+        archs: Sequence[Arch],
+        zs_op: OpFeatures | None = None,
+        zs_arch: np.ndarray | torch.Tensor | None = None,
+        *,
+        sample: bool = False,
     ) -> np.ndarray:
         """Predicted scores (higher = predicted better). For the comparator loss, the scores are
         ranks from a randomized quick-sort with the learned comparator. ``zs_arch`` (``[N, aux_dim]``)
-        is needed with ``arch_input=True`` and ignored otherwise."""
+        is needed with ``arch_input=True`` and ignored otherwise.
+
+        ``sample=True`` scores with one dropout mask of the score head drawn from the predictor's
+        generator and shared by all ``archs``: one function drawn from the MC-dropout approximation of
+        the predictor's posterior, for Thompson sampling over a candidate pool. It needs
+        ``head_dropout > 0`` and a loss other than the comparator."""
         if len(archs) == 0:
             return np.zeros(0)
+        if sample and (self.config["loss"] == "comparator" or not self.config["head_dropout"]):
+            raise ValueError("sample=True needs head_dropout > 0 and a loss other than 'comparator'")
         with _cpu_threads(self.device, self.settings.num_threads):
-            return self._score(archs, zs_op, zs_arch)
+            return self._score(archs, zs_op, zs_arch, sample=sample)
+
+    def _sampled_head(self, emb: torch.Tensor) -> torch.Tensor:
+        """The score head with one dropout mask per layer, the same for every row of ``emb``."""
+        assert self.net is not None
+        gen = torch.Generator(device=emb.device)
+        gen.manual_seed(int(self._rng.integers(2**31)))
+        x = emb
+        for layer in self.net.head:
+            if isinstance(layer, nn.Dropout):
+                keep = torch.rand(x.shape[-1], generator=gen, device=x.device) >= layer.p
+                x = x * keep.to(x.dtype) / (1.0 - layer.p)
+            else:
+                x = layer(x)
+        return x.squeeze(-1)
 
     def _score(
-        self, archs: Sequence[Arch], zs_op: OpFeatures | None, zs_arch: np.ndarray | torch.Tensor | None = None
+        self,
+        archs: Sequence[Arch],
+        zs_op: OpFeatures | None,
+        zs_arch: np.ndarray | torch.Tensor | None = None,
+        *,
+        sample: bool = False,
     ) -> np.ndarray:
         assert self.net is not None
         emb = self.embed(archs, zs_op)
@@ -513,6 +544,8 @@ class Predictor:
             if self.aux_mean is None:
                 raise ValueError("fit the predictor before scoring with arch_input=True (it standardises zs_arch)")
             emb = torch.cat([emb, self._standardise(za)], dim=-1)
+        if sample:
+            return self._sampled_head(emb).double().cpu().numpy()
         if self.config["loss"] != "comparator":
             return self.net.score_emb(emb).double().cpu().numpy()
 

@@ -6,6 +6,7 @@ or read from a precomputed ``ZeroShotTable`` (one ships for all of NAS-Bench-201
 """
 
 from gates_sampler.zeroshot.cache import ZeroShotCache, default_cache_path
+from gates_sampler.zeroshot.cost import CellCostFeatures
 from gates_sampler.zeroshot.metrics import (
     ARCH_METRICS,
     METRIC_VERSION,
@@ -19,6 +20,7 @@ from gates_sampler.zeroshot.table import ZeroShotTable, write_table
 
 __all__ = [
     "ARCH_METRICS",
+    "CellCostFeatures",
     "METRIC_VERSION",
     "OP_METRICS",
     "PRESETS",
