@@ -98,24 +98,54 @@ class GatesEncoder(nn.Module):
             emb = torch.cat([emb, cell.op_features.to(emb.dtype)], dim=-1)
         return emb
 
+    def _encode_edges(self, c: int, cell: CellBatch) -> torch.Tensor:
+        """Operation-on-edge cells, computed on the existing edges only (Eq. 5/6).
+
+        The padded ``[B, V, V, D]`` layout is mostly empty (8 of 72 slots in a DARTS cell), so gating
+        and summing the list of edges does the same arithmetic as the dense form at a fraction of the
+        work: the messages ``gate * x W_x`` of all edges into a node are added with ``index_add_``.
+        """
+        b, v = cell.readout.shape
+        bi, dst, src, d = torch.nonzero(cell.ops > 0, as_tuple=True)
+        emb = self.op_emb[c](cell.ops[bi, dst, src, d])
+        if self.op_feature_dim:
+            if cell.op_features is None:
+                raise ValueError("this encoder was built with op features (GATES++); the batch carries none")
+            emb = torch.cat([emb, cell.op_features[bi, dst, src, d].to(emb.dtype)], dim=-1)
+        x = torch.zeros(b, v, self.input_emb[c].shape[1], device=emb.device, dtype=emb.dtype)
+        x[:, : self.n_inputs] = self.input_emb[c]
+        target = bi * v + dst
+        for layer in cast("Iterable[GatesLayer]", self.layers[c]):
+            s = layer.w_x(x)
+            messages = torch.sigmoid(layer.w_o(emb)) * s[bi, src]
+            out = torch.zeros(b * v, s.shape[-1], device=s.device, dtype=s.dtype).index_add_(0, target, messages)
+            # input nodes have no incoming edge and keep their (transformed) information, as in forward_edge
+            x = torch.cat([s[:, : self.n_inputs], out.view(b, v, -1)[:, self.n_inputs :]], dim=1)
+        return (cell.readout.unsqueeze(-1) * x).sum(dim=1)
+
     def encode_cell(self, c: int, cell: CellBatch) -> torch.Tensor:
+        if self.kind == "edge":
+            return self._encode_edges(c, cell)
         b, v = cell.readout.shape
         emb = self._op_embedding(c, cell)
         x = torch.zeros(b, v, self.input_emb[c].shape[1], device=emb.device, dtype=emb.dtype)
         x[:, : self.n_inputs] = self.input_emb[c]
-        # ModuleList indexing is typed as a plain Module; each entry is the ModuleList of this cell's layers
-        layers = cast("Iterable[GatesLayer]", self.layers[c])
-        if self.kind == "edge":
-            mask = (cell.ops > 0).to(emb.dtype)
-        else:
-            assert cell.adj is not None
-            adj = cell.adj
-            node_mask = (cell.ops > 0).to(emb.dtype).unsqueeze(-1)
-        for layer in layers:
-            if self.kind == "edge":
-                x = layer.forward_edge(x, emb, mask, self.n_inputs)
-            else:
-                x = layer.forward_node(x, emb, adj, self.self_loop) * node_mask
+        assert cell.adj is not None
+        node_mask = (cell.ops > 0).to(emb.dtype).unsqueeze(-1)
+        for layer in cast("Iterable[GatesLayer]", self.layers[c]):
+            x = layer.forward_node(x, emb, cell.adj, self.self_loop) * node_mask
+        return (cell.readout.unsqueeze(-1) * x).sum(dim=1)
+
+    def encode_cell_dense(self, c: int, cell: CellBatch) -> torch.Tensor:
+        """Operation-on-edge cells in the padded form of Eq. 5/6 (:meth:`GatesLayer.forward_edge`): the
+        reference that the edge-list computation of :meth:`encode_cell` is tested against."""
+        b, v = cell.readout.shape
+        emb = self._op_embedding(c, cell)
+        x = torch.zeros(b, v, self.input_emb[c].shape[1], device=emb.device, dtype=emb.dtype)
+        x[:, : self.n_inputs] = self.input_emb[c]
+        mask = (cell.ops > 0).to(emb.dtype)
+        for layer in cast("Iterable[GatesLayer]", self.layers[c]):
+            x = layer.forward_edge(x, emb, mask, self.n_inputs)
         return (cell.readout.unsqueeze(-1) * x).sum(dim=1)
 
     def forward(self, batch: GraphBatch) -> torch.Tensor:
