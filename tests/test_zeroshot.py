@@ -392,3 +392,20 @@ def test_cost_features_count_the_darts_network_exactly():
     assert (features[0, 1] > features[1, 1]) == heavier
     with pytest.raises(ValueError, match="counts DARTS cells"):
         CellCostFeatures(NB201Space())
+
+
+def test_a_search_on_darts_takes_the_cost_features_as_its_zero_shot_information():
+    from gates_sampler import GatesPredictorSearcher
+    from gates_sampler.spaces import DartsSpace
+    from gates_sampler.zeroshot import CellCostFeatures
+
+    space = DartsSpace()
+    quick = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16]}
+    s = GatesPredictorSearcher(space, seed=0, zero_shot=CellCostFeatures(space), predictor=quick, n_startup=3)
+    config = s.predictor.config
+    assert (config["op_feature_dim"], config["aux_dim"], config["arch_input"]) == (0, 2, True)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        arch = s.ask()
+        s.tell(arch, float(rng.normal()))
+    assert s.n_complete == 5 and s.predictor.trained
