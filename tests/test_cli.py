@@ -225,7 +225,7 @@ BAD_INPUTS = [
     (["compare", "--methods", "gates[n_candidates=abc]"], "setting n_candidates must be int, got 'abc'"),
     (
         ["compare", "--methods", "gates[candidates=foo]"],
-        "candidates must be one of ('auto', 'random', 'mutation', 'mixed', 'evolve')",
+        "candidates must be one of ('auto', 'random', 'mutation', 'mixed', 'local', 'staged', 'evolve')",
     ),
     (["compare", "--methods", "rea[population_size=1]"], "need population_size >= 2"),
     (["compare", "--methods", "tpe[n_startup_trial=5]"], "unknown setting(s) ['n_startup_trial']; tpe takes"),
