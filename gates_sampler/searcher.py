@@ -153,7 +153,7 @@ class GatesPredictorSearcher(AskTellSearcher):
         n_startup: random proposals before the predictor is used.
         n_candidates: size of the candidate pool scored per ask (the paper's 200).
         candidates: ``"auto"`` (default: ``"mixed"`` on large spaces, :attr:`SearchSpace.is_large`, such
-            as DARTS and NAS-Bench-101; ``"random"`` elsewhere), ``"random"`` (the paper's Alg. 1),
+            as DARTS and NAS-Bench-101; ``"staged"`` elsewhere), ``"random"`` (the paper's Alg. 1),
             ``"mutation"`` (single-edit mutations of
             the best architectures so far), ``"mixed"`` (``n_candidates`` random plus as many mutations),
             ``"local"`` (``n_candidates`` random plus every unseen single-edit neighbour of the
@@ -202,8 +202,10 @@ class GatesPredictorSearcher(AskTellSearcher):
         self.n_startup = n_startup
         self.n_candidates = n_candidates
         # In a large space nearly every random candidate is mediocre, so the best-scored one is too;
-        # mutations of the best evaluated cells are not (README, "Large spaces").
-        self.candidates = ("mixed" if space.is_large else "random") if candidates == "auto" else candidates
+        # mutations of the best evaluated cells are not (README, "Large spaces"). In a small space the
+        # random pool explores well early, and the neighbourhoods of the best cells finish the search
+        # (README, "Measured search efficiency").
+        self.candidates = ("mixed" if space.is_large else "staged") if candidates == "auto" else candidates
         # read on every ask: plain attributes, fixed by the settings
         self.refit, self.warm_epochs = self.settings.refit, self.settings.warm_epochs
         self.n_mutation_parents, self.n_unlabeled = self.settings.n_mutation_parents, self.settings.n_unlabeled

@@ -462,7 +462,8 @@ def test_defaults_follow_the_size_of_the_space():
     assert 4 < small.log10_size < 5 < 6 < large.log10_size
     s_small = GatesPredictorSearcher(small, seed=0, zero_shot=False, device="cpu")
     s_large = GatesPredictorSearcher(large, seed=0, device="cpu")
-    assert (s_small.candidates, s_large.candidates) == ("random", "mixed")
+    assert (s_small.candidates, s_large.candidates) == ("staged", "mixed")
+    assert s_small.pool_mode == "random"  # the paper's pool until SearchSettings.local_from results
     assert s_small.predictor.config["hidden"] == 128 and s_small.predictor.config["n_layers"] == 5
     assert (s_large.predictor.config["op_dim"], s_large.predictor.config["hidden"]) == (32, 64)
     assert s_large.predictor.config["n_layers"] == 4
