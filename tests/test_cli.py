@@ -231,7 +231,7 @@ BAD_INPUTS = [
     (["compare", "--methods", "tpe[n_startup_trial=5]"], "unknown setting(s) ['n_startup_trial']; tpe takes"),
     (["compare", "--methods", "gates[seed=3]"], "unknown setting(s) ['seed']"),
     (["compare", "--methods", "gates[refit=sometimes]"], "refit must be one of ('warm', 'scratch')"),
-    (["compare", "--methods", "gates[warm_epochs=0]"], "warm_epochs must be an int >= 1, got 0"),
+    (["compare", "--methods", "gates[warm_epochs=0]"], "warm_epochs must be None or an int >= 1, got 0"),
     (["compare", "--methods", "gates[distinct_sampling=1]"], "setting distinct_sampling must be bool, got 1"),
     (["compare", "--methods", "gates[settings=1]"], "unknown setting(s) ['settings']"),
     (["compare", "--methods", "gates[mixed]"], "must look like key=value"),

@@ -464,6 +464,10 @@ def test_defaults_follow_the_size_of_the_space():
     s_large = GatesPredictorSearcher(large, seed=0, device="cpu")
     assert (s_small.candidates, s_large.candidates) == ("staged", "mixed")
     assert s_small.pool_mode == "random"  # the paper's pool until SearchSettings.local_from results
+    assert (s_small.warm_epochs, s_large.warm_epochs) == (10, 30)
+    assert GatesPredictorSearcher(large, seed=0, settings={"warm_epochs": 4}, device="cpu").warm_epochs == 4
+    with pytest.raises(ValueError, match="warm_epochs must be None or an int >= 1, got 0"):
+        SearchSettings(warm_epochs=0)
     assert s_small.predictor.config["hidden"] == 128 and s_small.predictor.config["n_layers"] == 5
     assert (s_large.predictor.config["op_dim"], s_large.predictor.config["hidden"]) == (32, 64)
     assert s_large.predictor.config["n_layers"] == 4
