@@ -212,8 +212,8 @@ def test_reseed_rng_keeps_history(bench, space):
     assert len(set(trial_archs(study, space))) == 8
 
 
-def test_hyperband_bracket_studies(bench, space):
-    """With HyperbandPruner the sampler sees per-bracket views of the study; it must still sync."""
+def pruned_objective(bench, space):
+    """An objective reporting three steps of a learning curve and obeying the pruner."""
 
     def objective(trial):
         value = bench.query(space.suggest(trial))
@@ -223,9 +223,15 @@ def test_hyperband_bracket_studies(bench, space):
                 raise optuna.TrialPruned()
         return value
 
+    return objective
+
+
+def test_hyperband_bracket_studies(bench, space):
+    """With HyperbandPruner the sampler sees per-bracket views of the study; it must still sync."""
+
     pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=3)
     study = optuna.create_study(direction="maximize", sampler=GatesSampler(space, seed=0, **FAST), pruner=pruner)
-    study.optimize(objective, n_trials=10)
+    study.optimize(pruned_objective(bench, space), n_trials=10)
     keys = trial_archs(study, space, states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert len(keys) == 10 and len(set(keys)) == 10
 
@@ -233,14 +239,6 @@ def test_hyperband_bracket_studies(bench, space):
 def test_hyperband_trials_of_other_brackets_are_told_and_held(bench, space):
     """Optuna shows samplers only the current bracket's trials under HyperbandPruner; a worker that
     joins the study must still learn every finished trial and avoid every claim, whatever its bracket."""
-
-    def objective(trial):
-        value = bench.query(space.suggest(trial))
-        for step in range(3):
-            trial.report(value - 3 + step, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return value
 
     storage = optuna.storages.InMemoryStorage()
     pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9)
@@ -251,7 +249,7 @@ def test_hyperband_trials_of_other_brackets_are_told_and_held(bench, space):
         sampler=GatesSampler(space, seed=0, **FAST),
         pruner=pruner,
     )
-    first.optimize(objective, n_trials=12)
+    first.optimize(pruned_objective(bench, space), n_trials=12)
     held = [first.ask() for _ in range(6)]  # running trials of the first worker, in several brackets
     for t in held:
         space.suggest(t)
