@@ -216,8 +216,8 @@ class GatesPredictorSearcher(AskTellSearcher):
         self.candidates = ("mixed" if space.is_large else "staged") if candidates == "auto" else candidates
         # read on every ask: plain attributes, fixed by the settings
         self.refit = self.settings.refit
-        # more training per refit ranked DARTS cells better for the same evaluations (README, "Large
-        # spaces"); on NAS-Bench-201 the measured default stays
+        # longer refits found better DARTS cells for the same evaluations (README, "Large spaces");
+        # NAS-Bench-201 keeps the 10 epochs its tables were measured with
         default_warm = LARGE_SPACE_WARM_EPOCHS if space.is_large else SMALL_SPACE_WARM_EPOCHS
         self.warm_epochs = self.settings.warm_epochs if self.settings.warm_epochs is not None else default_warm
         self.n_mutation_parents, self.n_unlabeled = self.settings.n_mutation_parents, self.settings.n_unlabeled
