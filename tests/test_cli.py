@@ -207,6 +207,14 @@ def test_eval_predictor_with_the_cost_features_of_darts_cells(tmp_path, capsys):
     assert [r["variant"] for r in record["runs"]] == ["GATES", "+ETS"]
 
 
+def test_compare_runs_optunas_gp_sampler(tmp_path, capsys):
+    pytest.importorskip("optuna")
+    argv = ["compare", "--datasets", "cifar10", "--methods", "gp", "--seeds", "1", "--budget", "6"]
+    assert main([*argv, "--checkpoints", "3", "--out", str(tmp_path / "gp"), "--no-plot"]) == 0
+    runs = json.loads((tmp_path / "gp_nb201_cifar10.json").read_text())
+    assert [len(r["values"]) for r in runs if r["method"] == "gp"] == [6]
+
+
 # ----- arguments checked before any work ---------------------------------------------------------------
 
 #: every bad command line -> a fragment of its message

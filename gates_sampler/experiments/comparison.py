@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("gates_sampler")
 
 CHECKPOINTS = (20, 50, 100, 150)
-METHODS = ("gates", "random", "rea", "tpe", "tpe-cached", "optuna-gates")
+METHODS = ("gates", "random", "rea", "tpe", "tpe-cached", "gp", "optuna-gates")
 #: settings a method spec may not set: ``compare`` sets them for every run
 RESERVED_SETTINGS = ("seed", "direction", "space", "search_space")
 #: the runs' asks whose median time the table reports: 20 asks ending at this trial (or at the budget)
@@ -106,6 +106,8 @@ def _method_class(name: str) -> Any:
         from gates_sampler.integrations.optuna import GatesSampler
 
         return GatesSampler
+    if name == "gp":
+        return optuna.samplers.GPSampler
     return optuna.samplers.TPESampler
 
 
@@ -153,7 +155,7 @@ def check_method(spec: str, space: Any) -> None:
         if expected is not None and not _is_instance(value, expected):
             raise ValueError(f"method spec {spec!r}: setting {key} must be {expected.__name__}, got {value!r}")
     try:
-        if name in ("tpe", "tpe-cached"):
+        if name in ("tpe", "tpe-cached", "gp"):
             cls(seed=0, **kwargs)
         else:
             cls(space, seed=0, **_with_search_settings(name, kwargs))
@@ -240,7 +242,7 @@ def run_method(spec: str, benchmark: Any, budget: int, seed: int, progress: Call
     """Run one method spec for ``budget`` evaluations on ``benchmark`` with ``seed``."""
     name, kwargs = parse_method(spec)
     start = time.perf_counter()
-    if name in ("tpe", "tpe-cached", "optuna-gates"):
+    if name in ("tpe", "tpe-cached", "gp", "optuna-gates"):
         values, times, archs = _run_optuna(name, kwargs, benchmark, budget, seed, progress)
     else:
         values, times, archs = _run_asktell(_make_searcher(name, kwargs, benchmark, seed), benchmark, budget, progress)
