@@ -421,6 +421,17 @@ class AskTellSearcher(abc.ABC):
         self._on_tell_pruned(arch, last)
         return observation
 
+    def _parse_pending(self, pending: Iterable[Any]) -> dict[str, Arch]:
+        """A saved state's pending architecture strings, by canonical key; ``ValueError`` names the bad entry."""
+        out: dict[str, Arch] = {}
+        for i, arch_s in enumerate(pending):
+            try:
+                arch = self.space.parse(arch_s)
+            except ValueError as exc:
+                raise ValueError(f"pending[{i}]: {exc}") from None
+            out[self.space.canonical_key(arch)] = arch
+        return out
+
     def _on_report(self, arch: Arch, step: int, value: float) -> None:  # noqa: B027 - an optional hook
         """Hook for subclasses: called after every recorded intermediate value."""
 
@@ -561,12 +572,7 @@ class AskTellSearcher(abc.ABC):
                 AskTellSearcher._record_pruned(fresh, arch, pruned["pruned"])
             else:
                 AskTellSearcher.tell(fresh, arch, value)
-        for i, arch_s in enumerate(pending):
-            try:
-                arch = self.space.parse(arch_s)
-            except ValueError as exc:
-                raise ValueError(f"pending[{i}]: {exc}") from None
-            fresh._pending[self.space.canonical_key(arch)] = arch
+        fresh._pending.update(self._parse_pending(pending))
         fresh._rng.bit_generator.state = rng_state
         fresh.meta = dict(state.get("meta", {}))
         return fresh

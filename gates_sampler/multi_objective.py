@@ -678,12 +678,7 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
                 fresh.tell(arch, values, constraints=cons)
             except ValueError as exc:
                 raise ValueError(f"history[{i}]: {exc}") from None
-        for i, arch_s in enumerate(pending):
-            try:
-                arch = self.space.parse(arch_s)
-            except ValueError as exc:
-                raise ValueError(f"pending[{i}]: {exc}") from None
-            fresh._pending[self.space.canonical_key(arch)] = arch
+        fresh._pending.update(self._parse_pending(pending))
         for name, models in (("models", fresh._models), ("constraint_models", fresh._constraint_models)):
             saved = state.get(name)
             if not isinstance(saved, (list, tuple)) or len(saved) != len(models):

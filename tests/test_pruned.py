@@ -132,8 +132,8 @@ def _told(space, bench, learn: bool = True) -> tuple[GatesPredictorSearcher, lis
     return s, finals, pruned
 
 
-def test_the_predictor_trains_on_pairs_with_pruned_trials(space, bench, monkeypatch):
-    s, finals, pruned = _told(space, bench)
+def _fit_inputs(s, monkeypatch) -> dict[str, Any]:
+    """The architectures and pair matrix the searcher's next fit passes to the predictor."""
     seen: dict[str, Any] = {}
 
     def fit(archs, values, *args, **kwargs):
@@ -142,6 +142,12 @@ def test_the_predictor_trains_on_pairs_with_pruned_trials(space, bench, monkeypa
 
     monkeypatch.setattr(s.predictor, "fit", fit)
     s.fit_predictor()
+    return seen
+
+
+def test_the_predictor_trains_on_pairs_with_pruned_trials(space, bench, monkeypatch):
+    s, finals, pruned = _told(space, bench)
+    seen = _fit_inputs(s, monkeypatch)
     keys = [space.canonical_key(a) for a in seen["archs"]]
     assert keys == [space.canonical_key(a) for a in finals + pruned]
     better = seen["better"]
@@ -164,14 +170,7 @@ def test_the_predictor_trains_on_pairs_with_pruned_trials(space, bench, monkeypa
 
 def test_without_learning_pruned_trials_are_only_excluded(space, bench, monkeypatch):
     s, finals, pruned = _told(space, bench, learn=False)
-    seen: dict[str, Any] = {}
-
-    def fit(archs, values, *args, **kwargs):
-        seen.update(archs=list(archs), better=kwargs.get("better"))
-        return s.predictor
-
-    monkeypatch.setattr(s.predictor, "fit", fit)
-    s.fit_predictor()
+    seen = _fit_inputs(s, monkeypatch)
     assert len(seen["archs"]) == 4 and seen["better"] is None
     assert {space.canonical_key(a) for a in pruned} <= s.seen_keys()
 

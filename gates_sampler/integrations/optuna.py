@@ -538,14 +538,17 @@ class GatesSampler(BaseSampler):
     def _random_unseen(self, fixed: Mapping[str, Any]) -> Arch | None:
         """A random architecture agreeing with ``fixed`` that the searcher has not seen, or ``None``."""
         assert self._searcher is not None
-        seen = self._searcher.seen_keys()
+        return self._random_agreeing(fixed, self._searcher.seen_keys())
+
+    def _random_agreeing(self, fixed: Mapping[str, Any], exclude: set[str] | None = None) -> Arch | None:
+        """A random valid architecture agreeing with ``fixed`` whose key is not in ``exclude``, or ``None``."""
         for _ in range(1000):
             try:
                 params = {**self._space.random_params(self._rng), **{k: str(v) for k, v in fixed.items()}}
                 arch = self._space.from_params(params)
             except ValueError:  # constrained spaces: not every combination is a valid cell
                 continue
-            if self._space.canonical_key(arch) not in seen:
+            if exclude is None or self._space.canonical_key(arch) not in exclude:
                 return arch
         return None
 
@@ -563,13 +566,8 @@ class GatesSampler(BaseSampler):
             logger.warning(
                 "no unseen architecture agrees with %s; proposing a random, possibly repeated one", dict(fixed)
             )
-        for _ in range(1000):
-            try:
-                params = {**self._space.random_params(self._rng), **{k: str(v) for k, v in fixed.items()}}
-                return self._space.from_params(params)
-            except ValueError:
-                continue
-        return self._space.sample(self._rng)
+        arch = self._random_agreeing(fixed)
+        return arch if arch is not None else self._space.sample(self._rng)
 
 
 def _mark_objective_failure(study: Study, trial: FrozenTrial) -> None:
