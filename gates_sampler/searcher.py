@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -14,6 +14,7 @@ import torch
 from gates_sampler.base_searcher import AskTellSearcher
 from gates_sampler.predictor import FeatureProvider, Predictor, make_predictor
 from gates_sampler.predictor.factory import ZeroShot
+from gates_sampler.predictor.gp import expected_improvement, fit_feature_gp
 from gates_sampler.predictor.losses import PAIRWISE_LOSSES
 from gates_sampler.spaces.base import Arch, SearchSpace, short_repr
 
@@ -34,7 +35,8 @@ REFIT_POLICIES = ("warm", "scratch")
 #: epochs of a warm refit on large spaces (``SearchSettings.warm_epochs=None``); small spaces take 10
 LARGE_SPACE_WARM_EPOCHS = 30
 SMALL_SPACE_WARM_EPOCHS = 10
-ACQUISITIONS = ("mean", "thompson")
+ACQUISITIONS = ("mean", "thompson", "ei")
+GP_INPUTS = ("features", "features+onehot", "onehot")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ class SearchSettings:
         acquisition: how candidates are ranked: ``"mean"`` (the predictor's score, the paper's top-1) or
             ``"thompson"`` (Thompson sampling: every ask scores the candidates with one function drawn by
             MC dropout in the score head, see ``Predictor.score(sample=True)``; needs ``head_dropout > 0``
-            and a loss other than the comparator).
+            and a loss other than the comparator), or ``"ei"`` (expected improvement under a Gaussian
+            process fitted, at every ask, to the evaluated values on the predictor's learned features,
+            :mod:`gates_sampler.predictor.gp`; needs a loss other than the comparator).
     """
 
     refit: str = "warm"
@@ -87,12 +91,15 @@ class SearchSettings:
     learn_from_pruned: bool = True
     acquisition: str = "mean"
     local_from: int = 50
+    gp_inputs: str = "features"
 
     def __post_init__(self) -> None:
         if self.refit not in REFIT_POLICIES:
             raise ValueError(f"refit must be one of {REFIT_POLICIES}, got {self.refit!r}")
         if self.acquisition not in ACQUISITIONS:
             raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {self.acquisition!r}")
+        if self.gp_inputs not in GP_INPUTS:
+            raise ValueError(f"gp_inputs must be one of {GP_INPUTS}, got {self.gp_inputs!r}")
         if self.warm_epochs is not None and (
             isinstance(self.warm_epochs, bool) or not isinstance(self.warm_epochs, int) or self.warm_epochs < 1
         ):
@@ -130,6 +137,10 @@ class SearchSettings:
         if unknown:
             raise ValueError(f"unknown search setting(s) {unknown}; allowed: {list(cls.names())}")
         return cls(**settings)
+
+
+#: scores cells (with their zero-shot features) against one fit of the predictor
+_Scorer = Callable[[list[Arch], "list[torch.Tensor] | None", "np.ndarray | None"], np.ndarray]
 
 
 def top_by_lineage(scores: np.ndarray, lineage: Sequence[str], n: int) -> list[int]:
@@ -228,14 +239,17 @@ class GatesPredictorSearcher(AskTellSearcher):
         self.predictor, self.zero_shot = make_predictor(space, zero_shot, predictor, seed=predictor_seed, device=device)
         # a state records the predictor's options, so that load() rebuilds the same predictor
         self._predictor_kwargs: dict[str, Any] | None = dict(self.predictor.config) if from_options else None
-        if self.settings.acquisition == "thompson":
-            cfg = self.predictor.config
-            if cfg["loss"] == "comparator" or not cfg["head_dropout"] or self.candidates == "evolve":
-                raise ValueError(
-                    "acquisition='thompson' needs a predictor with head_dropout > 0 and a loss other than "
-                    f"'comparator', and candidates other than 'evolve'; got loss={cfg['loss']!r}, "
-                    f"head_dropout={cfg['head_dropout']!r}, candidates={self.candidates!r}"
-                )
+        cfg = self.predictor.config
+        if self.settings.acquisition == "thompson" and (
+            cfg["loss"] == "comparator" or not cfg["head_dropout"] or self.candidates == "evolve"
+        ):
+            raise ValueError(
+                "acquisition='thompson' needs a predictor with head_dropout > 0 and a loss other than "
+                f"'comparator', and candidates other than 'evolve'; got loss={cfg['loss']!r}, "
+                f"head_dropout={cfg['head_dropout']!r}, candidates={self.candidates!r}"
+            )
+        if self.settings.acquisition == "ei" and cfg["loss"] == "comparator":
+            raise ValueError("acquisition='ei' needs a loss other than 'comparator' (its head reads pairs of cells)")
         # scored candidates whose zero-shot targets also train the auxiliary head (newest last)
         self._unlabeled: list[Arch] = []
         self._unlabeled_zs: tuple[list[torch.Tensor] | None, np.ndarray] | None = None
@@ -437,14 +451,14 @@ class GatesPredictorSearcher(AskTellSearcher):
             lineage += [self.space.canonical_key(a) for a in extra]
         if not pool:
             return []
-        scores = self._score_pool(pool)
+        scores, scorer = self._score_pool_with(pool)
         for _ in range(self.settings.evolve_rounds):
             top = np.argsort(-scores, kind="stable")[: self.settings.evolve_parents]
             children, origin = self._mutants([pool[i] for i in top], self.settings.evolve_children, seen, keys)
             if not children:
                 break
             zs_op, zs_arch = self._features(children)
-            scores = np.concatenate([scores, self.predictor.score(children, zs_op, zs_arch)])
+            scores = np.concatenate([scores, scorer(children, zs_op, zs_arch)])
             pool += children
             lineage += [lineage[int(top[i])] for i in origin]
         return [pool[i] for i in top_by_lineage(scores, lineage, n)]
@@ -466,14 +480,52 @@ class GatesPredictorSearcher(AskTellSearcher):
         return [pool[i] for i in np.argsort(-scores, kind="stable")[:n]]
 
     def _score_pool(self, pool: list[Arch]) -> np.ndarray:
-        """Predicted scores of a fresh candidate pool: its zero-shot features join the unlabeled set
-        first, so that the refit before scoring can already learn them."""
+        """Acquisition values of a fresh candidate pool (:meth:`_score_pool_with`)."""
+        return self._score_pool_with(pool)[0]
+
+    def _score_pool_with(self, pool: list[Arch]) -> tuple[np.ndarray, _Scorer]:
+        """Acquisition values of a fresh candidate pool, and the scorer that gave them (for more cells
+        scored against the same fit). The pool's zero-shot features join the unlabeled set first, so that
+        the refit before scoring can already learn them."""
         zs_op, zs_arch = self._features(pool)
         if self._uses_unlabeled:
             assert zs_arch is not None
             self._remember_unlabeled(pool, zs_op, zs_arch)
         self.fit_predictor()
-        return self.predictor.score(pool, zs_op, zs_arch, sample=self.settings.acquisition == "thompson")
+        scorer: _Scorer
+        if self.settings.acquisition == "ei":
+            scorer = self._expected_improvement()
+        else:
+            sample = self.settings.acquisition == "thompson"
+
+            def scorer(archs: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None) -> np.ndarray:
+                return self.predictor.score(archs, op, arch, sample=sample)
+
+        return scorer(pool, zs_op, zs_arch), scorer
+
+    def _expected_improvement(self) -> _Scorer:
+        """Expected improvement over the best value so far, under a Gaussian process on the fitted
+        predictor's features of the evaluated cells (``acquisition="ei"``), as a scorer of candidates."""
+        archs, values = self.training_data()
+        t_op, t_arch = self._features(archs)
+        inputs = self.settings.gp_inputs
+
+        def blocks(cells: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None) -> list[np.ndarray]:
+            out = []
+            if inputs != "onehot":
+                out.append(self.predictor.head_features(cells, op, arch))
+            if inputs != "features":
+                out.append(self.space.one_hot(cells).reshape(len(cells), -1).double().numpy())
+            return out
+
+        gp = fit_feature_gp(blocks(archs, t_op, t_arch), values)
+        best = float(values.max())
+
+        def scorer(cells: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None) -> np.ndarray:
+            mean, std = gp.predict(blocks(cells, op, arch))
+            return expected_improvement(mean, std, best)
+
+        return scorer
 
     # ----- persistence ------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:

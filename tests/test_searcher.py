@@ -15,6 +15,7 @@ from gates_sampler.searcher import SearchSettings
 from gates_sampler.spaces import DartsSpace, NB101Space, NB201Space
 
 FAST = {"epochs": 15, "hidden": 32, "op_dim": 16, "n_layers": 4}
+FAST_HEAD_WIDTH = 300  # the default score head's last hidden layer
 
 
 @pytest.fixture(scope="module")
@@ -529,6 +530,76 @@ def test_thompson_needs_dropout_in_the_score_head():
         make(acquisition="thompson", predictor={**FAST, "head_dropout": 0.0})
     with pytest.raises(ValueError, match="candidates other than 'evolve'"):
         make(acquisition="thompson", candidates="evolve")
+
+
+def test_ei_proposes_the_candidate_of_highest_expected_improvement(bench, monkeypatch):
+    """acquisition="ei": a Gaussian process on the predictor's head features of the evaluated cells,
+    expected improvement over the best value; the proposal is its argmax, not the predictor's top-1."""
+    from gates_sampler.predictor.gp import expected_improvement, fit_feature_gp
+
+    s = make(acquisition="ei")
+    drive(s, bench, 8)
+    pools: list = []
+    real = s._score_pool
+
+    def spy(pool):
+        pools.append(list(pool))
+        return real(pool)
+
+    monkeypatch.setattr(s, "_score_pool", spy)
+    proposal = s.ask()
+    (pool,) = pools
+    archs, values = s.training_data()
+    gp = fit_feature_gp(s.predictor.head_features(archs), values)
+    mean, std = gp.predict(s.predictor.head_features(pool))
+    ei = expected_improvement(mean, std, values.max())
+    assert s.space.canonical_key(proposal) == s.space.canonical_key(pool[int(np.argmax(ei))])
+    # the same seed proposes the same cells; the proposals differ from the predictor's top-1
+    assert drive(make(3, acquisition="ei"), bench, 10) == drive(make(3, acquisition="ei"), bench, 10)
+    assert drive(make(3, acquisition="ei"), bench, 14) != drive(make(3), bench, 14)
+
+
+def test_ei_with_evolve_scores_every_round_against_one_process(bench, monkeypatch):
+    """candidates="evolve" with acquisition="ei": one Gaussian process per ask, and the children of every
+    round are ranked by their expected improvement under it, not by the predictor's score."""
+    import gates_sampler.searcher as searcher_module
+
+    s = make(acquisition="ei", candidates="evolve", evolve_rounds=2, evolve_children=20, n_candidates=20)
+    drive(s, bench, 8)
+    fits: list = []
+    real_fit = searcher_module.fit_feature_gp
+
+    def counting_fit(x, y):
+        fits.append(len(y))
+        return real_fit(x, y)
+
+    monkeypatch.setattr(searcher_module, "fit_feature_gp", counting_fit)
+    scored: list = []
+    monkeypatch.setattr(s.predictor, "score", lambda *a, **k: scored.append(a) or np.zeros(len(a[0])))
+    s.ask()
+    assert fits == [len(s.training_data()[1])] and not scored
+    assert drive(make(3, acquisition="ei", candidates="evolve"), bench, 12) != drive(
+        make(3, candidates="evolve"), bench, 12
+    )
+
+
+def test_ei_needs_a_scoring_head():
+    with pytest.raises(ValueError, match="acquisition='ei' needs a loss other than 'comparator'"):
+        make(acquisition="ei", predictor={**FAST, "loss": "comparator"})
+
+
+def test_head_features_are_what_the_score_is_linear_in(bench):
+    s = make()
+    drive(s, bench, 8)
+    pool = s.space.sample_unique(np.random.default_rng(2), 30)
+    feats = s.predictor.head_features(pool)
+    last = s.predictor.net.head[-1]
+    linear = feats @ last.weight.detach().double().numpy().T + last.bias.detach().double().numpy()
+    assert feats.shape == (30, FAST_HEAD_WIDTH)
+    assert np.allclose(linear[:, 0], s.predictor.score(pool), atol=1e-5)
+    assert s.predictor.head_features([]).shape == (0, FAST_HEAD_WIDTH)
+    with pytest.raises(ValueError, match="comparator"):
+        make(predictor={**FAST, "loss": "comparator"}).predictor.head_features(pool)
 
 
 def test_staged_scores_the_random_pool_then_the_local_one(bench):

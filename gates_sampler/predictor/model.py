@@ -533,19 +533,10 @@ class Predictor:
         *,
         sample: bool = False,
     ) -> np.ndarray:
-        assert self.net is not None
-        emb = self.embed(archs, zs_op)
-        if self.config["arch_input"]:
-            if zs_arch is None:
-                raise ValueError(
-                    "this predictor reads architecture-level zero-shot features (arch_input=True); pass zs_arch"
-                )
-            za = self._arch_vectors(zs_arch, len(archs), "zs_arch")
-            if self.aux_mean is None:
-                raise ValueError("fit the predictor before scoring with arch_input=True (it standardises zs_arch)")
-            emb = torch.cat([emb, self._standardise(za)], dim=-1)
+        emb = self._head_input(archs, zs_op, zs_arch)
         if sample:
             return self._sampled_head(emb).double().cpu().numpy()
+        assert self.net is not None
         if self.config["loss"] != "comparator":
             return self.net.score_emb(emb).double().cpu().numpy()
 
@@ -558,6 +549,49 @@ class Predictor:
         ranks = np.empty(len(archs))
         ranks[order] = np.arange(len(archs), dtype=np.float64)
         return ranks
+
+    def _head_input(
+        self, archs: Sequence[Arch], zs_op: OpFeatures | None, zs_arch: np.ndarray | torch.Tensor | None
+    ) -> torch.Tensor:
+        """What the score head reads: the encoder's embedding, with the standardised architecture-level
+        features appended when ``arch_input=True``."""
+        assert self.net is not None
+        emb = self.embed(archs, zs_op)
+        if self.config["arch_input"]:
+            if zs_arch is None:
+                raise ValueError(
+                    "this predictor reads architecture-level zero-shot features (arch_input=True); pass zs_arch"
+                )
+            za = self._arch_vectors(zs_arch, len(archs), "zs_arch")
+            if self.aux_mean is None:
+                raise ValueError("fit the predictor before scoring with arch_input=True (it standardises zs_arch)")
+            emb = torch.cat([emb, self._standardise(za)], dim=-1)
+        return emb
+
+    @torch.no_grad()
+    def head_features(
+        self,
+        archs: Sequence[Arch],
+        zs_op: OpFeatures | None = None,
+        zs_arch: np.ndarray | torch.Tensor | None = None,
+    ) -> np.ndarray:
+        """The score head's last hidden layer, ``[N, head_hidden[-1]]`` (``[N, out_dim]`` for a head
+        without hidden layers): the learned features the score is a linear function of, e.g. for a
+        Bayesian model of the values on top of the trained network. Not for the comparator loss, whose
+        head reads pairs."""
+        if self.config["loss"] == "comparator":
+            raise ValueError("head_features needs a loss other than 'comparator' (its head reads pairs of cells)")
+        assert self.net is not None
+        if len(archs) == 0:
+            last = self.net.head[-1]
+            assert isinstance(last, nn.Linear)
+            return np.zeros((0, last.in_features))
+        with _cpu_threads(self.device, self.settings.num_threads):
+            self.net.eval()
+            x = self._head_input(archs, zs_op, zs_arch)
+            for layer in list(self.net.head)[:-1]:
+                x = layer(x)
+            return x.double().cpu().numpy()
 
     # ----- persistence ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
