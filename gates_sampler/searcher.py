@@ -92,6 +92,7 @@ class SearchSettings:
     acquisition: str = "mean"
     local_from: int = 50
     gp_inputs: str = "features"
+    ei_shortlist: int = 0
 
     def __post_init__(self) -> None:
         if self.refit not in REFIT_POLICIES:
@@ -111,6 +112,7 @@ class SearchSettings:
             ("evolve_children", 1),
             ("evolve_parents", 1),
             ("local_from", 0),
+            ("ei_shortlist", 0),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -491,10 +493,23 @@ class GatesPredictorSearcher(AskTellSearcher):
         if self._uses_unlabeled:
             assert zs_arch is not None
             self._remember_unlabeled(pool, zs_op, zs_arch)
-        self.fit_predictor()
+        if self._ranks_with_predictor:
+            self.fit_predictor()
         scorer: _Scorer
         if self.settings.acquisition == "ei":
             scorer = self._expected_improvement()
+            k = self.settings.ei_shortlist
+            if k:
+                ei = scorer
+
+                def scorer(archs: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None) -> np.ndarray:
+                    # the predictor's top k of these cells, ranked by expected improvement; the rest last
+                    out = np.full(len(archs), -np.inf)
+                    top = np.argsort(-self.predictor.score(archs, op, arch), kind="stable")[:k]
+                    sub_op = None if op is None else [o[torch.as_tensor(top)] for o in op]
+                    out[top] = ei([archs[i] for i in top], sub_op, None if arch is None else arch[top])
+                    return out
+
         else:
             sample = self.settings.acquisition == "thompson"
 
@@ -502,6 +517,13 @@ class GatesPredictorSearcher(AskTellSearcher):
                 return self.predictor.score(archs, op, arch, sample=sample)
 
         return scorer(pool, zs_op, zs_arch), scorer
+
+    @property
+    def _ranks_with_predictor(self) -> bool:
+        """False only when proposals come from a Gaussian process on the one-hot encoding alone, so that
+        no refit is spent on a predictor nothing reads (it is fitted when :meth:`predict` asks for it)."""
+        st = self.settings
+        return not (st.acquisition == "ei" and st.gp_inputs == "onehot" and not st.ei_shortlist)
 
     def _expected_improvement(self) -> _Scorer:
         """Expected improvement over the best value so far, under a Gaussian process on the fitted

@@ -583,6 +583,37 @@ def test_ei_with_evolve_scores_every_round_against_one_process(bench, monkeypatc
     )
 
 
+def test_ei_on_the_one_hot_encoding_fits_no_predictor_and_proposes_the_same(bench, monkeypatch):
+    """gp_inputs="onehot": the Gaussian process reads only the encoding, so the predictor is not refitted
+    on every ask; fitting it anyway (as before) changes no proposal."""
+    lean = make(4, acquisition="ei", gp_inputs="onehot")
+    proposals = drive(lean, bench, 12)
+    assert not lean.predictor.trained
+    assert lean.predict([lean.space.sample(np.random.default_rng(0))]).shape == (1,)  # fitted on demand
+    monkeypatch.setattr(GatesPredictorSearcher, "_ranks_with_predictor", property(lambda self: True))
+    fitted = make(4, acquisition="ei", gp_inputs="onehot")
+    assert drive(fitted, bench, 12) == proposals and fitted.predictor.trained
+
+
+def test_ei_shortlist_ranks_only_the_predictors_top_cells(bench, monkeypatch):
+    s = make(acquisition="ei", gp_inputs="onehot", ei_shortlist=5, n_candidates=40)
+    drive(s, bench, 8)
+    pools: list = []
+    real = s._score_pool_with
+
+    def spy(pool):
+        scores, scorer = real(pool)
+        pools.append((pool, scores))
+        return scores, scorer
+
+    monkeypatch.setattr(s, "_score_pool_with", spy)
+    proposal = s.ask()
+    ((pool, scores),) = pools
+    shortlist = set(np.argsort(-s.predictor.score(pool), kind="stable")[:5].tolist())
+    assert set(np.flatnonzero(np.isfinite(scores)).tolist()) == shortlist
+    assert pool.index(proposal) in shortlist
+
+
 def test_ei_needs_a_scoring_head():
     with pytest.raises(ValueError, match="acquisition='ei' needs a loss other than 'comparator'"):
         make(acquisition="ei", predictor={**FAST, "loss": "comparator"})
