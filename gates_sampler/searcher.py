@@ -35,7 +35,7 @@ REFIT_POLICIES = ("warm", "scratch")
 #: epochs of a warm refit on large spaces (``SearchSettings.warm_epochs=None``); small spaces take 10
 LARGE_SPACE_WARM_EPOCHS = 30
 SMALL_SPACE_WARM_EPOCHS = 10
-ACQUISITIONS = ("mean", "thompson", "ei")
+ACQUISITIONS = ("auto", "mean", "thompson", "ei")
 GP_INPUTS = ("features", "features+onehot", "onehot")
 
 
@@ -72,12 +72,22 @@ class SearchSettings:
             loss they are left out of training.
         local_from: ``candidates="staged"``: the number of completed results from which the candidate
             pool is that of ``"local"``; before, it is the paper's random pool.
-        acquisition: how candidates are ranked: ``"mean"`` (the predictor's score, the paper's top-1) or
-            ``"thompson"`` (Thompson sampling: every ask scores the candidates with one function drawn by
-            MC dropout in the score head, see ``Predictor.score(sample=True)``; needs ``head_dropout > 0``
-            and a loss other than the comparator), or ``"ei"`` (expected improvement under a Gaussian
-            process fitted, at every ask, to the evaluated values on the predictor's learned features,
-            :mod:`gates_sampler.predictor.gp`; needs a loss other than the comparator).
+        acquisition: how candidates are ranked: ``"auto"`` (default: ``"ei"`` on large spaces,
+            :attr:`SearchSpace.is_large`; ``"mean"`` elsewhere), ``"mean"`` (the predictor's score, the
+            paper's top-1), ``"thompson"`` (Thompson sampling: every ask scores the candidates with one
+            function drawn by MC dropout in the score head, see ``Predictor.score(sample=True)``; needs
+            ``head_dropout > 0`` and a loss other than the comparator) or ``"ei"`` (expected improvement
+            over the best value so far under a Gaussian process fitted at every ask to the evaluated
+            values, :mod:`gates_sampler.predictor.gp`; its inputs are set by ``gp_inputs``).
+        gp_inputs: ``acquisition="ei"``: what the Gaussian process reads: ``"onehot"`` (default: the
+            one-hot encoding of the cell's parameters, :meth:`SearchSpace.one_hot`), ``"features"`` (the
+            trained predictor's score-head features, :meth:`Predictor.head_features`; not with the
+            comparator loss) or ``"features+onehot"`` (both, a lengthscale each).
+        ei_shortlist: ``acquisition="ei"``: when > 0, only the ``ei_shortlist`` candidates the predictor
+            scores highest are ranked by expected improvement (the predictor, which also learns from
+            trials that ended early, chooses the shortlist; the process picks from it); 0 ranks them all.
+            With ``gp_inputs="onehot"`` and no shortlist nothing reads the predictor, and proposals do
+            not refit it.
     """
 
     refit: str = "warm"
@@ -89,9 +99,9 @@ class SearchSettings:
     evolve_children: int = 250
     evolve_parents: int = 20
     learn_from_pruned: bool = True
-    acquisition: str = "mean"
+    acquisition: str = "auto"
     local_from: int = 50
-    gp_inputs: str = "features"
+    gp_inputs: str = "onehot"
     ei_shortlist: int = 0
 
     def __post_init__(self) -> None:
@@ -241,8 +251,13 @@ class GatesPredictorSearcher(AskTellSearcher):
         self.predictor, self.zero_shot = make_predictor(space, zero_shot, predictor, seed=predictor_seed, device=device)
         # a state records the predictor's options, so that load() rebuilds the same predictor
         self._predictor_kwargs: dict[str, Any] | None = dict(self.predictor.config) if from_options else None
+        # DARTS-sized spaces: a Gaussian process on the encoding with expected improvement found better
+        # cells for the same evaluations than the predictor's top-1 (README, "Large spaces")
+        self.acquisition = (
+            ("ei" if space.is_large else "mean") if self.settings.acquisition == "auto" else self.settings.acquisition
+        )
         cfg = self.predictor.config
-        if self.settings.acquisition == "thompson" and (
+        if self.acquisition == "thompson" and (
             cfg["loss"] == "comparator" or not cfg["head_dropout"] or self.candidates == "evolve"
         ):
             raise ValueError(
@@ -250,8 +265,11 @@ class GatesPredictorSearcher(AskTellSearcher):
                 f"'comparator', and candidates other than 'evolve'; got loss={cfg['loss']!r}, "
                 f"head_dropout={cfg['head_dropout']!r}, candidates={self.candidates!r}"
             )
-        if self.settings.acquisition == "ei" and cfg["loss"] == "comparator":
-            raise ValueError("acquisition='ei' needs a loss other than 'comparator' (its head reads pairs of cells)")
+        if self.acquisition == "ei" and cfg["loss"] == "comparator" and self.settings.gp_inputs != "onehot":
+            raise ValueError(
+                f"acquisition='ei' with gp_inputs={self.settings.gp_inputs!r} reads the score head's features, "
+                "which the 'comparator' loss does not have (its head reads pairs of cells); use gp_inputs='onehot'"
+            )
         # scored candidates whose zero-shot targets also train the auxiliary head (newest last)
         self._unlabeled: list[Arch] = []
         self._unlabeled_zs: tuple[list[torch.Tensor] | None, np.ndarray] | None = None
@@ -496,7 +514,7 @@ class GatesPredictorSearcher(AskTellSearcher):
         if self._ranks_with_predictor:
             self.fit_predictor()
         scorer: _Scorer
-        if self.settings.acquisition == "ei":
+        if self.acquisition == "ei":
             scorer = self._expected_improvement()
             k = self.settings.ei_shortlist
             if k:
@@ -511,7 +529,7 @@ class GatesPredictorSearcher(AskTellSearcher):
                     return out
 
         else:
-            sample = self.settings.acquisition == "thompson"
+            sample = self.acquisition == "thompson"
 
             def scorer(archs: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None) -> np.ndarray:
                 return self.predictor.score(archs, op, arch, sample=sample)
@@ -523,7 +541,7 @@ class GatesPredictorSearcher(AskTellSearcher):
         """False only when proposals come from a Gaussian process on the one-hot encoding alone, so that
         no refit is spent on a predictor nothing reads (it is fitted when :meth:`predict` asks for it)."""
         st = self.settings
-        return not (st.acquisition == "ei" and st.gp_inputs == "onehot" and not st.ei_shortlist)
+        return not (self.acquisition == "ei" and st.gp_inputs == "onehot" and not st.ei_shortlist)
 
     def _expected_improvement(self) -> _Scorer:
         """Expected improvement over the best value so far, under a Gaussian process on the fitted

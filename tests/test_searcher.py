@@ -240,7 +240,14 @@ def test_candidate_modes_and_other_spaces(bench):
                 assert s.space.canonical_key(s.history[i].arch) in near
     for space in (DartsSpace(), NB101Space()):
         s = GatesPredictorSearcher(
-            space, seed=0, n_startup=4, n_candidates=20, candidates="random", predictor=FAST, device="cpu"
+            space,
+            seed=0,
+            n_startup=4,
+            n_candidates=20,
+            candidates="random",
+            predictor=FAST,
+            device="cpu",
+            settings={"acquisition": "mean"},  # the predictor's top-1 (large spaces default to "ei")
         )
         rng = np.random.default_rng(0)
         for _ in range(7):
@@ -537,7 +544,7 @@ def test_ei_proposes_the_candidate_of_highest_expected_improvement(bench, monkey
     expected improvement over the best value; the proposal is its argmax, not the predictor's top-1."""
     from gates_sampler.predictor.gp import expected_improvement, fit_feature_gp
 
-    s = make(acquisition="ei")
+    s = make(acquisition="ei", gp_inputs="features")
     drive(s, bench, 8)
     pools: list = []
     real = s._score_pool
@@ -555,8 +562,10 @@ def test_ei_proposes_the_candidate_of_highest_expected_improvement(bench, monkey
     ei = expected_improvement(mean, std, values.max())
     assert s.space.canonical_key(proposal) == s.space.canonical_key(pool[int(np.argmax(ei))])
     # the same seed proposes the same cells; the proposals differ from the predictor's top-1
-    assert drive(make(3, acquisition="ei"), bench, 10) == drive(make(3, acquisition="ei"), bench, 10)
-    assert drive(make(3, acquisition="ei"), bench, 14) != drive(make(3), bench, 14)
+    assert drive(make(3, acquisition="ei", gp_inputs="features"), bench, 10) == drive(
+        make(3, acquisition="ei", gp_inputs="features"), bench, 10
+    )
+    assert drive(make(3, acquisition="ei", gp_inputs="features"), bench, 14) != drive(make(3), bench, 14)
 
 
 def test_ei_with_evolve_scores_every_round_against_one_process(bench, monkeypatch):
@@ -564,7 +573,14 @@ def test_ei_with_evolve_scores_every_round_against_one_process(bench, monkeypatc
     round are ranked by their expected improvement under it, not by the predictor's score."""
     import gates_sampler.searcher as searcher_module
 
-    s = make(acquisition="ei", candidates="evolve", evolve_rounds=2, evolve_children=20, n_candidates=20)
+    s = make(
+        acquisition="ei",
+        gp_inputs="features",
+        candidates="evolve",
+        evolve_rounds=2,
+        evolve_children=20,
+        n_candidates=20,
+    )
     drive(s, bench, 8)
     fits: list = []
     real_fit = searcher_module.fit_feature_gp
@@ -578,7 +594,7 @@ def test_ei_with_evolve_scores_every_round_against_one_process(bench, monkeypatc
     monkeypatch.setattr(s.predictor, "score", lambda *a, **k: scored.append(a) or np.zeros(len(a[0])))
     s.ask()
     assert fits == [len(s.training_data()[1])] and not scored
-    assert drive(make(3, acquisition="ei", candidates="evolve"), bench, 12) != drive(
+    assert drive(make(3, acquisition="ei", gp_inputs="features", candidates="evolve"), bench, 12) != drive(
         make(3, candidates="evolve"), bench, 12
     )
 
@@ -615,8 +631,22 @@ def test_ei_shortlist_ranks_only_the_predictors_top_cells(bench, monkeypatch):
 
 
 def test_ei_needs_a_scoring_head():
-    with pytest.raises(ValueError, match="acquisition='ei' needs a loss other than 'comparator'"):
-        make(acquisition="ei", predictor={**FAST, "loss": "comparator"})
+    with pytest.raises(ValueError, match="use gp_inputs='onehot'"):
+        make(acquisition="ei", gp_inputs="features", predictor={**FAST, "loss": "comparator"})
+    with pytest.raises(ValueError, match="gp_inputs must be one of"):
+        SearchSettings(gp_inputs="graph")
+    make(acquisition="ei", predictor={**FAST, "loss": "comparator"})  # the encoding needs no score head
+
+
+def test_auto_acquisition_is_expected_improvement_on_large_spaces_only():
+    small = make()
+    assert small.acquisition == "mean" and small.settings.acquisition == "auto"
+    large = GatesPredictorSearcher(DartsSpace(), seed=0, device="cpu", predictor=FAST, zero_shot=False)
+    assert large.acquisition == "ei" and large.settings.gp_inputs == "onehot"
+    explicit = GatesPredictorSearcher(
+        DartsSpace(), seed=0, predictor=FAST, zero_shot=False, settings={"acquisition": "mean"}
+    )
+    assert explicit.acquisition == "mean"
 
 
 def test_head_features_are_what_the_score_is_linear_in(bench):
