@@ -54,3 +54,15 @@ def test_expected_improvement_matches_its_integral():
     # a more uncertain candidate with the same mean is worth more; so is a higher mean with the same spread
     ei = expected_improvement(np.array([0.0, 0.0, 0.5]), np.array([0.1, 1.0, 0.1]), 0.2)
     assert ei[1] > ei[0] and ei[2] > ei[0]
+
+
+def test_hyperparameters_from_a_subset_and_a_posterior_on_every_point():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, size=(120, 2))
+    y = np.cos(3 * x[:, 0]) + x[:, 1]
+    full = fit_feature_gp(x, y)
+    assert fit_feature_gp(x, y, max_fit_points=120).lengthscales == pytest.approx(full.lengthscales)
+    capped = fit_feature_gp(x, y, max_fit_points=30)
+    mean, _ = capped.predict(x)
+    assert np.abs(mean - y).max() < 0.05  # every point conditions the posterior, not only the 30
+    assert capped.alpha.shape == (120,)
