@@ -197,6 +197,25 @@ class AskTellSearcher(abc.ABC):
         keys = list(self._values)
         return [self._arch_of[k] for k in keys], np.array([np.mean(self._values[k]) for k in keys], dtype=np.float64)
 
+    def fidelity_data(self) -> tuple[list[Arch], np.ndarray, np.ndarray]:
+        """:meth:`training_data` followed by the trials that ended early, with the step of each value.
+
+        Returns ``(archs, values, steps)``: completed architectures with their mean final values (step:
+        their last reported step, NaN when they reported no curve), then those that ended early with
+        their internal value at the step they reached (as in :meth:`ranking_data`).
+        """
+        archs, values = self.training_data()
+        final_steps = [self._curves.last_step(k) for k in self._values]
+        steps = [np.nan if s is None else float(s) for s in final_steps]
+        pruned = self._pruned_keys()
+        stops = [self._curves.stops[k] for k in pruned]
+        last = [self._curves.value_at(k, s) for k, s in zip(pruned, stops)]
+        return (
+            archs + [self._arch_of[k] for k in pruned],
+            np.concatenate([values, np.array(last, dtype=np.float64)]),
+            np.array(steps + [float(s) for s in stops if s is not None], dtype=np.float64),
+        )
+
     def ranking_data(self) -> tuple[list[Arch], np.ndarray, np.ndarray | None]:
         """Training data including the trials that ended early, as pairs to rank.
 

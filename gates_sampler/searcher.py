@@ -546,23 +546,38 @@ class GatesPredictorSearcher(AskTellSearcher):
     def _expected_improvement(self) -> _Scorer:
         """Expected improvement over the best value so far, under a Gaussian process on the fitted
         predictor's features of the evaluated cells (``acquisition="ei"``), as a scorer of candidates."""
-        archs, values = self.training_data()
-        t_op, t_arch = self._features(archs)
         inputs = self.settings.gp_inputs
+        archs, values, steps = self.fidelity_data()
+        best = float(values[: self.n_complete].max())
+        # Trials that ended early are values at a lower fidelity: with learn_from_pruned the process reads
+        # the step (log-scaled to [0, 1], completed trials at 1) as one more input and predicts every
+        # candidate at the full fidelity; otherwise it fits the completed trials alone.
+        fidelity: np.ndarray | None = None
+        if self.settings.learn_from_pruned and len(archs) > self.n_complete:
+            top = float(np.nanmax(steps))
+            full = np.where(np.isnan(steps), top, steps)
+            fidelity = (np.log1p(np.maximum(full, 0.0)) / np.log1p(max(top, 1.0)))[:, None]
+        else:
+            archs, values = archs[: self.n_complete], values[: self.n_complete]
+        t_op, t_arch = self._features(archs)
 
-        def blocks(cells: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None) -> list[np.ndarray]:
+        def blocks(
+            cells: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None, fid: np.ndarray | None
+        ) -> list[np.ndarray]:
             out = []
             if inputs != "onehot":
                 out.append(self.predictor.head_features(cells, op, arch))
             if inputs != "features":
                 out.append(self.space.one_hot(cells).reshape(len(cells), -1).double().numpy())
+            if fid is not None:
+                out.append(fid)
             return out
 
-        gp = fit_feature_gp(blocks(archs, t_op, t_arch), values)
-        best = float(values.max())
+        gp = fit_feature_gp(blocks(archs, t_op, t_arch, fidelity), values)
 
         def scorer(cells: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None) -> np.ndarray:
-            mean, std = gp.predict(blocks(cells, op, arch))
+            fid = None if fidelity is None else np.ones((len(cells), 1))
+            mean, std = gp.predict(blocks(cells, op, arch, fid))
             return expected_improvement(mean, std, best)
 
         return scorer

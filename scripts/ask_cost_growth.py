@@ -53,14 +53,25 @@ def main() -> None:
     parser.add_argument("--asks", type=int, default=5)
     parser.add_argument("--nb301-path", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--spaces",
+        nargs="+",
+        choices=["nb201", "darts"],
+        default=None,
+        help="default: nb201, and darts with --nb301-path",
+    )
     parser.add_argument("--point", nargs=2, help=argparse.SUPPRESS)  # internal: one measurement
     args = parser.parse_args()
     if args.point:
         space_name, told = args.point[0], int(args.point[1])
         print(json.dumps(measure(space_name, told, args.asks, args.nb301_path, args.seed)))
         return
-    spaces = ["nb201"] + (["darts"] if args.nb301_path else [])
-    print(f"default GatesPredictorSearcher, {args.asks} steady-state asks per point, one torch thread")
+    spaces = args.spaces or ["nb201"] + (["darts"] if args.nb301_path else [])
+    if "darts" in spaces and not args.nb301_path:
+        parser.error("--spaces darts needs --nb301-path")
+    print(
+        f"default GatesPredictorSearcher, {args.asks} steady-state asks per point, one thread (set OMP_NUM_THREADS=1)"
+    )
     print(f"{'space':<6} {'told':>5} {'ask s (median)':>15} {'first fit s':>12} {'peak MB':>8}")
     for space_name in spaces:
         for told in args.told:

@@ -304,3 +304,41 @@ def test_bad_pruned_entries_are_refused_and_change_nothing(space, bench):
         with pytest.raises(ValueError):
             r.load_state_dict(state)
         assert r.n_told == 0 and r.n_pruned == 0
+
+
+@pytest.mark.parametrize("learn", [True, False])
+def test_expected_improvement_reads_pruned_trials_at_their_fidelity(space, bench, monkeypatch, learn):
+    """acquisition="ei": a trial that ended early is a value at a lower fidelity. With learn_from_pruned
+    the Gaussian process gets it, with its step (log-scaled, completed trials at 1) as one more input;
+    without, it sees the completed trials only."""
+    import gates_sampler.searcher as searcher_module
+
+    settings = SearchSettings(learn_from_pruned=learn, acquisition="ei", warm_epochs=1)
+    s = GatesPredictorSearcher(space, seed=0, **{**QUICK, "settings": settings})
+    archs = distinct(space, 10)
+    finals, pruned = archs[:4], archs[4:]
+    for a in finals:
+        s.report(a, 1, bench.query(a) - 20)
+        s.report(a, 2, bench.query(a) - 5)
+        s.tell(a, bench.query(a))
+    for a in pruned:
+        s.tell_pruned(a, step=1, value=bench.query(a) - 20)
+    seen: dict[str, Any] = {}
+    real = searcher_module.fit_feature_gp
+
+    def spy(x, y, **kwargs):
+        seen.update(x=x, y=np.asarray(y))
+        return real(x, y, **kwargs)
+
+    monkeypatch.setattr(searcher_module, "fit_feature_gp", spy)
+    proposal = s.ask()
+    assert space.canonical_key(proposal) not in {space.canonical_key(a) for a in archs}
+    expected = [bench.query(a) for a in finals] + ([bench.query(a) - 20 for a in pruned] if learn else [])
+    assert seen["y"] == pytest.approx(expected)
+    if learn:
+        onehot, fidelity = seen["x"]
+        assert onehot.shape[0] == 10
+        assert fidelity[:4, 0] == pytest.approx(1.0)
+        assert fidelity[4:, 0] == pytest.approx(np.log1p(1) / np.log1p(2))
+    else:
+        assert len(seen["x"]) == 1 and seen["x"][0].shape[0] == 4
