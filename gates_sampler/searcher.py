@@ -69,7 +69,8 @@ class SearchSettings:
             train the predictor by the rule of :func:`gates_sampler.curves.better_matrix` and count
             towards ``n_startup`` once one trial has completed; ``False`` only excludes them from
             proposals, as failures are. Needs a pairwise loss (hinge, bce, comparator); with another
-            loss they are left out of training.
+            loss they are left out of training. With ``acquisition="ei"`` they also enter the Gaussian
+            process, as values at a lower fidelity (the step they reached is one more input).
         local_from: ``candidates="staged"``: the number of completed results from which the candidate
             pool is that of ``"local"``; before, it is the paper's random pool.
         acquisition: how candidates are ranked: ``"auto"`` (default: ``"ei"`` on large spaces,
@@ -544,8 +545,8 @@ class GatesPredictorSearcher(AskTellSearcher):
         return not (self.acquisition == "ei" and st.gp_inputs == "onehot" and not st.ei_shortlist)
 
     def _expected_improvement(self) -> _Scorer:
-        """Expected improvement over the best value so far, under a Gaussian process on the fitted
-        predictor's features of the evaluated cells (``acquisition="ei"``), as a scorer of candidates."""
+        """Expected improvement over the best value so far under a Gaussian process fitted to the told
+        values on :attr:`SearchSettings.gp_inputs` (``acquisition="ei"``), as a scorer of candidates."""
         inputs = self.settings.gp_inputs
         archs, values, steps = self.fidelity_data()
         best = float(values[: self.n_complete].max())
