@@ -53,6 +53,15 @@ def test_budget_is_accounted_and_only_completed_trials_count(method):
     assert np.isnan(best_at(run, spent[0] - 1))
 
 
+def test_a_seed_fixes_the_whole_run_under_hyperband():
+    """Hyperband buckets trials by a hash of the study name: the harness names its study after the seed,
+    so two runs with one seed are the same run (pruned trials, finals and all)."""
+    first = run_curve_study("random", "hyperband", Curves(), 300, seed=3)
+    again = run_curve_study("random", "hyperband", Curves(), 300, seed=3)
+    assert first.n_pruned > 0
+    assert (again.finals, again.n_pruned, again.n_trials) == (first.finals, first.n_pruned, first.n_trials)
+
+
 def test_without_pruner_every_trial_trains_all_epochs():
     bench = Curves()
     run = run_curve_study("random", "none", bench, 50, seed=1)

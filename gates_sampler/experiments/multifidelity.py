@@ -163,6 +163,9 @@ def run_curve_study(
     from optuna.trial import TrialState
 
     study = optuna.create_study(
+        # Hyperband assigns trials to brackets by a hash of the study's name and the trial number: a
+        # generated (random) name would make the run differ from one call to the next for the same seed
+        study_name=f"curve-study-{seed}",
         direction="minimize" if bench.direction == "minimize" else "maximize",
         sampler=_sampler(spec, bench.space, seed, predictor),
         pruner=make_pruner(pruner, bench.max_epoch, min_resource),
