@@ -271,6 +271,13 @@ class GatesPredictorSearcher(AskTellSearcher):
                 f"acquisition='ei' with gp_inputs={self.settings.gp_inputs!r} reads the score head's features, "
                 "which the 'comparator' loss does not have (its head reads pairs of cells); use gp_inputs='onehot'"
             )
+        if self.zero_shot is not None and not self._ranks_with_predictor:
+            logger.warning(
+                "zero-shot information is not used: acquisition=%r ranks candidates by a Gaussian process on "
+                "the one-hot encoding alone; SearchSettings(ei_shortlist=100) lets the predictor shortlist "
+                "them, acquisition='mean' ranks them by the predictor",
+                self.acquisition,
+            )
         # scored candidates whose zero-shot targets also train the auxiliary head (newest last)
         self._unlabeled: list[Arch] = []
         self._unlabeled_zs: tuple[list[torch.Tensor] | None, np.ndarray] | None = None
@@ -508,11 +515,14 @@ class GatesPredictorSearcher(AskTellSearcher):
         """Acquisition values of a fresh candidate pool, and the scorer that gave them (for more cells
         scored against the same fit). The pool's zero-shot features join the unlabeled set first, so that
         the refit before scoring can already learn them."""
-        zs_op, zs_arch = self._features(pool)
-        if self._uses_unlabeled:
-            assert zs_arch is not None
-            self._remember_unlabeled(pool, zs_op, zs_arch)
+        zs_op: list[torch.Tensor] | None = None
+        zs_arch: np.ndarray | None = None
         if self._ranks_with_predictor:
+            # zero-shot features only where the predictor reads them: on DARTS they cost a forward pass
+            zs_op, zs_arch = self._features(pool)
+            if self._uses_unlabeled:
+                assert zs_arch is not None
+                self._remember_unlabeled(pool, zs_op, zs_arch)
             self.fit_predictor()
         scorer: _Scorer
         if self.acquisition == "ei":
@@ -560,7 +570,7 @@ class GatesPredictorSearcher(AskTellSearcher):
             fidelity = (np.log1p(np.maximum(full, 0.0)) / np.log1p(max(top, 1.0)))[:, None]
         else:
             archs, values = archs[: self.n_complete], values[: self.n_complete]
-        t_op, t_arch = self._features(archs)
+        t_op, t_arch = self._features(archs) if inputs != "onehot" else (None, None)
 
         def blocks(
             cells: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None, fid: np.ndarray | None

@@ -394,6 +394,28 @@ def test_cost_features_count_the_darts_network_exactly():
         CellCostFeatures(NB201Space())
 
 
+def test_zero_shot_features_are_not_computed_when_nothing_reads_them(caplog):
+    """The default on DARTS ranks by a Gaussian process on the encoding: a zero-shot provider would cost
+    a forward pass per candidate for nothing, so it is not called, and the user is told."""
+    from gates_sampler import GatesPredictorSearcher
+    from gates_sampler.spaces import DartsSpace
+    from gates_sampler.zeroshot import CellCostFeatures
+
+    space = DartsSpace()
+    provider = CellCostFeatures(space)
+    calls: list[int] = []
+    real = provider.arch_features
+    provider.arch_features = lambda archs: calls.append(len(archs)) or real(archs)  # type: ignore[method-assign]
+    quick = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16]}
+    with caplog.at_level("WARNING", logger="gates_sampler"):
+        s = GatesPredictorSearcher(space, seed=0, zero_shot=provider, predictor=quick, n_startup=3)
+    assert "zero-shot information is not used" in caplog.text
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        s.tell(s.ask(), float(rng.normal()))
+    assert s.acquisition == "ei" and not calls and not s.predictor.trained
+
+
 def test_a_search_on_darts_takes_the_cost_features_as_its_zero_shot_information():
     from gates_sampler import GatesPredictorSearcher
     from gates_sampler.spaces import DartsSpace
@@ -401,7 +423,14 @@ def test_a_search_on_darts_takes_the_cost_features_as_its_zero_shot_information(
 
     space = DartsSpace()
     quick = {"epochs": 3, "hidden": 16, "op_dim": 8, "n_layers": 2, "head_hidden": [16]}
-    s = GatesPredictorSearcher(space, seed=0, zero_shot=CellCostFeatures(space), predictor=quick, n_startup=3)
+    s = GatesPredictorSearcher(
+        space,
+        seed=0,
+        zero_shot=CellCostFeatures(space),
+        predictor=quick,
+        n_startup=3,
+        settings={"acquisition": "mean"},  # the predictor ranks (the default on DARTS is "ei" on the encoding)
+    )
     config = s.predictor.config
     assert (config["op_feature_dim"], config["aux_dim"], config["arch_input"]) == (0, 2, True)
     rng = np.random.default_rng(1)
