@@ -14,7 +14,7 @@ import torch
 from gates_sampler.base_searcher import AskTellSearcher
 from gates_sampler.predictor import FeatureProvider, Predictor, make_predictor
 from gates_sampler.predictor.factory import ZeroShot
-from gates_sampler.predictor.gp import expected_improvement, fit_feature_gp
+from gates_sampler.predictor.gp import FeatureGP, expected_improvement, fit_feature_gp
 from gates_sampler.predictor.losses import PAIRWISE_LOSSES
 from gates_sampler.spaces.base import Arch, SearchSpace, short_repr
 
@@ -154,6 +154,27 @@ class SearchSettings:
 
 #: scores cells (with their zero-shot features) against one fit of the predictor
 _Scorer = Callable[[list[Arch], "list[torch.Tensor] | None", "np.ndarray | None"], np.ndarray]
+
+
+class _ExpectedImprovement:
+    """Expected improvement over ``best`` under a fitted process, as a scorer of cells; :meth:`believe`
+    adds cells to the process at their predicted values."""
+
+    def __init__(
+        self,
+        gp: FeatureGP,
+        inputs: Callable[[list[Arch], list[torch.Tensor] | None, np.ndarray | None], list[np.ndarray]],
+        best: float,
+    ) -> None:
+        self.gp, self.inputs, self.best = gp, inputs, best
+
+    def __call__(self, cells: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None) -> np.ndarray:
+        mean, std = self.gp.predict(self.inputs(cells, op, arch))
+        return expected_improvement(mean, std, self.best)
+
+    def believe(self, cells: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None) -> None:
+        x = self.inputs(cells, op, arch)
+        self.gp = self.gp.condition(x, self.gp.predict(x)[0])
 
 
 def top_by_lineage(scores: np.ndarray, lineage: Sequence[str], n: int) -> list[int]:
@@ -501,11 +522,27 @@ class GatesPredictorSearcher(AskTellSearcher):
         return out
 
     def _best_of(self, pool: list[Arch], n: int) -> list[Arch]:
-        """The ``n`` candidates the predictor scores highest (the one scoring path of every proposal)."""
+        """The ``n`` candidates the predictor scores highest (the one scoring path of every proposal); with
+        expected improvement, a batch is picked one by one, each pick joining the process at its predicted
+        value before the next is scored (the kriging believer), so that a batch spreads out."""
         if not pool:
             return []
-        scores = self._score_pool(pool)
-        return [pool[i] for i in np.argsort(-scores, kind="stable")[:n]]
+        scores, scorer = self._score_pool_with(pool)
+        if n == 1 or not isinstance(scorer, _ExpectedImprovement):
+            return [pool[i] for i in np.argsort(-scores, kind="stable")[:n]]
+        op, arch = self._features(pool) if self.settings.gp_inputs != "onehot" else (None, None)
+        chosen: list[int] = []
+        while len(chosen) < min(n, len(pool)):
+            scores[chosen] = -np.inf
+            pick = int(np.argmax(scores))
+            chosen.append(pick)
+            if len(chosen) < n:
+                idx = torch.as_tensor([pick])
+                scorer.believe(
+                    [pool[pick]], None if op is None else [o[idx] for o in op], None if arch is None else arch[[pick]]
+                )
+                scores = scorer(pool, op, arch)
+        return [pool[i] for i in chosen]
 
     def _score_pool(self, pool: list[Arch]) -> np.ndarray:
         """Acquisition values of a fresh candidate pool (:meth:`_score_pool_with`)."""
@@ -554,7 +591,7 @@ class GatesPredictorSearcher(AskTellSearcher):
         st = self.settings
         return not (self.acquisition == "ei" and st.gp_inputs == "onehot" and not st.ei_shortlist)
 
-    def _expected_improvement(self) -> _Scorer:
+    def _expected_improvement(self) -> _ExpectedImprovement:
         """Expected improvement over the best value so far under a Gaussian process fitted to the told
         values on :attr:`SearchSettings.gp_inputs` (``acquisition="ei"``), as a scorer of candidates."""
         inputs = self.settings.gp_inputs
@@ -584,13 +621,20 @@ class GatesPredictorSearcher(AskTellSearcher):
                 out.append(fid)
             return out
 
-        gp = fit_feature_gp(blocks(archs, t_op, t_arch, fidelity), values)
+        def inputs_at_full_fidelity(
+            cells: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None
+        ) -> list[np.ndarray]:
+            return blocks(cells, op, arch, None if fidelity is None else np.ones((len(cells), 1)))
 
-        def scorer(cells: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None) -> np.ndarray:
-            fid = None if fidelity is None else np.ones((len(cells), 1))
-            mean, std = gp.predict(blocks(cells, op, arch, fid))
-            return expected_improvement(mean, std, best)
-
+        scorer = _ExpectedImprovement(
+            fit_feature_gp(blocks(archs, t_op, t_arch, fidelity), values), inputs_at_full_fidelity, best
+        )
+        pending = self.pending
+        if pending:
+            # running trials at their predicted values (kriging believer): a worker asking while others
+            # evaluate is not sent to the same neighbourhood for the same reason
+            op, arch = self._features(pending) if inputs != "onehot" else (None, None)
+            scorer.believe(pending, op, arch)
         return scorer
 
     # ----- persistence ------------------------------------------------------------------------

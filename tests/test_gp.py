@@ -66,3 +66,16 @@ def test_hyperparameters_from_a_subset_and_a_posterior_on_every_point():
     mean, _ = capped.predict(x)
     assert np.abs(mean - y).max() < 0.05  # every point conditions the posterior, not only the 30
     assert capped.alpha.shape == (120,)
+
+
+def test_conditioning_on_a_believed_value_keeps_the_mean_and_shrinks_the_uncertainty():
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-1, 1, size=(30, 2))
+    gp = fit_feature_gp(x, np.sin(3 * x[:, 0]) + x[:, 1])
+    new = np.array([[0.9, -0.9], [2.0, 2.0]])
+    mean, std = gp.predict(new)
+    believed = gp.condition(new[1:], mean[1:])
+    after_mean, after_std = believed.predict(new)
+    assert after_mean[1] == pytest.approx(mean[1], abs=1e-6)
+    assert after_std[1] < 0.2 * std[1] and after_std[0] <= std[0] + 1e-12
+    assert believed.lengthscales == pytest.approx(gp.lengthscales) and len(believed.ys) == 31

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import make_spaces
 
+import gates_sampler.searcher as searcher_module
 from gates_sampler import GatesPredictorSearcher
 from gates_sampler.baselines import RandomSearcher, REASearcher
 from gates_sampler.benchmarks import NB201Benchmark
@@ -547,13 +548,13 @@ def test_ei_proposes_the_candidate_of_highest_expected_improvement(bench, monkey
     s = make(acquisition="ei", gp_inputs="features")
     drive(s, bench, 8)
     pools: list = []
-    real = s._score_pool
+    real = s._score_pool_with
 
     def spy(pool):
         pools.append(list(pool))
         return real(pool)
 
-    monkeypatch.setattr(s, "_score_pool", spy)
+    monkeypatch.setattr(s, "_score_pool_with", spy)
     proposal = s.ask()
     (pool,) = pools
     archs, values = s.training_data()
@@ -628,6 +629,51 @@ def test_ei_shortlist_ranks_only_the_predictors_top_cells(bench, monkeypatch):
     shortlist = set(np.argsort(-s.predictor.score(pool), kind="stable")[:5].tolist())
     assert set(np.flatnonzero(np.isfinite(scores)).tolist()) == shortlist
     assert pool.index(proposal) in shortlist
+
+
+def test_ei_batch_is_picked_one_by_one_with_the_earlier_picks_believed(bench, monkeypatch):
+    """ask(n) under expected improvement: each pick joins the process at its predicted value before the
+    next one is scored (kriging believer), and cells still pending join it the same way."""
+    from gates_sampler.predictor.gp import expected_improvement, fit_feature_gp
+
+    s = make(acquisition="ei", gp_inputs="onehot", n_candidates=40)
+    drive(s, bench, 8)
+    pools: list = []
+    real = s._score_pool_with
+
+    def spy(pool):
+        pools.append(list(pool))
+        return real(pool)
+
+    monkeypatch.setattr(s, "_score_pool_with", spy)
+    batch = s.ask(3)
+    (pool,) = pools
+    archs, values = s.training_data()
+
+    def onehot(cells):
+        return [s.space.one_hot(cells).reshape(len(cells), -1).double().numpy()]
+
+    gp = fit_feature_gp(onehot(archs), values)
+    expected: list[int] = []
+    for _ in range(3):
+        ei = expected_improvement(*gp.predict(onehot(pool)), values.max())
+        ei[expected] = -np.inf
+        expected.append(int(np.argmax(ei)))
+        x = onehot([pool[expected[-1]]])
+        gp = gp.condition(x, gp.predict(x)[0])
+    assert [s.space.canonical_key(a) for a in batch] == [s.space.canonical_key(pool[i]) for i in expected]
+    plain = expected_improvement(*fit_feature_gp(onehot(archs), values).predict(onehot(pool)), values.max())
+    assert expected != [int(i) for i in np.argsort(-plain, kind="stable")[:3]]  # not simply the top 3
+    # the three are pending now: the next ask's process holds them at their predicted values
+    believed: list = []
+    real_believe = searcher_module._ExpectedImprovement.believe
+    monkeypatch.setattr(
+        searcher_module._ExpectedImprovement,
+        "believe",
+        lambda self, cells, op, arch: believed.append(len(cells)) or real_believe(self, cells, op, arch),
+    )
+    s.ask()
+    assert believed == [3]
 
 
 def test_ei_needs_a_scoring_head():

@@ -59,6 +59,7 @@ class FeatureGP:
     x_scale: list[float]
     y_mean: float
     y_std: float
+    ys: np.ndarray  # the standardised values the posterior conditions on
 
     def _r(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         blocks = _blocks(x)
@@ -78,6 +79,30 @@ class FeatureGP:
         v = linalg.solve_triangular(self.chol, k.T, lower=True)
         var = np.maximum(self.variance - (v * v).sum(0), 1e-12)
         return self.y_mean + self.y_std * mean, self.y_std * np.sqrt(var)
+
+    def condition(self, x: np.ndarray | Sequence[np.ndarray], y: np.ndarray) -> FeatureGP:
+        """The process with the points ``x`` (same blocks as at fit time) observed at values ``y`` added,
+        hyperparameters and scaling kept: e.g. a batch's earlier picks at their predicted means (the
+        kriging believer), so that the next pick is not their neighbour for the same reason."""
+        blocks = [(b - m) / s for b, m, s in zip(_blocks(x), self.x_mean, self.x_scale)]
+        xs = [np.vstack([t, b]) for t, b in zip(self.x, blocks)]
+        ys = np.concatenate([self.ys, (np.asarray(y, dtype=np.float64) - self.y_mean) / self.y_std])
+        r = np.sqrt(sum(_sq_distances(b, b) / ls**2 for b, ls in zip(xs, self.lengthscales)))
+        chol = linalg.cholesky(_matern52(r, self.variance) + (self.noise + 1e-8) * np.eye(len(ys)), lower=True)
+        alpha = linalg.cho_solve((chol, True), ys)
+        return FeatureGP(
+            xs,
+            alpha,
+            chol,
+            self.lengthscales,
+            self.variance,
+            self.noise,
+            self.x_mean,
+            self.x_scale,
+            self.y_mean,
+            self.y_std,
+            ys,
+        )
 
 
 #: at most this many points enter the marginal likelihood that sets the hyperparameters (the posterior
@@ -143,7 +168,17 @@ def fit_feature_gp(
     chol = linalg.cholesky(kernel(theta), lower=True)
     alpha = linalg.cho_solve((chol, True), ys)
     return FeatureGP(
-        xs, alpha, chol, np.exp(theta[:nb]), math.exp(theta[nb]), math.exp(theta[nb + 1]), means, scales, y_mean, y_std
+        xs,
+        alpha,
+        chol,
+        np.exp(theta[:nb]),
+        math.exp(theta[nb]),
+        math.exp(theta[nb + 1]),
+        means,
+        scales,
+        y_mean,
+        y_std,
+        ys,
     )
 
 
