@@ -547,14 +547,7 @@ def test_ei_proposes_the_candidate_of_highest_expected_improvement(bench, monkey
 
     s = make(acquisition="ei", gp_inputs="features")
     drive(s, bench, 8)
-    pools: list = []
-    real = s._score_pool_with
-
-    def spy(pool):
-        pools.append(list(pool))
-        return real(pool)
-
-    monkeypatch.setattr(s, "_score_pool_with", spy)
+    pools = _record_candidate_pools(s)
     proposal = s.ask()
     (pool,) = pools
     archs, values = s.training_data()
@@ -638,14 +631,7 @@ def test_ei_batch_is_picked_one_by_one_with_the_earlier_picks_believed(bench, mo
 
     s = make(acquisition="ei", gp_inputs="onehot", n_candidates=40)
     drive(s, bench, 8)
-    pools: list = []
-    real = s._score_pool_with
-
-    def spy(pool):
-        pools.append(list(pool))
-        return real(pool)
-
-    monkeypatch.setattr(s, "_score_pool_with", spy)
+    pools = _record_candidate_pools(s)
     batch = s.ask(3)
     (pool,) = pools
     archs, values = s.training_data()
