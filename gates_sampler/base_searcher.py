@@ -205,15 +205,14 @@ class AskTellSearcher(abc.ABC):
         their internal value at the step they reached (as in :meth:`ranking_data`).
         """
         archs, values = self.training_data()
-        final_steps = [self._curves.last_step(k) for k in self._values]
-        steps = [np.nan if s is None else float(s) for s in final_steps]
+        steps = [self._curves.last_step(k) for k in self._values]
         pruned = self._pruned_keys()
         stops = [self._curves.stops[k] for k in pruned]
         last = [self._curves.value_at(k, s) for k, s in zip(pruned, stops)]
         return (
             archs + [self._arch_of[k] for k in pruned],
             np.concatenate([values, np.array(last, dtype=np.float64)]),
-            np.array(steps + [float(s) for s in stops if s is not None], dtype=np.float64),
+            np.array([np.nan if s is None else float(s) for s in steps + stops], dtype=np.float64),
         )
 
     def ranking_data(self) -> tuple[list[Arch], np.ndarray, np.ndarray | None]:
@@ -226,15 +225,12 @@ class AskTellSearcher(abc.ABC):
         :func:`gates_sampler.curves.better_matrix`. ``better`` is ``None`` when no trial ended early:
         then the pairs are exactly those of the final values.
         """
-        archs, values = self.training_data()
+        archs, values, _ = self.fidelity_data()
         pruned = self._pruned_keys()
         if not pruned:
             return archs, values, None
-        keys = list(self._values) + pruned
-        finals = np.concatenate([values, np.full(len(pruned), np.nan)])
-        better = self._curves.better_matrix(keys, finals)
-        last = np.array([self._curves.value_at(k, self._curves.stops[k]) for k in pruned], dtype=np.float64)
-        return archs + [self._arch_of[k] for k in pruned], np.concatenate([values, last]), better
+        finals = np.concatenate([values[: len(self._values)], np.full(len(pruned), np.nan)])
+        return archs, values, self._curves.better_matrix(list(self._values) + pruned, finals)
 
     # ----- ask / tell -------------------------------------------------------------------------
     @overload

@@ -169,11 +169,18 @@ class _ExpectedImprovement:
         self.gp, self.inputs, self.best = gp, inputs, best
 
     def __call__(self, cells: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None) -> np.ndarray:
-        mean, std = self.gp.predict(self.inputs(cells, op, arch))
+        return self.of_inputs(self.inputs(cells, op, arch))
+
+    def of_inputs(self, x: list[np.ndarray]) -> np.ndarray:
+        """Expected improvement at process inputs already built by :attr:`inputs`."""
+        mean, std = self.gp.predict(x)
         return expected_improvement(mean, std, self.best)
 
     def believe(self, cells: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None) -> None:
-        x = self.inputs(cells, op, arch)
+        self.believe_inputs(self.inputs(cells, op, arch))
+
+    def believe_inputs(self, x: list[np.ndarray]) -> None:
+        """Add the cells of inputs ``x`` to the process at their predicted values."""
         self.gp = self.gp.condition(x, self.gp.predict(x)[0])
 
 
@@ -500,7 +507,7 @@ class GatesPredictorSearcher(AskTellSearcher):
             lineage += [self.space.canonical_key(a) for a in extra]
         if not pool:
             return []
-        scores, scorer = self._score_pool_with(pool)
+        scores, scorer, _ = self._score_pool_with(pool)
         for _ in range(self.settings.evolve_rounds):
             top = np.argsort(-scores, kind="stable")[: self.settings.evolve_parents]
             children, origin = self._mutants([pool[i] for i in top], self.settings.evolve_children, seen, keys)
@@ -527,31 +534,26 @@ class GatesPredictorSearcher(AskTellSearcher):
         value before the next is scored (the kriging believer), so that a batch spreads out."""
         if not pool:
             return []
-        scores, scorer = self._score_pool_with(pool)
+        scores, scorer, (op, arch) = self._score_pool_with(pool)
         if n == 1 or not isinstance(scorer, _ExpectedImprovement):
             return [pool[i] for i in np.argsort(-scores, kind="stable")[:n]]
-        op, arch = self._features(pool) if self.settings.gp_inputs != "onehot" else (None, None)
+        x = scorer.inputs(pool, op, arch)  # the pool's process inputs, encoded once for the whole batch
         chosen: list[int] = []
         while len(chosen) < min(n, len(pool)):
             scores[chosen] = -np.inf
             pick = int(np.argmax(scores))
             chosen.append(pick)
             if len(chosen) < n:
-                idx = torch.as_tensor([pick])
-                scorer.believe(
-                    [pool[pick]], None if op is None else [o[idx] for o in op], None if arch is None else arch[[pick]]
-                )
-                scores = scorer(pool, op, arch)
+                scorer.believe_inputs([b[[pick]] for b in x])
+                scores = scorer.of_inputs(x)
         return [pool[i] for i in chosen]
 
-    def _score_pool(self, pool: list[Arch]) -> np.ndarray:
-        """Acquisition values of a fresh candidate pool (:meth:`_score_pool_with`)."""
-        return self._score_pool_with(pool)[0]
-
-    def _score_pool_with(self, pool: list[Arch]) -> tuple[np.ndarray, _Scorer]:
-        """Acquisition values of a fresh candidate pool, and the scorer that gave them (for more cells
-        scored against the same fit). The pool's zero-shot features join the unlabeled set first, so that
-        the refit before scoring can already learn them."""
+    def _score_pool_with(
+        self, pool: list[Arch]
+    ) -> tuple[np.ndarray, _Scorer, tuple[list[torch.Tensor] | None, np.ndarray | None]]:
+        """Acquisition values of a fresh candidate pool, the scorer that gave them (for more cells scored
+        against the same fit) and the pool's zero-shot features (``None`` where nothing reads them). The
+        features join the unlabeled set first, so that the refit before scoring can already learn them."""
         zs_op: list[torch.Tensor] | None = None
         zs_arch: np.ndarray | None = None
         if self._ranks_with_predictor:
@@ -582,7 +584,7 @@ class GatesPredictorSearcher(AskTellSearcher):
             def scorer(archs: list[Arch], op: list[torch.Tensor] | None, arch: np.ndarray | None) -> np.ndarray:
                 return self.predictor.score(archs, op, arch, sample=sample)
 
-        return scorer(pool, zs_op, zs_arch), scorer
+        return scorer(pool, zs_op, zs_arch), scorer, (zs_op, zs_arch)
 
     @property
     def _ranks_with_predictor(self) -> bool:
