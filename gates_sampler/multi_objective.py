@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -57,8 +57,9 @@ __all__ = [
 ]
 
 DIRECTIONS = ("maximize", "minimize")
-#: each learned objective has a predictor refitted at every ask: half the single-objective warm epochs each
-DEFAULT_SETTINGS = SearchSettings(warm_epochs=5)
+#: each learned objective's predictor is refitted at every ask as a single-objective search refits its own
+#: (warm epochs by space size); 5 epochs per refit left the predictors too weak (README, "Multi-objective search")
+DEFAULT_SETTINGS = SearchSettings()
 #: how the proposal rule scales each objective: by the told values' range, or by their empirical distribution
 SCALINGS = ("range", "rank")
 #: how far below the worst told value (in units of the told range) the proposal rule's reference point lies
@@ -152,16 +153,52 @@ def hypervolume(points: np.ndarray, reference: Sequence[float] | np.ndarray) -> 
 
 def _hv_gains(front: np.ndarray, candidates: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Hypervolume each candidate would add to ``front`` on its own."""
+    if len(reference) == 2:
+        return _hv_gains_2d(front, candidates, reference)
     base = hypervolume(front, reference)
     return np.array([hypervolume(np.vstack([front, c[None]]), reference) - base for c in candidates])
 
 
-def _epsilon_distance(front: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Smallest amount each candidate must gain in every objective to be dominated by no front point."""
+def _hv_gains_2d(front: np.ndarray, candidates: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """:func:`_hv_gains` for two objectives, vectorised over any leading axes of ``candidates`` (``[..., 2]``).
+
+    The front's dominated region is a staircase; a candidate adds, over each step of the staircase
+    between the reference and its first coordinate, its height above the step.
+    """
+    f = np.asarray(front, dtype=np.float64).reshape(-1, 2)
+    f = f[np.all(f > reference, axis=1)]
+    if len(f):
+        f = f[nondominated_mask(f)]
+    f = f[np.argsort(f[:, 0])]  # first objective ascending, so the second descends
+    # steps: (reference_x, x_1], (x_1, x_2], ..., (x_k, inf) with heights y_1, y_2, ..., y_k, reference_y
+    lefts = np.concatenate([[reference[0]], f[:, 0]])
+    rights = np.concatenate([f[:, 0], [np.inf]])
+    heights = np.concatenate([f[:, 1], [reference[1]]])
+    c = np.asarray(candidates, dtype=np.float64)
+    x, y = c[..., 0, None], c[..., 1, None]
+    width = np.clip(np.minimum(x, rights) - lefts, 0.0, None)
+    return (width * np.clip(y - heights, 0.0, None)).sum(-1)
+
+
+def _epsilon_distance(front: np.ndarray, candidates: np.ndarray, exact: Sequence[int] = ()) -> np.ndarray:
+    """Smallest amount each candidate must gain in every predicted objective to be dominated by no front point.
+
+    Objectives in ``exact`` (computed, not predicted) cannot gain: a front point at least as good in
+    all of them must be overtaken in a predicted one. Without that, a cell that ties a front point in
+    an exact cost would look as close as can be, however poor its predicted accuracy.
+    """
     if len(front) == 0:
         return np.zeros(len(candidates))
-    # for each candidate and front point: how much the candidate trails that point in its best objective
-    trail = np.min(front[None, :, :] - candidates[:, None, :], axis=2)
+    gap = front[None, :, :] - candidates[:, None, :]  # candidates x front points x objectives
+    if len(exact):
+        cols = list(exact)
+        # a front point that is worse in an exact objective can never dominate the candidate
+        cannot = np.any(gap[:, :, cols] < 0, axis=2)
+        gap[:, :, cols] = np.inf
+        trail = np.min(gap, axis=2)
+        trail[cannot] = -np.inf
+    else:
+        trail = np.min(gap, axis=2)
     return np.maximum(trail.max(axis=1), 0.0)
 
 
@@ -248,8 +285,9 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
         n_candidates: random unseen candidates per ask; up to as many neighbours of the evaluated front join them.
         predictor, zero_shot, device, settings: as for
             :class:`~gates_sampler.searcher.GatesPredictorSearcher`, for each objective's predictor;
-            ``settings=None`` is :data:`DEFAULT_SETTINGS` (5 warm epochs per refit, as every learned
-            objective and constraint has its own predictor refitted at every ask).
+            ``settings=None`` is :data:`DEFAULT_SETTINGS` (each predictor refitted as a single-objective
+            search refits its own). ``settings.acquisition`` does not apply: the proposal rule above
+            reads each predictor's score.
         seed: fixes every random draw.
         scaling: how the proposal rule scales each objective before measuring hypervolume: ``"range"``
             (default: linearly, from the worst to the best told value) or ``"rank"`` (by the told values'
@@ -308,7 +346,8 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
             predictor=dict(predictor) if predictor else None,
             zero_shot=zero_shot,
             device=device,
-            settings=self.settings,
+            # the models are used as predictors only; "mean" is the acquisition that reads the predictor
+            settings=replace(self.settings, acquisition="mean"),
             n_startup=2,
         )
         self._zero_shot_setting = zero_shot if isinstance(zero_shot, (bool, str)) or zero_shot is None else "custom"
@@ -562,6 +601,7 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
             front = (told[feasible] - lo) / span
         front = front[nondominated_mask(front)] if len(front) else np.zeros((0, self.n_objectives))
         reference = np.full(self.n_objectives, -REFERENCE_MARGIN)
+        exact = sorted(self.cheap_objectives)
         chosen: list[int] = []
         available = allowed.copy()
         while len(chosen) < n and np.any(available):
@@ -570,7 +610,7 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
             if gains.max() > 1e-12:
                 pick = int(idx[int(np.argmax(gains))])
             else:
-                pick = int(idx[int(np.argmin(_epsilon_distance(front, scaled[idx])))])
+                pick = int(idx[int(np.argmin(_epsilon_distance(front, scaled[idx], exact)))])
             chosen.append(pick)
             available[pick] = False
             front = np.vstack([front, scaled[pick][None]])
