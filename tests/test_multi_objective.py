@@ -11,6 +11,8 @@ import pytest
 
 from gates_sampler.multi_objective import (
     MultiObjectiveGatesSearcher,
+    _epsilon_distance,
+    _hv_gains,
     hypervolume,
     nondominated_mask,
     nondominated_ranks,
@@ -84,6 +86,48 @@ def test_hypervolume_ignores_points_not_beyond_the_reference_and_ranks_peel_fron
     assert hypervolume(np.array([[2.0, 3.0]]), [1.0, 1.0]) == pytest.approx(2.0)
     ranks = nondominated_ranks(np.array([[3.0, 3.0], [2.0, 2.0], [1.0, 1.0], [3.0, 1.0]]))
     assert ranks.tolist() == [0, 1, 2, 1]
+
+
+def test_two_objective_gains_match_the_exact_hypervolume_difference() -> None:
+    rng = np.random.default_rng(0)
+    reference = np.array([0.1, -0.2])
+    for _ in range(50):
+        front = rng.random((int(rng.integers(0, 8)), 2))
+        candidates = rng.random((20, 2)) * 1.4 - 0.2  # some beyond the front, some below the reference
+        base = hypervolume(front, reference)
+        exact = [hypervolume(np.vstack([front, c[None]]), reference) - base for c in candidates]
+        assert _hv_gains(front, candidates, reference) == pytest.approx(exact, abs=1e-12)
+
+
+def test_a_tie_in_an_exact_objective_is_not_closeness_to_the_front() -> None:
+    front = np.array([[0.9, -1.0], [0.95, -5.0]])  # (accuracy, -cost), cost exact
+    candidates = np.array([[0.5, -1.0], [0.89, -1.0], [0.8, -6.0], [0.5, -0.5]])
+    dist = _epsilon_distance(front, candidates, exact=[1])
+    # the cost cannot move: the tie at cost 1 must overtake 0.9 in accuracy, the cell at cost 6 must overtake 0.95
+    assert dist == pytest.approx([0.4, 0.01, 0.15, 0.0])
+    # without exact objectives a shift of the cost counts too, so every tie looks as close as can be
+    assert _epsilon_distance(front, candidates)[:2] == pytest.approx([0.0, 0.0])
+
+
+def test_when_nothing_is_predicted_to_extend_the_front_a_poor_cell_of_the_cheapest_front_cost_is_not_proposed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = searcher(cheap_objectives={1: cost})
+    cost_one = [a for a in ALL if cost(a) == 1.0]  # the cheapest cells but one; the last stays unseen
+    for arch in cost_one[:-1] + [a for a in ALL[::3] if cost(a) >= 2.0]:
+        s.tell(arch, [accuracy(arch), cost(arch)])
+    seen = s.seen_keys()
+    unseen = [a for a in ALL if SPACE.canonical_key(a) not in seen]
+    front = [values for _, values in s.pareto_front()]
+    cheapest = min(front, key=lambda v: v[1])
+    # a candidate with the exact cost of the cheapest front cell (no front cell dominates it in cost),
+    # predicted far below it; and one predicted just below the front at a cost of its own
+    tie = next(a for a in unseen if cost(a) == cheapest[1])
+    other = next(a for a in unseen if cost(a) > cheapest[1] and all(cost(a) != v[1] for v in front))
+    level = max(v[0] for v in front if v[1] <= cost(other))
+    points = np.array([[cheapest[0] - 10.0, -cheapest[1]], [level - 0.1, -cost(other)]])
+    monkeypatch.setattr(s, "_predicted_points", lambda pool: (points, np.full(2, -np.inf)))
+    assert s._select([tie, other], 1) == [other]
 
 
 def test_rank_calibration_is_monotone_and_extends_past_the_told_scores() -> None:
