@@ -168,6 +168,21 @@ def test_told_constraints_keep_infeasible_results_off_the_front() -> None:
     assert len({SPACE.canonical_key(a) for a in proposals}) == 3
 
 
+@pytest.mark.parametrize("space_name", ["nb201", "darts"])
+def test_each_learned_objective_is_refitted_as_a_single_objective_search_refits_its_predictor(space_name: str) -> None:
+    from gates_sampler.searcher import GatesPredictorSearcher
+    from gates_sampler.spaces import BUILTIN_SPACES
+
+    space = BUILTIN_SPACES[space_name]()
+    single = GatesPredictorSearcher(space, zero_shot=None, device="cpu")
+    s = MultiObjectiveGatesSearcher(
+        space, directions=["maximize", "maximize"], settings=SearchSettings(acquisition="ei"), zero_shot=None
+    )
+    for model in s._models:
+        assert model.warm_epochs == single.warm_epochs  # 10 on NAS-Bench-201, 30 on DARTS
+        assert model.acquisition == "mean"  # the proposal rule reads the predictor's score, whatever was asked
+
+
 def test_a_batch_spreads_along_the_front() -> None:
     s = searcher(cheap_objectives={1: cost})
     for arch in ALL[::4]:
