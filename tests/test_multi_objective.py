@@ -311,6 +311,55 @@ def test_optuna_cheap_constraint_is_never_violated_and_constraints_func_filters_
     assert study.best_trial.value == max(t.value for t in proposed)
 
 
+def test_optuna_constraints_set_by_the_objective_are_learned_in_a_multi_objective_study() -> None:
+    optuna = pytest.importorskip("optuna")
+    if not hasattr(optuna.trial.Trial, "set_constraint"):
+        pytest.skip("trial.set_constraint needs Optuna 5")
+    from gates_sampler.integrations.optuna import GatesSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    bound = 5.0
+    sampler = GatesSampler(SPACE, seed=0, cheap_objectives={1: cost}, **SAMPLER_FAST)
+
+    def objective(trial: Any) -> tuple[float, float]:
+        arch = SPACE.suggest(trial)
+        trial.set_constraint("cost", cost(arch) - bound)
+        trial.set_constraint("a_second", -1.0)  # always met; keys are read in sorted order
+        return accuracy(arch), cost(arch)
+
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(objective, n_trials=14)
+    searcher = sampler.searcher
+    assert isinstance(searcher, MultiObjectiveGatesSearcher)
+    told = [SPACE.parse(str(SPACE.from_params(t.params))) for t in study.trials]
+    assert any(cost(a) > bound for a in told)  # the check below is not vacuous
+    assert all(searcher.feasible(a) == (cost(a) <= bound) for a in told)
+    assert all(values[1] <= bound for _, values in searcher.pareto_front())
+
+
+def test_optuna_constraints_a_single_objective_sampler_cannot_learn_get_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    optuna = pytest.importorskip("optuna")
+    if not hasattr(optuna.trial.Trial, "set_constraint"):
+        pytest.skip("trial.set_constraint needs Optuna 5")
+    from gates_sampler.integrations.optuna import GatesSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = GatesSampler(SPACE, seed=0, **SAMPLER_FAST)
+
+    def objective(trial: Any) -> float:
+        arch = SPACE.suggest(trial)
+        trial.set_constraint("cost", cost(arch) - 5.0)
+        return accuracy(arch)
+
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    with caplog.at_level("WARNING", logger="gates_sampler"):
+        study.optimize(objective, n_trials=3)
+    warnings = [r.getMessage() for r in caplog.records if "does not learn them" in r.getMessage()]
+    assert len(warnings) == 1 and "constraints_func=" in warnings[0]
+
+
 def test_optuna_rdb_study_with_two_samplers_rebuilds_the_multi_objective_history(tmp_path: Any) -> None:
     """Two samplers on one SQLite study, as two worker processes would be: each rebuilds the history
     (values and constraint values) from the storage, and no architecture is proposed twice."""

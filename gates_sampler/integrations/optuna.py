@@ -141,7 +141,9 @@ class GatesSampler(BaseSampler):
             called after each complete or pruned trial (feasible when every value is ``<= 0``); the values
             are stored in the trial's ``"constraints"`` system attribute, so ``study.best_trials`` keeps
             feasible trials only, and the sampler learns them with one predictor per value (a candidate
-            predicted infeasible is proposed only when none is predicted feasible).
+            predicted infeasible is proposed only when none is predicted feasible). Without it, the
+            values an objective sets with ``trial.set_constraint(key, value)`` (Optuna 5) are learned
+            the same way in multi-objective and constrained studies, in the order of their keys.
         cheap_constraints: ``fn(arch) -> sequence of float`` computed from the architecture alone (e.g.
             a parameter count minus its bound): no architecture it rejects is ever proposed.
         cheap_objectives: ``{objective index: fn(arch) -> float}``: objectives that are cheap to compute
@@ -224,6 +226,7 @@ class GatesSampler(BaseSampler):
         self._proposed: dict[int, Arch] = {}  # trial number -> architecture proposed for it (running trials)
         self._exhausted_at: int | None = None  # number of seen architectures when the space ran out
         self._warned_exhausted = False
+        self._warned_unlearned_constraints = False
         self._rng = np.random.default_rng(self._seed)
         self._lock = threading.Lock()
 
@@ -262,6 +265,8 @@ class GatesSampler(BaseSampler):
         constraints = None
         if self._constraints_func is not None and state in (TrialState.COMPLETE, TrialState.PRUNED):
             constraints = _store_constraints(self._constraints_func, study, trial)
+        elif state in (TrialState.COMPLETE, TrialState.PRUNED):
+            constraints = _trial_constraints(trial)
         # Tell this process's own results at once, so ``searcher`` is current after ``optimize``;
         # other processes' results are picked up from the storage at the next proposal.
         with self._lock:
@@ -410,7 +415,7 @@ class GatesSampler(BaseSampler):
                     )
                 elif t.number not in self._told:
                     values = t.values if t.state == TrialState.COMPLETE else None
-                    self._tell_finished(t, t.state, values, t.system_attrs.get(CONSTRAINTS_ATTR))
+                    self._tell_finished(t, t.state, values, _trial_constraints(t))
             elif started_before is not None and _started_before(t, started_before):
                 if t.number not in self._stale_logged:
                     self._stale_logged.add(t.number)
@@ -443,6 +448,15 @@ class GatesSampler(BaseSampler):
         arch = self._arch_of(trial, complete=state == TrialState.COMPLETE)
         if arch is None:
             return
+        if constraints is not None and not isinstance(self._searcher, MultiObjectiveGatesSearcher):
+            if not self._warned_unlearned_constraints:
+                self._warned_unlearned_constraints = True
+                logger.warning(
+                    "trial %d has constraint values, but this single-objective study's sampler was built "
+                    "without constraints and does not learn them (study.best_trials still filters by them); "
+                    "pass constraints_func= (or cheap_constraints=) to GatesSampler to have them learned",
+                    trial.number,
+                )
         if isinstance(self._searcher, MultiObjectiveGatesSearcher):
             # failed and pruned trials are told as failures: never proposed again, not trained on
             complete = values if state == TrialState.COMPLETE and values else None
@@ -609,6 +623,17 @@ def _directions_of(searcher: _Searcher) -> list[str]:
     if isinstance(searcher, MultiObjectiveGatesSearcher):
         return list(searcher.directions)
     return [searcher.direction]
+
+
+def _trial_constraints(trial: FrozenTrial) -> tuple[float, ...] | None:
+    """A finished trial's constraint values: those a ``constraints_func`` stored (in its order), else
+    those its objective set with ``trial.set_constraint(key, value)`` (Optuna 5), in the order of the keys."""
+    stored = trial.system_attrs.get(CONSTRAINTS_ATTR)
+    if stored is not None:
+        return tuple(stored)
+    prefix = CONSTRAINTS_ATTR + ":"
+    keyed = {k[len(prefix) :]: v for k, v in trial.system_attrs.items() if k.startswith(prefix)}
+    return tuple(float(keyed[k]) for k in sorted(keyed)) if keyed else None
 
 
 def _store_constraints(
