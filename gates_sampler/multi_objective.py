@@ -14,8 +14,9 @@ candidate whose predicted point adds most hypervolume to the front of the evalua
 (objectives scaled to the range of the told values; the reference point lies 10 % of that range below
 the worst told value of each objective). A batch is chosen greedily: each chosen point joins the front
 before the next choice, so a batch spreads along the front rather than crowding one spot. When no
-candidate is predicted to extend the front, the one predicted closest to it (additive epsilon
-distance) is proposed.
+candidate is predicted to extend the front, the one predicted closest to it is proposed: the smallest
+gain in the predicted objectives that would put it on the front (a cheap objective is exact and cannot
+gain).
 
 Constraints, as Optuna's ``constraints_func`` defines them: a vector of numbers per cell, feasible
 when every entry is ``<= 0``. A cheap constraint (``constraints=fn``, computed from the cell) keeps
@@ -190,15 +191,13 @@ def _epsilon_distance(front: np.ndarray, candidates: np.ndarray, exact: Sequence
     if len(front) == 0:
         return np.zeros(len(candidates))
     gap = front[None, :, :] - candidates[:, None, :]  # candidates x front points x objectives
-    if len(exact):
-        cols = list(exact)
-        # a front point that is worse in an exact objective can never dominate the candidate
-        cannot = np.any(gap[:, :, cols] < 0, axis=2)
-        gap[:, :, cols] = np.inf
-        trail = np.min(gap, axis=2)
-        trail[cannot] = -np.inf
-    else:
-        trail = np.min(gap, axis=2)
+    cols = list(exact)
+    # a front point that is worse in an exact objective can never dominate the candidate
+    cannot = np.any(gap[:, :, cols] < 0, axis=2)
+    gap[:, :, cols] = np.inf
+    # for each candidate and front point: how much the candidate trails that point in its best predicted objective
+    trail = np.min(gap, axis=2)
+    trail[cannot] = -np.inf
     return np.maximum(trail.max(axis=1), 0.0)
 
 

@@ -5,10 +5,10 @@ The expected strings were recorded from the searcher before that change. The ran
 generator alone) is the same on every machine and must match exactly: a change to the order of random
 draws breaks it. After that the proposals follow the trained predictor, whose floating-point results
 differ slightly between CPUs (another SIMD path or BLAS kernel); over a 100-epoch fit that is enough to
-flip a close ranking. So the recorded proposals must match until the first one that differs, that first
-difference may only come after the random start, and on any one machine the same seed must give exactly
-the same sequence twice (a change to the candidate pool or the scoring that introduced randomness, or
-that took its draws elsewhere, breaks that).
+flip a close ranking. So the predictor-driven rest is not compared with the recording (on the machine it
+was recorded on it matched in full); on any one machine the same seed must give exactly the same sequence
+twice (a change to the candidate pool or the scoring that introduced randomness, or that took its draws
+elsewhere, breaks that).
 """
 
 from __future__ import annotations
@@ -119,10 +119,7 @@ def _proposals(case: str, bench: NB201Benchmark) -> tuple[list[str], int]:
 @pytest.mark.parametrize("case", list(CASES))
 def test_proposals_unchanged(bench: NB201Benchmark, case: str) -> None:
     got, n_startup = _proposals(case, bench)
-    expected = EXPECTED[case]
-    first_difference = next((i for i, (g, e) in enumerate(zip(got, expected)) if g != e), len(expected))
     # the random start is machine-independent: it must match in full
-    assert got[:n_startup] == expected[:n_startup]
-    assert first_difference >= n_startup
+    assert got[:n_startup] == EXPECTED[case][:n_startup]
     # the predictor-driven rest: identical for the same seed on this machine
     assert _proposals(case, bench)[0] == got

@@ -263,10 +263,11 @@ class GatesSampler(BaseSampler):
         if state == TrialState.FAIL:
             _mark_objective_failure(study, trial)
         constraints = None
-        if self._constraints_func is not None and state in (TrialState.COMPLETE, TrialState.PRUNED):
-            constraints = _store_constraints(self._constraints_func, study, trial)
-        elif state in (TrialState.COMPLETE, TrialState.PRUNED):
-            constraints = _trial_constraints(trial)
+        if state in (TrialState.COMPLETE, TrialState.PRUNED):
+            if self._constraints_func is not None:
+                constraints = _store_constraints(self._constraints_func, study, trial)
+            else:  # values the objective set itself with trial.set_constraint, if any
+                constraints = _trial_constraints(trial)
         # Tell this process's own results at once, so ``searcher`` is current after ``optimize``;
         # other processes' results are picked up from the storage at the next proposal.
         with self._lock:
@@ -627,7 +628,10 @@ def _directions_of(searcher: _Searcher) -> list[str]:
 
 def _trial_constraints(trial: FrozenTrial) -> tuple[float, ...] | None:
     """A finished trial's constraint values: those a ``constraints_func`` stored (in its order), else
-    those its objective set with ``trial.set_constraint(key, value)`` (Optuna 5), in the order of the keys."""
+    those its objective set with ``trial.set_constraint(key, value)`` (Optuna 5), in the order of the keys.
+
+    Not ``FrozenTrial.constraints``: Optuna 4 lacks it, and its dict names a stored list's entries
+    "0", "1", ..., whose sorted order puts "10" before "2"."""
     stored = trial.system_attrs.get(CONSTRAINTS_ATTR)
     if stored is not None:
         return tuple(stored)
