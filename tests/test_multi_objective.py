@@ -337,7 +337,79 @@ def test_optuna_constraints_set_by_the_objective_are_learned_in_a_multi_objectiv
     assert all(values[1] <= bound for _, values in searcher.pareto_front())
 
 
-def test_optuna_constraints_a_single_objective_sampler_cannot_learn_get_a_warning(
+def test_optuna_constraints_set_by_the_objective_make_a_single_objective_study_constrained() -> None:
+    """A single-objective sampler built without constraints learns them from the first trial that sets
+    one: it rebuilds its searcher as a constrained one from the study, losing no trial, with its seed."""
+    optuna = pytest.importorskip("optuna")
+    if not hasattr(optuna.trial.Trial, "set_constraint"):
+        pytest.skip("trial.set_constraint needs Optuna 5")
+    from gates_sampler.integrations.optuna import GatesSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    bound = 5.0
+
+    def run(constrain_from: int) -> tuple[Any, Any]:
+        sampler = GatesSampler(SPACE, seed=0, **SAMPLER_FAST)
+
+        def objective(trial: Any) -> float:
+            arch = SPACE.suggest(trial)
+            if trial.number >= constrain_from:  # the constraint appears mid-study
+                trial.set_constraint("cost", cost(arch) - bound)
+            return accuracy(arch)
+
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(objective, n_trials=16)
+        return sampler, study
+
+    sampler, study = run(constrain_from=3)
+    searcher = sampler.searcher
+    assert isinstance(searcher, MultiObjectiveGatesSearcher) and searcher.n_objectives == 1
+    assert searcher.n_told == len(study.trials) == 16  # every trial, those before the first constraint too
+    constrained = [SPACE.from_params(t.params) for t in study.trials[3:]]
+    assert any(cost(a) > bound for a in constrained)  # the check below is not vacuous
+    assert all(searcher.feasible(a) == (cost(a) <= bound) for a in constrained)
+    best = searcher.best
+    assert best is not None and cost(best[0]) <= bound
+    # the seed still fixes the run
+    again = run(constrain_from=3)[1]
+    assert [t.params for t in again.trials] == [t.params for t in study.trials]
+
+
+def test_optuna_constraints_set_by_the_objective_in_a_shared_sqlite_study_are_learned_by_every_worker(
+    tmp_path: Any,
+) -> None:
+    """Two samplers on one SQLite study (two worker processes): each finds the constraint values in the
+    storage, switches to the constrained search, and no architecture is proposed twice."""
+    optuna = pytest.importorskip("optuna")
+    if not hasattr(optuna.trial.Trial, "set_constraint"):
+        pytest.skip("trial.set_constraint needs Optuna 5")
+    from gates_sampler.integrations.optuna import GatesSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///{tmp_path / 'so.db'}"
+
+    def objective(trial: Any) -> float:
+        arch = SPACE.suggest(trial)
+        trial.set_constraint("cost", cost(arch) - 5.0)
+        return accuracy(arch)
+
+    first, second = GatesSampler(SPACE, seed=0, **SAMPLER_FAST), GatesSampler(SPACE, seed=0, **SAMPLER_FAST)
+    a = optuna.create_study(direction="maximize", storage=url, study_name="so", sampler=first)
+    b = optuna.load_study(study_name="so", storage=url, sampler=second)
+    a.optimize(objective, n_trials=1)  # only the first worker has seen a constraint value so far
+    for _ in range(4):
+        b.optimize(objective, n_trials=2)
+        a.optimize(objective, n_trials=2)
+    keys = [SPACE.canonical_key(SPACE.from_params(t.params)) for t in a.get_trials()]
+    assert len(keys) == 17 and len(set(keys)) == len(keys)
+    for sampler in (first, second):
+        assert isinstance(sampler.searcher, MultiObjectiveGatesSearcher)
+        told = [o.arch for o in sampler.searcher.history]
+        assert len(told) >= 15 and any(cost(arch) > 5.0 for arch in told)
+        assert all(sampler.searcher.feasible(arch) == (cost(arch) <= 5.0) for arch in told)
+
+
+def test_optuna_constraints_a_sampler_with_single_objective_only_settings_does_not_learn_them_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     optuna = pytest.importorskip("optuna")
@@ -346,7 +418,7 @@ def test_optuna_constraints_a_single_objective_sampler_cannot_learn_get_a_warnin
     from gates_sampler.integrations.optuna import GatesSampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = GatesSampler(SPACE, seed=0, **SAMPLER_FAST)
+    sampler = GatesSampler(SPACE, seed=0, candidates="mixed", **SAMPLER_FAST)
 
     def objective(trial: Any) -> float:
         arch = SPACE.suggest(trial)
@@ -357,7 +429,8 @@ def test_optuna_constraints_a_single_objective_sampler_cannot_learn_get_a_warnin
     with caplog.at_level("WARNING", logger="gates_sampler"):
         study.optimize(objective, n_trials=3)
     warnings = [r.getMessage() for r in caplog.records if "does not learn them" in r.getMessage()]
-    assert len(warnings) == 1 and "constraints_func=" in warnings[0]
+    assert len(warnings) == 1 and "'candidates'" in warnings[0]
+    assert not isinstance(sampler.searcher, MultiObjectiveGatesSearcher)
 
 
 def test_optuna_rdb_study_with_two_samplers_rebuilds_the_multi_objective_history(tmp_path: Any) -> None:

@@ -143,7 +143,8 @@ class GatesSampler(BaseSampler):
             feasible trials only, and the sampler learns them with one predictor per value (a candidate
             predicted infeasible is proposed only when none is predicted feasible). Without it, the
             values an objective sets with ``trial.set_constraint(key, value)`` (Optuna 5) are learned
-            the same way in multi-objective and constrained studies, in the order of their keys.
+            the same way, in the order of their keys; a single-objective study becomes a constrained
+            one at the first such value (the searcher is rebuilt from the study's trials).
         cheap_constraints: ``fn(arch) -> sequence of float`` computed from the architecture alone (e.g.
             a parameter count minus its bound): no architecture it rejects is ever proposed.
         cheap_objectives: ``{objective index: fn(arch) -> float}``: objectives that are cheap to compute
@@ -227,6 +228,10 @@ class GatesSampler(BaseSampler):
         self._exhausted_at: int | None = None  # number of seen architectures when the space ran out
         self._warned_exhausted = False
         self._warned_unlearned_constraints = False
+        # the attached study's trials carry constraint values (trial.set_constraint): search it constrained
+        self._constrained_by_trials = False
+        self._switch_pending = False
+        self._attach_seed: int | None = None  # the seed the attached study's searcher was built with
         self._rng = np.random.default_rng(self._seed)
         self._lock = threading.Lock()
 
@@ -249,6 +254,7 @@ class GatesSampler(BaseSampler):
         """
         with self._lock:
             self._seed = None
+            self._attach_seed = None
             self._rng = np.random.default_rng()
             if self._searcher is not None:
                 self._searcher.reseed()
@@ -275,6 +281,10 @@ class GatesSampler(BaseSampler):
             if self._searcher is not None and self._study_name == study.study_name and trial.number not in self._told:
                 complete = values if values and state == TrialState.COMPLETE else None
                 self._tell_finished(trial, state, complete, constraints)
+                if self._switch_pending:
+                    # the storage still holds this trial as running: rebuild from the others, then tell it
+                    self._rebuild_constrained(study, trial.number)
+                    self._tell_finished(trial, state, complete, constraints)
         self._independent_sampler.after_trial(study, trial, state, values)
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -325,6 +335,8 @@ class GatesSampler(BaseSampler):
             and _directions_of(self._searcher) == directions
         ):
             return
+        if self._study_name != study.study_name:
+            self._constrained_by_trials = False
         # Workers that join a study later get a different stream: mix their first trial number in.
         if self._seed is None:
             seed = None
@@ -332,13 +344,15 @@ class GatesSampler(BaseSampler):
             seed = self._seed
         else:
             seed = int(np.random.SeedSequence([self._seed, trial.number]).generate_state(1)[0])
-        if len(directions) > 1 or self._is_constrained_or_cheap:
+        if len(directions) > 1 or self._is_constrained_or_cheap or self._constrained_by_trials:
             self._searcher = self._multi_objective_searcher(directions, seed)
         else:
             self._searcher = GatesPredictorSearcher(
                 self._space, direction=directions[0], seed=seed, **self._searcher_kwargs
             )
         self._rng = np.random.default_rng(None if seed is None else seed + 1)
+        self._attach_seed = seed
+        self._switch_pending = False
         self._study_name = study.study_name
         self._told = set()
         self._proposed = {}
@@ -429,7 +443,27 @@ class GatesSampler(BaseSampler):
                 arch = self._arch_of(t, complete=False)
                 if arch is not None:
                     pending[self._space.canonical_key(arch)] = arch
+        if self._switch_pending:
+            self._rebuild_constrained(study, current)
+            return
         self._searcher.set_pending(pending.values())
+
+    def _rebuild_constrained(self, study: Study, current: int) -> None:
+        """A single-objective study's trials carry constraint values (``trial.set_constraint``): replace
+        the unconstrained searcher with a constrained one, with the same seed, told every finished trial
+        of the study again (the study holds everything the searcher knew)."""
+        assert self._searcher is not None
+        directions = _directions_of(self._searcher)
+        self._switch_pending = False
+        self._constrained_by_trials = True
+        self._searcher = self._multi_objective_searcher(directions, self._attach_seed)
+        self._told = set()
+        logger.info(
+            "study %r: trials set constraint values; the sampler now learns them (a constrained search, "
+            "rebuilt from the study's trials)",
+            study.study_name,
+        )
+        self._sync(study, current)
 
     def _stale_cutoff(self, study: Study) -> datetime.datetime | None:
         """Start time before which a RUNNING trial counts as abandoned, or ``None`` (no such rule)."""
@@ -450,13 +484,17 @@ class GatesSampler(BaseSampler):
         if arch is None:
             return
         if constraints is not None and not isinstance(self._searcher, MultiObjectiveGatesSearcher):
-            if not self._warned_unlearned_constraints:
+            only_single = sorted(k for k in self._searcher_kwargs if k not in _MO_KWARGS)
+            if not only_single:
+                self._switch_pending = True  # the caller rebuilds the searcher as a constrained one
+            elif not self._warned_unlearned_constraints:
                 self._warned_unlearned_constraints = True
                 logger.warning(
-                    "trial %d has constraint values, but this single-objective study's sampler was built "
-                    "without constraints and does not learn them (study.best_trials still filters by them); "
-                    "pass constraints_func= (or cheap_constraints=) to GatesSampler to have them learned",
+                    "trial %d has constraint values, but this sampler's settings %s apply to unconstrained "
+                    "single-objective studies only, so it does not learn them (study.best_trials still "
+                    "filters by them); drop those settings to have the constraints learned",
                     trial.number,
+                    only_single,
                 )
         if isinstance(self._searcher, MultiObjectiveGatesSearcher):
             # failed and pruned trials are told as failures: never proposed again, not trained on
