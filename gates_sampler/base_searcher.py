@@ -316,7 +316,11 @@ class AskTellSearcher(abc.ABC):
                 )
             if str(value) not in dists[name]:
                 raise ValueError(f"fixed parameter {name!r} has value {value!r}; allowed: {dists[name]}")
-            out[name] = str(value)
+            # A parameter with one choice (DARTS: node 2's inputs are always 0 and 1) holds that value in
+            # every architecture; Optuna answers it without asking the sampler, so it arrives "fixed" in
+            # every trial. Kept, it would send every proposal down the path for constrained ones.
+            if len(dists[name]) > 1:
+                out[name] = str(value)
         return out
 
     def _agreeing_unseen(self, n: int, fixed: Mapping[str, str]) -> list[Arch]:

@@ -10,7 +10,7 @@ from gates_sampler import GatesPredictorSearcher
 from gates_sampler.base_searcher import SpaceExhausted
 from gates_sampler.baselines import RandomSearcher
 from gates_sampler.benchmarks import NB201Benchmark
-from gates_sampler.spaces import CellSpace, NB201Space
+from gates_sampler.spaces import CellSpace, DartsSpace, NB201Space
 
 FAST = QUICK
 
@@ -66,6 +66,24 @@ def test_fixed_proposal_is_the_best_scored_agreeing_candidate(bench: NB201Benchm
     pool = twin._agreeing_unseen(twin.n_candidates, {name: "avg_pool_3x3"})
     scores = twin.predict(pool)
     assert str(got) == str(pool[int(scores.argmax())])
+
+
+def test_fixing_a_parameter_with_one_choice_changes_nothing() -> None:
+    """DARTS node 2's inputs are always "0,1": every architecture agrees, so fixing that parameter
+    (Optuna does, answering a one-choice parameter without the sampler) proposes what no fixing
+    proposes, from the searcher's full candidate pool (random cells and mutations of the best)."""
+    space = DartsSpace()
+    single = {k: c[0] for k, c in space.distributions().items() if len(c) == 1}
+    assert single  # the premise: DARTS has such parameters
+    rng = np.random.default_rng(0)
+    told = space.sample_unique(rng, 6)
+    searchers = [GatesPredictorSearcher(space, seed=4, **FAST) for _ in range(2)]
+    for s in searchers:
+        for i, a in enumerate(told):
+            s.tell(a, float(i))
+    plain = [searchers[0].ask() for _ in range(3)]
+    fixed = [searchers[1].ask(fixed=single) for _ in range(3)]
+    assert [str(a) for a in fixed] == [str(a) for a in plain]
 
 
 def test_bad_fixed_parameters_name_the_problem() -> None:
