@@ -69,8 +69,8 @@ class SearchSettings:
             train the predictor by the rule of :func:`gates_sampler.curves.better_matrix` and count
             towards ``n_startup`` once one trial has completed; ``False`` only excludes them from
             proposals, as failures are. Needs a pairwise loss (hinge, bce, comparator); with another
-            loss they are left out of training. With ``acquisition="ei"`` they also enter the Gaussian
-            process, as values at a lower fidelity (the step they reached is one more input).
+            loss they are left out of training. With ``acquisition="ei"`` they reach the Gaussian
+            process only with ``gp_fidelity``.
         local_from: ``candidates="staged"``: the number of completed results from which the candidate
             pool is that of ``"local"``; before, it is the paper's random pool.
         acquisition: how candidates are ranked: ``"auto"`` (default: ``"ei"`` on large spaces,
@@ -89,6 +89,12 @@ class SearchSettings:
             trials that ended early, chooses the shortlist; the process picks from it); 0 ranks them all.
             With ``gp_inputs="onehot"`` and no shortlist nothing reads the predictor, and proposals do
             not refit it.
+        gp_fidelity: ``acquisition="ei"`` with ``learn_from_pruned``: trials that ended early also enter
+            the Gaussian process, as values at a lower fidelity (the step they reached, log-scaled, is one
+            more input; candidates are predicted at full fidelity). Off by default: on the NB301
+            surrogate under Hyperband the process fitted to completed trials alone found better cells
+            (README, "Pruners and early stopping"). Without it, only completed trials end the random
+            start of an ``"ei"`` search (the process fits them alone).
     """
 
     refit: str = "warm"
@@ -104,6 +110,7 @@ class SearchSettings:
     local_from: int = 50
     gp_inputs: str = "onehot"
     ei_shortlist: int = 0
+    gp_fidelity: bool = False
 
     def __post_init__(self) -> None:
         if self.refit not in REFIT_POLICIES:
@@ -130,6 +137,7 @@ class SearchSettings:
                 raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
         object.__setattr__(self, "distinct_sampling", bool(self.distinct_sampling))
         object.__setattr__(self, "learn_from_pruned", bool(self.learn_from_pruned))
+        object.__setattr__(self, "gp_fidelity", bool(self.gp_fidelity))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -339,6 +347,14 @@ class GatesPredictorSearcher(AskTellSearcher):
             return self.n_complete
         return self.n_complete + self.n_pruned
 
+    @property
+    def _n_started(self) -> int:
+        """What ends the random start: :attr:`n_trained`, or, when a Gaussian process fitted to the
+        completed trials alone ranks the candidates, those trials."""
+        if self.acquisition == "ei" and not (self.settings.gp_fidelity and self._learns_pruned):
+            return self.n_complete
+        return self.n_trained
+
     def _features(self, archs: Sequence[Arch]) -> tuple[list[torch.Tensor] | None, np.ndarray | None]:
         if self.zero_shot is None:
             return None, None
@@ -450,7 +466,7 @@ class GatesPredictorSearcher(AskTellSearcher):
 
     def _propose(self, n: int) -> list[Arch]:
         start = time.perf_counter()
-        if self.n_trained < self.n_startup:
+        if self._n_started < self.n_startup:
             out = self._random_unseen(n, reduced=self.distinct_sampling)
         else:
             # Candidates are drawn before the refit, so that it can already learn their zero-shot
@@ -521,7 +537,7 @@ class GatesPredictorSearcher(AskTellSearcher):
 
     def _propose_fixed(self, n: int, fixed: Mapping[str, str]) -> list[Arch]:
         start = time.perf_counter()
-        if self.n_trained < self.n_startup:
+        if self._n_started < self.n_startup:
             out = self._agreeing_unseen(n, fixed)
         else:
             out = self._best_of(self._agreeing_unseen(max(n, self.n_candidates), fixed), n)
@@ -599,11 +615,11 @@ class GatesPredictorSearcher(AskTellSearcher):
         inputs = self.settings.gp_inputs
         archs, values, steps = self.fidelity_data()
         best = float(values[: self.n_complete].max())
-        # Trials that ended early are values at a lower fidelity: with learn_from_pruned the process reads
-        # the step (log-scaled to [0, 1], completed trials at 1) as one more input and predicts every
+        # Trials that ended early are values at a lower fidelity: with gp_fidelity the process reads the
+        # step (log-scaled to [0, 1], completed trials at 1) as one more input and predicts every
         # candidate at the full fidelity; otherwise it fits the completed trials alone.
         fidelity: np.ndarray | None = None
-        if self.settings.learn_from_pruned and len(archs) > self.n_complete:
+        if self.settings.learn_from_pruned and self.settings.gp_fidelity and len(archs) > self.n_complete:
             top = float(np.nanmax(steps))
             full = np.where(np.isnan(steps), top, steps)
             fidelity = (np.log1p(np.maximum(full, 0.0)) / np.log1p(max(top, 1.0)))[:, None]

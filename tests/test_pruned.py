@@ -241,6 +241,33 @@ def test_startup_counts_pruned_trials_once_one_completed(space, bench):
     assert s.predictor.trained
 
 
+def test_an_ei_search_without_gp_fidelity_ends_its_random_start_on_completed_trials(space, bench, monkeypatch):
+    """Its Gaussian process fits the completed trials alone: trials that ended early do not end the
+    random start (one completed trial and five stopped ones would leave the process one value)."""
+    import gates_sampler.searcher as searcher_module
+
+    s = GatesPredictorSearcher(space, seed=0, **{**QUICK, "settings": SearchSettings(acquisition="ei", warm_epochs=1)})
+    fits: list[int] = []
+    real = searcher_module.fit_feature_gp
+
+    def spy(x, y, **kwargs):
+        fits.append(len(y))
+        return real(x, y, **kwargs)
+
+    monkeypatch.setattr(searcher_module, "fit_feature_gp", spy)
+    archs = distinct(space, 9, seed=3)
+    s.tell(archs[0], bench.query(archs[0]))
+    for a in archs[1:6]:
+        s.tell_pruned(a, step=1, value=bench.query(a) - 20)
+    assert s.n_trained == 6 >= s.n_startup
+    s.ask()
+    assert fits == []  # still the random start
+    for a in archs[6:9]:
+        s.tell(a, bench.query(a))
+    s.ask()
+    assert fits == [4]  # the four completed trials
+
+
 def test_predictor_refuses_inconsistent_pairs(space):
     s = GatesPredictorSearcher(space, seed=0, **QUICK)
     archs = distinct(space, 3)
@@ -306,14 +333,15 @@ def test_bad_pruned_entries_are_refused_and_change_nothing(space, bench):
         assert r.n_told == 0 and r.n_pruned == 0
 
 
-@pytest.mark.parametrize("learn", [True, False])
-def test_expected_improvement_reads_pruned_trials_at_their_fidelity(space, bench, monkeypatch, learn):
+@pytest.mark.parametrize(("learn", "gp_fidelity"), [(True, True), (True, False), (False, True)])
+def test_expected_improvement_reads_pruned_trials_at_their_fidelity(space, bench, monkeypatch, learn, gp_fidelity):
     """acquisition="ei": a trial that ended early is a value at a lower fidelity. With learn_from_pruned
-    the Gaussian process gets it, with its step (log-scaled, completed trials at 1) as one more input;
-    without, it sees the completed trials only."""
+    and gp_fidelity the Gaussian process gets it, with its step (log-scaled, completed trials at 1) as
+    one more input; otherwise (gp_fidelity is off by default) it sees the completed trials only."""
     import gates_sampler.searcher as searcher_module
 
-    settings = SearchSettings(learn_from_pruned=learn, acquisition="ei", warm_epochs=1)
+    assert SearchSettings().gp_fidelity is False
+    settings = SearchSettings(learn_from_pruned=learn, acquisition="ei", warm_epochs=1, gp_fidelity=gp_fidelity)
     s = GatesPredictorSearcher(space, seed=0, **{**QUICK, "settings": settings})
     archs = distinct(space, 10)
     finals, pruned = archs[:4], archs[4:]
@@ -333,9 +361,10 @@ def test_expected_improvement_reads_pruned_trials_at_their_fidelity(space, bench
     monkeypatch.setattr(searcher_module, "fit_feature_gp", spy)
     proposal = s.ask()
     assert space.canonical_key(proposal) not in {space.canonical_key(a) for a in archs}
-    expected = [bench.query(a) for a in finals] + ([bench.query(a) - 20 for a in pruned] if learn else [])
+    fidelity_on = learn and gp_fidelity
+    expected = [bench.query(a) for a in finals] + ([bench.query(a) - 20 for a in pruned] if fidelity_on else [])
     assert seen["y"] == pytest.approx(expected)
-    if learn:
+    if fidelity_on:
         onehot, fidelity = seen["x"]
         assert onehot.shape[0] == 10
         assert fidelity[:4, 0] == pytest.approx(1.0)
