@@ -135,9 +135,8 @@ class SearchSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
-        object.__setattr__(self, "distinct_sampling", bool(self.distinct_sampling))
-        object.__setattr__(self, "learn_from_pruned", bool(self.learn_from_pruned))
-        object.__setattr__(self, "gp_fidelity", bool(self.gp_fidelity))
+        for name in ("distinct_sampling", "learn_from_pruned", "gp_fidelity"):
+            object.__setattr__(self, name, _as_bool(name, getattr(self, name)))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -158,6 +157,16 @@ class SearchSettings:
         if unknown:
             raise ValueError(f"unknown search setting(s) {unknown}; allowed: {list(cls.names())}")
         return cls(**settings)
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    """A yes/no setting: a bool (numpy's too), or ``"true"`` / ``"false"`` as a method spec such as
+    ``gates[gp_fidelity=true]`` writes it (``bool("false")`` would be true)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"{name} must be true or false, got {value!r}")
 
 
 #: scores cells (with their zero-shot features) against one fit of the predictor

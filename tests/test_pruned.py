@@ -268,6 +268,16 @@ def test_an_ei_search_without_gp_fidelity_ends_its_random_start_on_completed_tri
     assert fits == [4]  # the four completed trials
 
 
+def test_yes_no_settings_read_true_and_false_as_written_in_a_method_spec():
+    """``gates[gp_fidelity=false]`` must switch it off (``bool("false")`` is true); other values are refused."""
+    assert SearchSettings(gp_fidelity="false").gp_fidelity is False
+    assert SearchSettings(learn_from_pruned="False").learn_from_pruned is False
+    assert SearchSettings(distinct_sampling="true").distinct_sampling is True
+    for bad in (1, "yes", None):
+        with pytest.raises(ValueError, match="gp_fidelity must be true or false"):
+            SearchSettings(gp_fidelity=bad)
+
+
 def test_predictor_refuses_inconsistent_pairs(space):
     s = GatesPredictorSearcher(space, seed=0, **QUICK)
     archs = distinct(space, 3)
