@@ -164,8 +164,9 @@ def _as_bool(name: str, value: Any) -> bool:
     ``gates[gp_fidelity=true]`` writes it (``bool("false")`` would be true)."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in ("true", "false"):
+        return text == "true"
     raise ValueError(f"{name} must be true or false, got {value!r}")
 
 
@@ -357,10 +358,16 @@ class GatesPredictorSearcher(AskTellSearcher):
         return self.n_complete + self.n_pruned
 
     @property
+    def _gp_reads_pruned(self) -> bool:
+        """Whether the Gaussian process of ``acquisition="ei"`` fits trials that ended early (as values at
+        a lower fidelity) besides the completed ones."""
+        return self.settings.learn_from_pruned and self.settings.gp_fidelity
+
+    @property
     def _n_started(self) -> int:
         """What ends the random start: :attr:`n_trained`, or, when a Gaussian process fitted to the
         completed trials alone ranks the candidates, those trials."""
-        if self.acquisition == "ei" and not (self.settings.gp_fidelity and self._learns_pruned):
+        if self.acquisition == "ei" and not self._gp_reads_pruned:
             return self.n_complete
         return self.n_trained
 
@@ -628,7 +635,7 @@ class GatesPredictorSearcher(AskTellSearcher):
         # step (log-scaled to [0, 1], completed trials at 1) as one more input and predicts every
         # candidate at the full fidelity; otherwise it fits the completed trials alone.
         fidelity: np.ndarray | None = None
-        if self.settings.learn_from_pruned and self.settings.gp_fidelity and len(archs) > self.n_complete:
+        if self._gp_reads_pruned and len(archs) > self.n_complete:
             top = float(np.nanmax(steps))
             full = np.where(np.isnan(steps), top, steps)
             fidelity = (np.log1p(np.maximum(full, 0.0)) / np.log1p(max(top, 1.0)))[:, None]

@@ -228,8 +228,7 @@ class GatesSampler(BaseSampler):
         self._exhausted_at: int | None = None  # number of seen architectures when the space ran out
         self._warned_exhausted = False
         self._warned_unlearned_constraints = False
-        # the attached study's trials carry constraint values (trial.set_constraint): search it constrained
-        self._constrained_by_trials = False
+        # a told trial carried constraint values (trial.set_constraint): rebuild as a constrained search
         self._switch_pending = False
         self._attach_seed: int | None = None  # the seed the attached study's searcher was built with
         self._rng = np.random.default_rng(self._seed)
@@ -335,8 +334,6 @@ class GatesSampler(BaseSampler):
             and _directions_of(self._searcher) == directions
         ):
             return
-        if self._study_name != study.study_name:
-            self._constrained_by_trials = False
         # Workers that join a study later get a different stream: mix their first trial number in.
         if self._seed is None:
             seed = None
@@ -344,7 +341,7 @@ class GatesSampler(BaseSampler):
             seed = self._seed
         else:
             seed = int(np.random.SeedSequence([self._seed, trial.number]).generate_state(1)[0])
-        if len(directions) > 1 or self._is_constrained_or_cheap or self._constrained_by_trials:
+        if len(directions) > 1 or self._is_constrained_or_cheap:
             self._searcher = self._multi_objective_searcher(directions, seed)
         else:
             self._searcher = GatesPredictorSearcher(
@@ -455,7 +452,6 @@ class GatesSampler(BaseSampler):
         assert self._searcher is not None
         directions = _directions_of(self._searcher)
         self._switch_pending = False
-        self._constrained_by_trials = True
         self._searcher = self._multi_objective_searcher(directions, self._attach_seed)
         self._told = set()
         logger.info(
