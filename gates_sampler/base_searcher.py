@@ -12,7 +12,7 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 
-from gates_sampler.curves import LearningCurves, check_step
+from gates_sampler.curves import LearningCurves, check_step, extrapolate_finals
 from gates_sampler.spaces import BUILTIN_SPACES
 from gates_sampler.spaces.base import Arch, SearchSpace, short_repr
 from gates_sampler.utils import atomic_torch_save, check_rng_state, safe_torch_load
@@ -213,6 +213,32 @@ class AskTellSearcher(abc.ABC):
             archs + [self._arch_of[k] for k in pruned],
             np.concatenate([values, np.array(last, dtype=np.float64)]),
             np.array([np.nan if s is None else float(s) for s in steps + stops], dtype=np.float64),
+        )
+
+    def extrapolated_data(self) -> tuple[list[Arch], np.ndarray, np.ndarray]:
+        """:meth:`training_data` followed by the trials that ended early, at extrapolated final values.
+
+        Returns ``(archs, values, variances)``: completed architectures with their mean final values
+        (variance 0), then each trial that ended early whose final value can be extrapolated from the
+        completed trials' curves (:func:`gates_sampler.curves.extrapolate_finals`), with the variance of
+        that extrapolation; the others are left out.
+        """
+        archs, values = self.training_data()
+        pruned = self._pruned_keys()
+        zero = np.zeros(len(values))
+        if not pruned or not len(values):
+            return archs, values, zero
+        stops = [int(self._curves.stops[k]) for k in pruned]  # type: ignore[arg-type]  # _pruned_keys: not None
+        steps = sorted(set(stops))
+        col = {s: c for c, s in enumerate(steps)}
+        at = np.array([[self._curves.value_at(k, s) for s in steps] for k in self._values], dtype=np.float64)
+        last = np.array([self._curves.value_at(k, s) for k, s in zip(pruned, stops)], dtype=np.float64)
+        mean, var = extrapolate_finals(values, at, last, np.array([col[s] for s in stops], dtype=np.int64))
+        ok = np.isfinite(mean) & np.isfinite(var)
+        return (
+            archs + [self._arch_of[k] for k, good in zip(pruned, ok) if good],
+            np.concatenate([values, mean[ok]]),
+            np.concatenate([zero, var[ok]]),
         )
 
     def ranking_data(self) -> tuple[list[Arch], np.ndarray, np.ndarray | None]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LearningCurves", "better_matrix", "check_step"]
+__all__ = ["LearningCurves", "better_matrix", "check_step", "extrapolate_finals"]
 
 
 def check_step(step: Any) -> int:
@@ -128,3 +128,55 @@ def better_matrix(finals: np.ndarray, stops: np.ndarray, at: np.ndarray, columns
         wins[j] = False
         better[wins, j] = True
     return better
+
+
+#: fewest completed trials with a value at a step from which the final values of trials stopped there
+#: are extrapolated (a line and its residual spread need a few more points than parameters)
+MIN_EXTRAPOLATION_PAIRS = 8
+
+
+def extrapolate_finals(
+    finals: np.ndarray, finals_at: np.ndarray, stopped_at: np.ndarray, columns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The final values of trials that ended early, extrapolated from completed trials' curves.
+
+    At each step ``e`` where trials stopped, the completed trials that reported a value at or before
+    ``e`` give pairs (value at ``e``, final value); a least-squares line through them maps a stopped
+    trial's value at ``e`` to a final value, whose variance is the line's predictive variance (the
+    residual variance plus the line's own uncertainty at that value). Where fewer than
+    :data:`MIN_EXTRAPOLATION_PAIRS` completed trials reached ``e``, or their values there do not vary,
+    the result is NaN: nothing is known.
+
+    Args:
+        finals: ``[Nc]`` final values of the completed trials.
+        finals_at: ``[Nc, S]`` their values at each of the ``S`` stop steps (NaN: none reported).
+        stopped_at: ``[Np]`` each stopped trial's value at the step it stopped at.
+        columns: ``[Np]`` the index (into the ``S`` steps) of the step each stopped trial stopped at.
+
+    Returns:
+        ``(mean, variance)``, each ``[Np]``.
+    """
+    finals = np.asarray(finals, dtype=np.float64)
+    stopped_at = np.asarray(stopped_at, dtype=np.float64)
+    columns = np.asarray(columns, dtype=np.int64)
+    mean = np.full(len(stopped_at), np.nan)
+    var = np.full(len(stopped_at), np.nan)
+    for c in np.unique(columns):
+        x = finals_at[:, c]
+        ok = np.isfinite(x) & np.isfinite(finals)
+        n = int(ok.sum())
+        if n < MIN_EXTRAPOLATION_PAIRS:
+            continue
+        x, y = x[ok], finals[ok]
+        xbar = float(x.mean())
+        sxx = float(((x - xbar) ** 2).sum())
+        if sxx <= 0:
+            continue
+        slope = float(((x - xbar) * (y - y.mean())).sum()) / sxx
+        intercept = float(y.mean()) - slope * xbar
+        s2 = float(((y - intercept - slope * x) ** 2).sum()) / (n - 2)
+        rows = columns == c
+        v = stopped_at[rows]
+        mean[rows] = intercept + slope * v
+        var[rows] = s2 * (1.0 + 1.0 / n + (v - xbar) ** 2 / sxx)
+    return mean, var

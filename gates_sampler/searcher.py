@@ -37,6 +37,7 @@ LARGE_SPACE_WARM_EPOCHS = 30
 SMALL_SPACE_WARM_EPOCHS = 10
 ACQUISITIONS = ("auto", "mean", "thompson", "ei")
 GP_INPUTS = ("features", "features+onehot", "onehot")
+GP_PRUNED = ("extrapolate", "fidelity", "none")
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,8 @@ class SearchSettings:
             train the predictor by the rule of :func:`gates_sampler.curves.better_matrix` and count
             towards ``n_startup`` once one trial has completed; ``False`` only excludes them from
             proposals, as failures are. Needs a pairwise loss (hinge, bce, comparator); with another
-            loss they are left out of training. With ``acquisition="ei"`` they reach the Gaussian
-            process only with ``gp_fidelity``.
+            loss they are left out of training. With ``acquisition="ei"`` the Gaussian process reads
+            them as ``gp_pruned`` says.
         local_from: ``candidates="staged"``: the number of completed results from which the candidate
             pool is that of ``"local"``; before, it is the paper's random pool.
         acquisition: how candidates are ranked: ``"auto"`` (default: ``"ei"`` on large spaces,
@@ -89,12 +90,16 @@ class SearchSettings:
             trials that ended early, chooses the shortlist; the process picks from it); 0 ranks them all.
             With ``gp_inputs="onehot"`` and no shortlist nothing reads the predictor, and proposals do
             not refit it.
-        gp_fidelity: ``acquisition="ei"`` with ``learn_from_pruned``: trials that ended early also enter
-            the Gaussian process, as values at a lower fidelity (the step they reached, log-scaled, is one
-            more input; candidates are predicted at full fidelity). Off by default: on the NB301
-            surrogate under Hyperband the process fitted to completed trials alone found better cells
-            (README, "Pruners and early stopping"). Without it, only completed trials end the random
-            start of an ``"ei"`` search (the process fits them alone).
+        gp_pruned: ``acquisition="ei"`` with ``learn_from_pruned``: how trials that ended early enter
+            the Gaussian process. ``"extrapolate"`` (default): at the final value extrapolated from the
+            value at the step they stopped at, by a line through the completed trials' (value at that
+            step, final value) pairs, with that line's predictive variance as the point's own noise
+            (:func:`gates_sampler.curves.extrapolate_finals`; a step that fewer than 8 completed trials
+            reached informs nothing yet). ``"fidelity"``: as values at a lower fidelity (the step they
+            reached, log-scaled, is one more input; candidates are predicted at full fidelity).
+            ``"none"``: the process fits the completed trials alone. Measured on the NB301 surrogate
+            under Hyperband in the README ("Pruners and early stopping"). Except with ``"fidelity"``,
+            only completed trials end the random start of an ``"ei"`` search.
     """
 
     refit: str = "warm"
@@ -110,7 +115,7 @@ class SearchSettings:
     local_from: int = 50
     gp_inputs: str = "onehot"
     ei_shortlist: int = 0
-    gp_fidelity: bool = False
+    gp_pruned: str = "extrapolate"
 
     def __post_init__(self) -> None:
         if self.refit not in REFIT_POLICIES:
@@ -119,6 +124,8 @@ class SearchSettings:
             raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {self.acquisition!r}")
         if self.gp_inputs not in GP_INPUTS:
             raise ValueError(f"gp_inputs must be one of {GP_INPUTS}, got {self.gp_inputs!r}")
+        if self.gp_pruned not in GP_PRUNED:
+            raise ValueError(f"gp_pruned must be one of {GP_PRUNED}, got {self.gp_pruned!r}")
         if self.warm_epochs is not None and (
             isinstance(self.warm_epochs, bool) or not isinstance(self.warm_epochs, int) or self.warm_epochs < 1
         ):
@@ -135,7 +142,7 @@ class SearchSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
-        for name in ("distinct_sampling", "learn_from_pruned", "gp_fidelity"):
+        for name in ("distinct_sampling", "learn_from_pruned"):
             object.__setattr__(self, name, _as_bool(name, getattr(self, name)))
 
     @classmethod
@@ -153,6 +160,11 @@ class SearchSettings:
             return settings
         if not isinstance(settings, Mapping):
             raise TypeError(f"settings must be a SearchSettings or a dict of its fields, got {type(settings).__name__}")
+        if "gp_fidelity" in settings:
+            # states saved before gp_pruned replaced the yes/no gp_fidelity keep the search they described
+            legacy = _as_bool("gp_fidelity", settings["gp_fidelity"])
+            settings = {"gp_pruned": "fidelity" if legacy else "none", **settings}
+            del settings["gp_fidelity"]
         unknown = sorted(k for k in settings if k not in cls.names())
         if unknown:
             raise ValueError(f"unknown search setting(s) {unknown}; allowed: {list(cls.names())}")
@@ -161,7 +173,7 @@ class SearchSettings:
 
 def _as_bool(name: str, value: Any) -> bool:
     """A yes/no setting: a bool (numpy's too), or ``"true"`` / ``"false"`` as a method spec such as
-    ``gates[gp_fidelity=true]`` writes it (``bool("false")`` would be true)."""
+    ``gates[learn_from_pruned=false]`` writes it (``bool("false")`` would be true)."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     text = value.strip().lower() if isinstance(value, str) else None
@@ -358,16 +370,17 @@ class GatesPredictorSearcher(AskTellSearcher):
         return self.n_complete + self.n_pruned
 
     @property
-    def _gp_reads_pruned(self) -> bool:
-        """Whether the Gaussian process of ``acquisition="ei"`` fits trials that ended early (as values at
-        a lower fidelity) besides the completed ones."""
-        return self.settings.learn_from_pruned and self.settings.gp_fidelity
+    def _gp_pruned(self) -> str:
+        """How the Gaussian process of ``acquisition="ei"`` reads trials that ended early
+        (:attr:`SearchSettings.gp_pruned`; ``"none"`` without ``learn_from_pruned``)."""
+        return self.settings.gp_pruned if self.settings.learn_from_pruned else "none"
 
     @property
     def _n_started(self) -> int:
-        """What ends the random start: :attr:`n_trained`, or, when a Gaussian process fitted to the
-        completed trials alone ranks the candidates, those trials."""
-        if self.acquisition == "ei" and not self._gp_reads_pruned:
+        """What ends the random start: :attr:`n_trained`, or, when a Gaussian process ranks the candidates
+        and needs completed values (it reads stopped trials only through them, or not at all), the
+        completed trials."""
+        if self.acquisition == "ei" and self._gp_pruned != "fidelity":
             return self.n_complete
         return self.n_trained
 
@@ -631,11 +644,16 @@ class GatesPredictorSearcher(AskTellSearcher):
         inputs = self.settings.gp_inputs
         archs, values, steps = self.fidelity_data()
         best = float(values[: self.n_complete].max())
-        # Trials that ended early are values at a lower fidelity: with gp_fidelity the process reads the
-        # step (log-scaled to [0, 1], completed trials at 1) as one more input and predicts every
-        # candidate at the full fidelity; otherwise it fits the completed trials alone.
+        # Trials that ended early: "extrapolate" reads them at extrapolated final values, each with its
+        # extrapolation variance as extra noise (the looser a step's values predict final ones, the less
+        # a trial stopped there counts); "fidelity" reads the step (log-scaled to [0, 1], completed trials
+        # at 1) as one more input and predicts every candidate at the full fidelity.
         fidelity: np.ndarray | None = None
-        if self._gp_reads_pruned and len(archs) > self.n_complete:
+        noise: np.ndarray | None = None
+        mode = self._gp_pruned if len(archs) > self.n_complete else "none"
+        if mode == "extrapolate":
+            archs, values, noise = self.extrapolated_data()
+        elif mode == "fidelity":
             top = float(np.nanmax(steps))
             full = np.where(np.isnan(steps), top, steps)
             fidelity = (np.log1p(np.maximum(full, 0.0)) / np.log1p(max(top, 1.0)))[:, None]
@@ -661,7 +679,7 @@ class GatesPredictorSearcher(AskTellSearcher):
             return blocks(cells, op, arch, None if fidelity is None else np.ones((len(cells), 1)))
 
         scorer = _ExpectedImprovement(
-            fit_feature_gp(blocks(archs, t_op, t_arch, fidelity), values), inputs_at_full_fidelity, best
+            fit_feature_gp(blocks(archs, t_op, t_arch, fidelity), values, noise=noise), inputs_at_full_fidelity, best
         )
         pending = self.pending
         if pending:

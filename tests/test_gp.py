@@ -79,3 +79,28 @@ def test_conditioning_on_a_believed_value_keeps_the_mean_and_shrinks_the_uncerta
     assert after_mean[1] == pytest.approx(mean[1], abs=1e-6)
     assert after_std[1] < 0.2 * std[1] and after_std[0] <= std[0] + 1e-12
     assert believed.lengthscales == pytest.approx(gp.lengthscales) and len(believed.ys) == 31
+
+
+def test_a_value_with_a_known_large_noise_barely_moves_the_process():
+    """``noise=``: per-point variance on top of the fitted noise. Two points at the same input disagree;
+    the one declared noisy (variance 100 in value units) must hardly pull the mean, the other (no extra
+    noise) must set it; without the declaration the outlier pulls the mean up."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, size=(30, 2))
+    y = x[:, 0] + 0.3 * x[:, 1]
+    probe = np.array([[0.2, -0.4]])
+    truth = 0.2 - 0.12
+    xs = np.vstack([x, probe, probe])
+    ys = np.concatenate([y, [truth, truth + 5.0]])
+    noisy = np.concatenate([np.zeros(31), [100.0]])
+    mean_declared = fit_feature_gp(xs, ys, noise=noisy).predict(probe)[0][0]
+    mean_plain = fit_feature_gp(xs, ys).predict(probe)[0][0]
+    assert abs(mean_declared - truth) < 0.02
+    assert mean_plain > truth + 0.2
+    gp = fit_feature_gp(xs, ys, noise=noisy)
+    # conditioning on a believed point keeps the declared noise of the old points
+    believed = gp.condition(np.array([[0.9, 0.9]]), gp.predict(np.array([[0.9, 0.9]]))[0])
+    assert believed.predict(probe)[0][0] == pytest.approx(mean_declared, abs=1e-3)
+    for bad in (np.zeros(5), np.full(32, -1.0), np.concatenate([np.zeros(31), [np.nan]])):
+        with pytest.raises(ValueError, match="noise must be"):
+            fit_feature_gp(xs, ys, noise=bad)

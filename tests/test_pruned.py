@@ -241,9 +241,10 @@ def test_startup_counts_pruned_trials_once_one_completed(space, bench):
     assert s.predictor.trained
 
 
-def test_an_ei_search_without_gp_fidelity_ends_its_random_start_on_completed_trials(space, bench, monkeypatch):
-    """Its Gaussian process fits the completed trials alone: trials that ended early do not end the
-    random start (one completed trial and five stopped ones would leave the process one value)."""
+def test_an_ei_search_without_fidelity_inputs_ends_its_random_start_on_completed_trials(space, bench, monkeypatch):
+    """Unless gp_pruned="fidelity", its Gaussian process reads stopped trials only through completed ones
+    (extrapolated from their curves) or not at all: trials that ended early do not end the random start
+    (one completed trial and five stopped ones would leave the process one value)."""
     import gates_sampler.searcher as searcher_module
 
     s = GatesPredictorSearcher(space, seed=0, **{**QUICK, "settings": SearchSettings(acquisition="ei", warm_epochs=1)})
@@ -269,13 +270,14 @@ def test_an_ei_search_without_gp_fidelity_ends_its_random_start_on_completed_tri
 
 
 def test_yes_no_settings_read_true_and_false_as_written_in_a_method_spec():
-    """``gates[gp_fidelity=false]`` must switch it off (``bool("false")`` is true); other values are refused."""
-    assert SearchSettings(gp_fidelity="false").gp_fidelity is False
+    """``gates[learn_from_pruned=false]`` must switch it off (``bool("false")`` is true); other values are
+    refused."""
+    assert SearchSettings(learn_from_pruned="false").learn_from_pruned is False
     assert SearchSettings(learn_from_pruned="False").learn_from_pruned is False
     assert SearchSettings(distinct_sampling="true").distinct_sampling is True
     for bad in (1, "yes", None):
-        with pytest.raises(ValueError, match="gp_fidelity must be true or false"):
-            SearchSettings(gp_fidelity=bad)
+        with pytest.raises(ValueError, match="learn_from_pruned must be true or false"):
+            SearchSettings(learn_from_pruned=bad)
 
 
 def test_predictor_refuses_inconsistent_pairs(space):
@@ -343,15 +345,14 @@ def test_bad_pruned_entries_are_refused_and_change_nothing(space, bench):
         assert r.n_told == 0 and r.n_pruned == 0
 
 
-@pytest.mark.parametrize(("learn", "gp_fidelity"), [(True, True), (True, False), (False, True)])
-def test_expected_improvement_reads_pruned_trials_at_their_fidelity(space, bench, monkeypatch, learn, gp_fidelity):
-    """acquisition="ei": a trial that ended early is a value at a lower fidelity. With learn_from_pruned
-    and gp_fidelity the Gaussian process gets it, with its step (log-scaled, completed trials at 1) as
-    one more input; otherwise (gp_fidelity is off by default) it sees the completed trials only."""
+@pytest.mark.parametrize(("learn", "mode"), [(True, "fidelity"), (True, "none"), (False, "fidelity")])
+def test_expected_improvement_reads_pruned_trials_at_their_fidelity(space, bench, monkeypatch, learn, mode):
+    """acquisition="ei", gp_pruned="fidelity": a trial that ended early is a value at a lower fidelity.
+    With learn_from_pruned the Gaussian process gets it, with its step (log-scaled, completed trials at
+    1) as one more input; with "none", or without learn_from_pruned, it sees the completed trials only."""
     import gates_sampler.searcher as searcher_module
 
-    assert SearchSettings().gp_fidelity is False
-    settings = SearchSettings(learn_from_pruned=learn, acquisition="ei", warm_epochs=1, gp_fidelity=gp_fidelity)
+    settings = SearchSettings(learn_from_pruned=learn, acquisition="ei", warm_epochs=1, gp_pruned=mode)
     s = GatesPredictorSearcher(space, seed=0, **{**QUICK, "settings": settings})
     archs = distinct(space, 10)
     finals, pruned = archs[:4], archs[4:]
@@ -371,7 +372,7 @@ def test_expected_improvement_reads_pruned_trials_at_their_fidelity(space, bench
     monkeypatch.setattr(searcher_module, "fit_feature_gp", spy)
     proposal = s.ask()
     assert space.canonical_key(proposal) not in {space.canonical_key(a) for a in archs}
-    fidelity_on = learn and gp_fidelity
+    fidelity_on = learn and mode == "fidelity"
     expected = [bench.query(a) for a in finals] + ([bench.query(a) - 20 for a in pruned] if fidelity_on else [])
     assert seen["y"] == pytest.approx(expected)
     if fidelity_on:
@@ -381,3 +382,76 @@ def test_expected_improvement_reads_pruned_trials_at_their_fidelity(space, bench
         assert fidelity[4:, 0] == pytest.approx(np.log1p(1) / np.log1p(2))
     else:
         assert len(seen["x"]) == 1 and seen["x"][0].shape[0] == 4
+
+
+def test_extrapolate_finals_maps_a_stopped_value_through_the_completed_trials_line():
+    """Per stop step: a least-squares line through the completed trials' (value there, final) pairs; the
+    variance is the line's predictive variance, larger away from the pairs' mean; too few pairs (or no
+    spread in the values) gives NaN."""
+    from gates_sampler.curves import MIN_EXTRAPOLATION_PAIRS, extrapolate_finals
+
+    rng = np.random.default_rng(0)
+    at1 = rng.uniform(40, 60, size=12)
+    at9 = rng.uniform(80, 90, size=12)
+    finals = 0.5 * at9 + 48.0  # exact at step 9
+    finals_at = np.column_stack([at1, at9])
+    mean, var = extrapolate_finals(finals, finals_at, np.array([85.0, 70.0]), np.array([1, 1]))
+    assert mean == pytest.approx([0.5 * 85 + 48, 0.5 * 70 + 48])
+    assert var == pytest.approx([0.0, 0.0], abs=1e-9)
+    noisy = finals + rng.normal(0, 0.5, size=12)
+    mean, var = extrapolate_finals(noisy, finals_at, np.array([at9.mean(), 70.0, 50.0]), np.array([1, 1, 0]))
+    assert np.isfinite(mean).all() and (var > 0).all()
+    assert var[1] > var[0]  # far below every completed value at the step: less sure
+    few = finals_at.copy()
+    few[MIN_EXTRAPOLATION_PAIRS - 1 :, 0] = np.nan  # fewer than the minimum reached step 1
+    mean, var = extrapolate_finals(finals, few, np.array([50.0, 85.0]), np.array([0, 1]))
+    assert np.isnan(mean[0]) and np.isnan(var[0]) and np.isfinite(mean[1])
+    flat = np.column_stack([np.full(12, 50.0), at9])
+    assert np.isnan(extrapolate_finals(finals, flat, np.array([50.0]), np.array([0]))[0][0])
+
+
+@pytest.mark.parametrize(("learn", "n_complete"), [(True, 10), (False, 10), (True, 7)])
+def test_expected_improvement_reads_pruned_trials_at_extrapolated_final_values(
+    space, bench, monkeypatch, learn, n_complete
+):
+    """acquisition="ei" with the default gp_pruned="extrapolate": every completed trial's final value is
+    its value at step 1 plus 20, so a trial stopped at step 1 enters the Gaussian process at its value
+    there plus 20, with (nearly) no extra noise. Without learn_from_pruned, or with fewer completed
+    trials than a line needs, the process sees the completed trials only."""
+    import gates_sampler.searcher as searcher_module
+
+    assert SearchSettings().gp_pruned == "extrapolate"
+    settings = SearchSettings(learn_from_pruned=learn, acquisition="ei", warm_epochs=1)
+    s = GatesPredictorSearcher(space, seed=0, **{**QUICK, "settings": settings})
+    archs = distinct(space, n_complete + 5, seed=4)
+    finals, pruned = archs[:n_complete], archs[n_complete:]
+    for a in finals:
+        s.report(a, 1, bench.query(a) - 20)
+        s.report(a, 2, bench.query(a) - 5)
+        s.tell(a, bench.query(a))
+    for a in pruned:
+        s.tell_pruned(a, step=1, value=bench.query(a) - 20)
+    seen: dict[str, Any] = {}
+    real = searcher_module.fit_feature_gp
+
+    def spy(x, y, **kwargs):
+        seen.update(x=x, y=np.asarray(y), noise=kwargs.get("noise"))
+        return real(x, y, **kwargs)
+
+    monkeypatch.setattr(searcher_module, "fit_feature_gp", spy)
+    s.ask()
+    expected = [bench.query(a) for a in finals]
+    if learn and n_complete >= 8:
+        expected += [bench.query(a) for a in pruned]  # extrapolated: value at step 1 plus 20
+        assert seen["noise"] == pytest.approx(np.zeros(len(expected)), abs=1e-6)
+    assert seen["y"] == pytest.approx(expected)
+    assert seen["x"][0].shape[0] == len(expected)
+
+
+def test_gp_fidelity_in_a_saved_state_maps_to_gp_pruned():
+    """States saved when the setting was the yes/no ``gp_fidelity`` load as the search they describe."""
+    assert SearchSettings.coerce({"gp_fidelity": True}).gp_pruned == "fidelity"
+    assert SearchSettings.coerce({"gp_fidelity": False}).gp_pruned == "none"
+    assert SearchSettings.coerce({"gp_fidelity": True, "gp_pruned": "extrapolate"}).gp_pruned == "extrapolate"
+    with pytest.raises(ValueError, match="gp_pruned must be one of"):
+        SearchSettings(gp_pruned="fidelty")

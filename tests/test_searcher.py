@@ -579,9 +579,9 @@ def test_ei_with_evolve_scores_every_round_against_one_process(bench, monkeypatc
     fits: list = []
     real_fit = searcher_module.fit_feature_gp
 
-    def counting_fit(x, y):
+    def counting_fit(x, y, **kwargs):
         fits.append(len(y))
-        return real_fit(x, y)
+        return real_fit(x, y, **kwargs)
 
     monkeypatch.setattr(searcher_module, "fit_feature_gp", counting_fit)
     scored: list = []

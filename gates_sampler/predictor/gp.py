@@ -60,6 +60,11 @@ class FeatureGP:
     y_mean: float
     y_std: float
     ys: np.ndarray  # the standardised values the posterior conditions on
+    extra: np.ndarray | None = None  # per-point noise variance on top of ``noise`` (standardised units)
+
+    def _diag(self, n: int) -> np.ndarray:
+        extra = np.zeros(n) if self.extra is None else np.concatenate([self.extra, np.zeros(n - len(self.extra))])
+        return self.noise + 1e-8 + extra
 
     def _r(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         blocks = _blocks(x)
@@ -88,7 +93,7 @@ class FeatureGP:
         xs = [np.vstack([t, b]) for t, b in zip(self.x, blocks)]
         ys = np.concatenate([self.ys, (np.asarray(y, dtype=np.float64) - self.y_mean) / self.y_std])
         r = np.sqrt(sum(_sq_distances(b, b) / ls**2 for b, ls in zip(xs, self.lengthscales)))
-        chol = linalg.cholesky(_matern52(r, self.variance) + (self.noise + 1e-8) * np.eye(len(ys)), lower=True)
+        chol = linalg.cholesky(_matern52(r, self.variance) + np.diag(self._diag(len(ys))), lower=True)
         alpha = linalg.cho_solve((chol, True), ys)
         return FeatureGP(
             xs,
@@ -102,6 +107,7 @@ class FeatureGP:
             self.y_mean,
             self.y_std,
             ys,
+            None if self.extra is None else self._diag(len(ys)) - self.noise - 1e-8,
         )
 
 
@@ -111,7 +117,11 @@ MAX_FIT_POINTS = 256
 
 
 def fit_feature_gp(
-    x: np.ndarray | Sequence[np.ndarray], y: np.ndarray, *, max_fit_points: int = MAX_FIT_POINTS
+    x: np.ndarray | Sequence[np.ndarray],
+    y: np.ndarray,
+    *,
+    max_fit_points: int = MAX_FIT_POINTS,
+    noise: np.ndarray | None = None,
 ) -> FeatureGP:
     """Fit a Gaussian process to values ``y`` (``[n]``) at inputs ``x``: one ``[n, d]`` array, or a list of
     blocks ``[n, d_i]`` (e.g. learned features and a one-hot encoding), each with its own lengthscale.
@@ -121,7 +131,10 @@ def fit_feature_gp(
     lengthscales, signal and noise variance maximise the marginal likelihood (L-BFGS-B within fixed
     bounds, from two starting points) of at most ``max_fit_points`` points, evenly spaced in the order
     given; the posterior then conditions on all of them. That keeps a fit to 1,000 results about as
-    fast as one to 256 (README, "Large spaces")."""
+    fast as one to 256 (README, "Large spaces").
+
+    ``noise`` (``[n]``, in the units of ``y``): a known variance of each value on top of the fitted
+    noise, e.g. of values extrapolated rather than measured; such points inform the process less."""
     blocks = _blocks(x)
     y = np.asarray(y, dtype=np.float64)
     n = len(blocks[0])
@@ -139,6 +152,13 @@ def fit_feature_gp(
     y_mean, y_std = float(y.mean()), float(y.std())
     y_std = y_std if y_std > 0 else 1.0
     ys = (y - y_mean) / y_std
+    if noise is None:
+        extra = np.zeros(n)
+    else:
+        extra = np.asarray(noise, dtype=np.float64)
+        if extra.shape != (n,) or not np.isfinite(extra).all() or (extra < 0).any():
+            raise ValueError(f"noise must be [n] finite non-negative variances, got shape {extra.shape}")
+        extra = extra / y_std**2
     nb = len(blocks)
     sub = np.unique(np.linspace(0, n - 1, min(n, max(2, int(max_fit_points)))).round().astype(int))
 
@@ -146,7 +166,7 @@ def fit_feature_gp(
         ls, var, noise = np.exp(theta[:nb]), math.exp(theta[nb]), math.exp(theta[nb + 1])
         parts = d2s if idx is None else [d2[np.ix_(idx, idx)] for d2 in d2s]
         r = np.sqrt(sum(d2 / lb**2 for d2, lb in zip(parts, ls)))
-        return _matern52(r, var) + (noise + 1e-8) * np.eye(len(r))
+        return _matern52(r, var) + np.diag(noise + 1e-8 + (extra if idx is None else extra[idx]))
 
     def nll(theta: np.ndarray) -> float:
         try:
@@ -179,6 +199,7 @@ def fit_feature_gp(
         y_mean,
         y_std,
         ys,
+        None if noise is None else extra,
     )
 
 
