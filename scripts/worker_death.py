@@ -10,7 +10,8 @@ evaluating and replaced by fresh processes. At the end the study is read back an
 - duplicated: architectures evaluated (COMPLETE) more than once.
 
 RDB storages (SQLite, PostgreSQL) run with ``heartbeat_interval`` / ``grace_period`` and Optuna's
-retry callback; the journal file has no heartbeat in Optuna, so its workers use the sampler's
+retry callback (if a dead worker's trial is still RUNNING when the last workers stop, one more worker
+starts after the grace period to fail it and run its retry: ``late_workers``); the journal file has no heartbeat in Optuna, so its workers use the sampler's
 ``stale_after`` instead.
 
     python scripts/worker_death.py --storage sqlite journal
@@ -222,6 +223,18 @@ def run_scenario(
         if p.is_alive():
             p.kill()
             p.join()
+    late = 0
+    if kind != "journal" and any(t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False)):
+        # Optuna fails a dead worker's trial only when some worker starts a trial after its heartbeat
+        # went stale; if the last workers stopped just before that, one more worker, started after the
+        # grace period, does it (and runs the retry), as a restarted worker would in production
+        time.sleep(GRACE_PERIOD + HEARTBEAT_INTERVAL + 1.0)
+        late = 1
+        procs.append(start(seed + 200))
+        procs[-1].join(timeout=60.0)
+        if procs[-1].is_alive():
+            procs[-1].kill()
+            procs[-1].join()
     worker_errors = sum(p.exitcode not in (0, -signal.SIGKILL) for p in procs)
     if kind == "journal" and killed:
         # without heartbeats the dead trials free their architectures only after stale_after: count then
@@ -232,6 +245,7 @@ def run_scenario(
         "storage": kind,
         "seconds": round(time.monotonic() - begin, 1),
         "killed": len(killed),
+        "late_workers": late,
         "worker_errors": worker_errors,
         **count(kind, study, set(killed)),
     }
