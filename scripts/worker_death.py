@@ -11,8 +11,8 @@ evaluating and replaced by fresh processes. At the end the study is read back an
 
 RDB storages (SQLite, PostgreSQL) run with ``heartbeat_interval`` / ``grace_period`` and Optuna's
 retry callback (if a dead worker's trial is still RUNNING when the last workers stop, one more worker
-starts after the grace period to fail it and run its retry: ``late_workers``); the journal file has no heartbeat in Optuna, so its workers use the sampler's
-``stale_after`` instead.
+starts after the grace period to fail it and run its retry: ``late_workers``); the journal file has
+no heartbeat in Optuna, so its workers use the sampler's ``stale_after`` instead.
 
     python scripts/worker_death.py --storage sqlite journal
     python scripts/worker_death.py --storage postgresql --postgres-url postgresql+psycopg2://user@/db?host=/tmp/pg

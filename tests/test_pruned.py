@@ -345,17 +345,13 @@ def test_bad_pruned_entries_are_refused_and_change_nothing(space, bench):
         assert r.n_told == 0 and r.n_pruned == 0
 
 
-@pytest.mark.parametrize(("learn", "mode"), [(True, "fidelity"), (True, "none"), (False, "fidelity")])
-def test_expected_improvement_reads_pruned_trials_at_their_fidelity(space, bench, monkeypatch, learn, mode):
-    """acquisition="ei", gp_pruned="fidelity": a trial that ended early is a value at a lower fidelity.
-    With learn_from_pruned the Gaussian process gets it, with its step (log-scaled, completed trials at
-    1) as one more input; with "none", or without learn_from_pruned, it sees the completed trials only."""
+def _process_inputs_of_one_ask(space, bench, monkeypatch, settings, finals, pruned) -> tuple[dict[str, Any], Any]:
+    """An "ei" searcher told ``finals`` (curve: value - 20 at step 1, value - 5 at step 2, then the value)
+    and ``pruned`` (stopped at step 1 at value - 20) asks once; returns what its Gaussian process was
+    fitted on (``x``, ``y``, ``noise``) and the proposal."""
     import gates_sampler.searcher as searcher_module
 
-    settings = SearchSettings(learn_from_pruned=learn, acquisition="ei", warm_epochs=1, gp_pruned=mode)
     s = GatesPredictorSearcher(space, seed=0, **{**QUICK, "settings": settings})
-    archs = distinct(space, 10)
-    finals, pruned = archs[:4], archs[4:]
     for a in finals:
         s.report(a, 1, bench.query(a) - 20)
         s.report(a, 2, bench.query(a) - 5)
@@ -366,11 +362,23 @@ def test_expected_improvement_reads_pruned_trials_at_their_fidelity(space, bench
     real = searcher_module.fit_feature_gp
 
     def spy(x, y, **kwargs):
-        seen.update(x=x, y=np.asarray(y))
+        seen.update(x=x, y=np.asarray(y), noise=kwargs.get("noise"))
         return real(x, y, **kwargs)
 
     monkeypatch.setattr(searcher_module, "fit_feature_gp", spy)
-    proposal = s.ask()
+    return seen, s.ask()
+
+
+@pytest.mark.parametrize(("learn", "mode"), [(True, "fidelity"), (True, "none"), (False, "fidelity")])
+def test_expected_improvement_reads_pruned_trials_at_their_fidelity(space, bench, monkeypatch, learn, mode):
+    """acquisition="ei", gp_pruned="fidelity": a trial that ended early is a value at a lower fidelity.
+    With learn_from_pruned the Gaussian process gets it, with its step (log-scaled, completed trials at
+    1) as one more input; with "none", or without learn_from_pruned, it sees the completed trials only."""
+
+    settings = SearchSettings(learn_from_pruned=learn, acquisition="ei", warm_epochs=1, gp_pruned=mode)
+    archs = distinct(space, 10)
+    finals, pruned = archs[:4], archs[4:]
+    seen, proposal = _process_inputs_of_one_ask(space, bench, monkeypatch, settings, finals, pruned)
     assert space.canonical_key(proposal) not in {space.canonical_key(a) for a in archs}
     fidelity_on = learn and mode == "fidelity"
     expected = [bench.query(a) for a in finals] + ([bench.query(a) - 20 for a in pruned] if fidelity_on else [])
@@ -418,28 +426,11 @@ def test_expected_improvement_reads_pruned_trials_at_extrapolated_final_values(
     its value at step 1 plus 20, so a trial stopped at step 1 enters the Gaussian process at its value
     there plus 20, with (nearly) no extra noise. Without learn_from_pruned, or with fewer completed
     trials than a line needs, the process sees the completed trials only."""
-    import gates_sampler.searcher as searcher_module
-
     assert SearchSettings().gp_pruned == "extrapolate"
     settings = SearchSettings(learn_from_pruned=learn, acquisition="ei", warm_epochs=1)
-    s = GatesPredictorSearcher(space, seed=0, **{**QUICK, "settings": settings})
     archs = distinct(space, n_complete + 5, seed=4)
     finals, pruned = archs[:n_complete], archs[n_complete:]
-    for a in finals:
-        s.report(a, 1, bench.query(a) - 20)
-        s.report(a, 2, bench.query(a) - 5)
-        s.tell(a, bench.query(a))
-    for a in pruned:
-        s.tell_pruned(a, step=1, value=bench.query(a) - 20)
-    seen: dict[str, Any] = {}
-    real = searcher_module.fit_feature_gp
-
-    def spy(x, y, **kwargs):
-        seen.update(x=x, y=np.asarray(y), noise=kwargs.get("noise"))
-        return real(x, y, **kwargs)
-
-    monkeypatch.setattr(searcher_module, "fit_feature_gp", spy)
-    s.ask()
+    seen, _ = _process_inputs_of_one_ask(space, bench, monkeypatch, settings, finals, pruned)
     expected = [bench.query(a) for a in finals]
     if learn and n_complete >= 8:
         expected += [bench.query(a) for a in pruned]  # extrapolated: value at step 1 plus 20
