@@ -234,13 +234,6 @@ def rank_calibrate(told_scores: np.ndarray, told_values: np.ndarray, scores: np.
     return np.where(x < s[0], v[0] + (x - s[0]) * lo_slope, out)
 
 
-def _scores(model: GatesPredictorSearcher, archs: list[Arch]) -> np.ndarray:
-    """``model.predict`` without re-validating cells that this searcher already holds validated."""
-    model.fit_predictor()
-    zs_op, zs_arch = model._features(archs)
-    return model.predictor.score(archs, zs_op, zs_arch)
-
-
 # ----- the searcher ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MultiObservation(Observation):
@@ -566,7 +559,7 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
             points[:, i] = sign * np.array([float(fn(a)) for a in pool])
         archs, told = self.training_data()
         for model, i in zip(self._models, self.expensive):
-            scores = _scores(model, archs + pool)
+            scores = model.score_candidates(archs, pool)
             points[:, i] = rank_calibrate(scores[: len(archs)], told[:, i], scores[len(archs) :])
         violation = np.full(len(pool), -np.inf)
         if self._constraint_models:
@@ -574,7 +567,7 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
             c_archs = [self._arch_of[k] for k in c_keys]
             c_told = np.array([np.mean(self._told_constraints[k], axis=0) for k in c_keys])
             for j, model in enumerate(self._constraint_models):
-                scores = _scores(model, c_archs + pool)
+                scores = model.score_candidates(c_archs, pool)
                 predicted = -rank_calibrate(scores[: len(c_archs)], -c_told[:, j], scores[len(c_archs) :])
                 violation = np.maximum(violation, predicted)
         return points, violation

@@ -446,6 +446,21 @@ class GatesPredictorSearcher(AskTellSearcher):
         zs_op, zs_arch = self._features(archs)
         return self.predictor.score(archs, zs_op, zs_arch)
 
+    def score_candidates(self, archs: Sequence[Arch], candidates: Sequence[Arch]) -> np.ndarray:
+        """Scores of ``archs`` followed by ``candidates`` (validated cells), as a proposal scores its pool:
+        with GATES++'s auxiliary head, the candidates first join its unlabeled set (the fit also learns
+        their zero-shot targets, :attr:`SearchSettings.n_unlabeled`); then the predictor is refitted if
+        anything was told since the last fit. For searches that use this searcher as one objective's
+        predictor (:class:`~gates_sampler.multi_objective.MultiObjectiveGatesSearcher`)."""
+        cells = list(archs) + list(candidates)
+        zs_op, zs_arch = self._features(cells)
+        if candidates and self._uses_unlabeled:
+            assert zs_arch is not None
+            n = len(archs)
+            self._remember_unlabeled(list(candidates), None if zs_op is None else [o[n:] for o in zs_op], zs_arch[n:])
+        self.fit_predictor()
+        return self.predictor.score(cells, zs_op, zs_arch)
+
     # ----- proposals --------------------------------------------------------------------------
     @property
     def pool_mode(self) -> str:

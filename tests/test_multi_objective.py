@@ -474,3 +474,43 @@ def test_optuna_rdb_study_with_two_samplers_rebuilds_the_multi_objective_history
     front = {tuple(t.values) for t in a.best_trials}
     points = np.array([[t.values[0], -t.values[1]] for t in feasible])
     assert front == {(float(x), float(-y)) for x, y in points[nondominated_mask(points)]}
+
+
+def test_each_learned_objective_learns_the_zero_shot_targets_of_the_candidates_it_scores() -> None:
+    """GATES++ fits its auxiliary head on the zero-shot targets of the candidates a search scores, not
+    only of the told cells (``n_unlabeled``), as a single-objective search does; each objective's
+    predictor here must get them too (without, a run on NAS-Bench-201 could stall below the top cells)."""
+    from test_searcher import CountingZeroShot
+
+    from gates_sampler.spaces import NB201Space
+
+    space = NB201Space()
+    s = MultiObjectiveGatesSearcher(
+        space,
+        directions=["maximize", "minimize"],
+        seed=0,
+        n_startup=4,
+        n_candidates=20,
+        zero_shot=CountingZeroShot(),
+        predictor=TINY,
+        device="cpu",
+        settings=SearchSettings(warm_epochs=2),
+    )
+    seen: list[list[list[str]]] = [[] for _ in s._models]
+    for j, model in enumerate(s._models):
+        fit = model.predictor.fit
+
+        def spy(*args: Any, _fit: Any = fit, _j: int = j, **kw: Any) -> Any:
+            seen[_j].append([str(a) for a in kw.get("aux_archs") or []])
+            return _fit(*args, **kw)
+
+        model.predictor.fit = spy  # type: ignore[method-assign]
+    for _ in range(4):
+        a = s.ask()
+        s.tell(a, [float(sum(o == "nor_conv_3x3" for o in a.ops)), float(sum(o != "none" for o in a.ops))])
+    told = {str(a) for a in s.training_data()[0]}
+    proposal = s.ask()
+    for fits in seen:
+        assert len(fits) == 1
+        assert len(fits[0]) >= 20 and not told & set(fits[0])  # the scored candidates, none of them told
+        assert str(proposal) in fits[0]
