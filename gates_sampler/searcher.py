@@ -441,10 +441,7 @@ class GatesPredictorSearcher(AskTellSearcher):
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         """Predicted scores of ``archs`` (higher = predicted better), fitting first if needed."""
-        archs = [self.space.coerce(a) for a in archs]
-        self.fit_predictor()
-        zs_op, zs_arch = self._features(archs)
-        return self.predictor.score(archs, zs_op, zs_arch)
+        return self.score_candidates([self.space.coerce(a) for a in archs], [])
 
     def score_candidates(self, archs: Sequence[Arch], candidates: Sequence[Arch]) -> np.ndarray:
         """Scores of ``archs`` followed by ``candidates`` (validated cells), as a proposal scores its pool:

@@ -60,11 +60,7 @@ class FeatureGP:
     y_mean: float
     y_std: float
     ys: np.ndarray  # the standardised values the posterior conditions on
-    extra: np.ndarray | None = None  # per-point noise variance on top of ``noise`` (standardised units)
-
-    def _diag(self, n: int) -> np.ndarray:
-        extra = np.zeros(n) if self.extra is None else np.concatenate([self.extra, np.zeros(n - len(self.extra))])
-        return self.noise + 1e-8 + extra
+    extra: np.ndarray  # per-point noise variance on top of ``noise`` (standardised units; 0 when measured)
 
     def _r(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         blocks = _blocks(x)
@@ -93,7 +89,8 @@ class FeatureGP:
         xs = [np.vstack([t, b]) for t, b in zip(self.x, blocks)]
         ys = np.concatenate([self.ys, (np.asarray(y, dtype=np.float64) - self.y_mean) / self.y_std])
         r = np.sqrt(sum(_sq_distances(b, b) / ls**2 for b, ls in zip(xs, self.lengthscales)))
-        chol = linalg.cholesky(_matern52(r, self.variance) + np.diag(self._diag(len(ys))), lower=True)
+        extra = np.concatenate([self.extra, np.zeros(len(ys) - len(self.extra))])  # believed points: no extra
+        chol = linalg.cholesky(_matern52(r, self.variance) + np.diag(self.noise + 1e-8 + extra), lower=True)
         alpha = linalg.cho_solve((chol, True), ys)
         return FeatureGP(
             xs,
@@ -107,7 +104,7 @@ class FeatureGP:
             self.y_mean,
             self.y_std,
             ys,
-            None if self.extra is None else self._diag(len(ys)) - self.noise - 1e-8,
+            extra,
         )
 
 
@@ -199,7 +196,7 @@ def fit_feature_gp(
         y_mean,
         y_std,
         ys,
-        None if noise is None else extra,
+        extra,
     )
 
 
