@@ -11,11 +11,8 @@ their sorted told values, and a candidate's value is read off that monotone map 
 the best and worst told cells, so that a candidate scored above every told cell is predicted above
 them). Every candidate then has a predicted point (exact in the cheap objectives). The proposal is the
 candidate whose predicted point adds most hypervolume to the front of the evaluated feasible cells
-(objectives scaled to the range of the told values). The reference point of that hypervolume lies, in
-each objective, 10 % of the told range below the worst told value, or at the lower outlier fence of
-the told values (Tukey's: the first quartile minus 1.5 interquartile ranges) when that is higher: a
-value that bad is an outlier, and a cell that bad in one objective (say, a cell that does not train,
-however fast) extends no front worth having. A batch is chosen greedily: each chosen point joins the front
+(objectives scaled to the range of the told values; the reference point lies 10 % of that range below
+the worst told value of each objective). A batch is chosen greedily: each chosen point joins the front
 before the next choice, so a batch spreads along the front rather than crowding one spot. When no
 candidate is predicted to extend the front, the one predicted closest to it is proposed: the smallest
 gain in the predicted objectives that would put it on the front (a cheap objective is exact and cannot
@@ -68,10 +65,6 @@ DEFAULT_SETTINGS = SearchSettings()
 SCALINGS = ("range", "rank")
 #: how far below the worst told value (in units of the told range) the proposal rule's reference point lies
 REFERENCE_MARGIN = 0.1
-#: the reference point rises to the told values' lower outlier fence, ``Q1 - OUTLIER_FENCE * (Q3 - Q1)``, when
-#: that is higher: without it a search on NAS-Bench-201 spent proposals on fast cells that do not train
-#: (README, "Multi-objective search")
-OUTLIER_FENCE = 1.5
 
 
 # ----- Pareto utilities (every objective maximised) ------------------------------------------------
@@ -600,14 +593,6 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
             front = (told[feasible] - lo) / span
         front = front[nondominated_mask(front)] if len(front) else np.zeros((0, self.n_objectives))
         reference = np.full(self.n_objectives, -REFERENCE_MARGIN)
-        if self.n_objectives > 1:  # with one objective the reference only matters before a feasible result
-            q1, q3 = np.quantile(told, [0.25, 0.75], axis=0)
-            fence = q1 - OUTLIER_FENCE * (q3 - q1)
-            if self.scaling == "rank":
-                fence = np.array([_rank_scale(told[:, j], fence[j : j + 1])[0] for j in range(self.n_objectives)])
-            else:
-                fence = (fence - lo) / span
-            reference = np.maximum(reference, fence)
         exact = sorted(self.cheap_objectives)
         chosen: list[int] = []
         available = allowed.copy()

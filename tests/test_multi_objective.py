@@ -130,25 +130,6 @@ def test_when_nothing_is_predicted_to_extend_the_front_a_poor_cell_of_the_cheape
     assert s._select([tie, other], 1) == [other]
 
 
-def test_a_cell_predicted_as_bad_as_an_outlier_does_not_extend_the_front(monkeypatch: pytest.MonkeyPatch) -> None:
-    # told: eleven cells that train (accuracy 80-90 %, costs 2-12) and one that does not (10 %, the cheapest)
-    s = searcher()
-    told = [(80.0 + i, 2.0 + i) for i in range(11)] + [(10.0, 0.5)]
-    for arch, (acc, c) in zip(ALL, told):
-        s.tell(arch, [acc, c])
-    pool = ALL[20:22]
-    # a cell predicted cheaper than any told cell at an accuracy far below every cell that trains, and
-    # one predicted a little above the most accurate told cell at a middle cost
-    points = np.array([[40.0, -0.1], [92.0, -8.0]])
-    monkeypatch.setattr(s, "_predicted_points", lambda pool: (points, np.full(2, -np.inf)))
-    assert s._select(pool, 1) == [pool[1]]
-    # against the worst told value (the reference without the fence) the cheap cell adds far more
-    lo, span = np.array([10.0, -12.0]), np.array([80.0, 11.5])
-    front = (np.array([[a, -c] for a, c in told]) - lo) / span
-    gains = _hv_gains(front[nondominated_mask(front)], (points - lo) / span, np.full(2, -0.1))
-    assert gains[0] > 2 * gains[1]
-
-
 def test_rank_calibration_is_monotone_and_extends_past_the_told_scores() -> None:
     told_scores, told_values = np.array([0.0, 1.0, 2.0, 3.0, 4.0]), np.array([10.0, 20.0, 30.0, 40.0, 50.0])
     out = rank_calibrate(told_scores, told_values[::-1][::-1], np.array([-1.0, 0.5, 4.0, 5.0]))
