@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gates_sampler.multi_objective import (
+    TOP_PICK_EVERY,
     MultiObjectiveGatesSearcher,
     _epsilon_distance,
     _hv_gains,
@@ -128,6 +129,31 @@ def test_when_nothing_is_predicted_to_extend_the_front_a_poor_cell_of_the_cheape
     points = np.array([[cheapest[0] - 10.0, -cheapest[1]], [level - 0.1, -cost(other)]])
     monkeypatch.setattr(s, "_predicted_points", lambda pool: (points, np.full(2, -np.inf)))
     assert s._select([tie, other], 1) == [other]
+
+
+def test_every_fourth_guided_proposal_is_the_accuracy_predictors_first_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = searcher(cheap_objectives={1: cost})
+    told = ALL[::7][: FAST["n_startup"] + TOP_PICK_EVERY - 1]  # the next proposal is the fourth guided one
+    for arch in told:
+        s.tell(arch, [accuracy(arch), cost(arch)])
+    best = max(accuracy(a) for a in told)
+    costs = sorted(cost(a) for a in told)
+    unseen = [a for a in ALL if SPACE.canonical_key(a) not in s.seen_keys()]
+    pool = unseen[:2]
+    # the first: predicted a little above the best told accuracy at the largest told cost (a sliver of
+    # hypervolume); the second: predicted at the best told accuracy below the cheapest told cost (a large gain)
+    points = np.array([[best + 0.01, -costs[-1]], [best, -(costs[0] - 1.0)]])
+    monkeypatch.setattr(s, "_predicted_points", lambda pool: (points, np.full(len(pool), -np.inf)))
+    assert s._select(pool, 1) == [pool[0]]
+    # one more told cell (less accurate, of a middle cost): the next proposal follows the hypervolume rule
+    extra = next(a for a in unseen[2:] if accuracy(a) < best and costs[0] < cost(a) < costs[-1])
+    s.tell(extra, [accuracy(extra), cost(extra)])
+    assert s._select(pool, 1) == [pool[1]]
+    # a batch takes the turns in order: the hypervolume rule's pick, then (three turns on) the predictor's
+    for _ in range(TOP_PICK_EVERY - 2):
+        a = next(a for a in ALL if SPACE.canonical_key(a) not in s.seen_keys() and a not in pool)
+        s.tell(a, [accuracy(a), cost(a)])
+    assert s._select(pool, 2) == [pool[1], pool[0]]
 
 
 def test_rank_calibration_is_monotone_and_extends_past_the_told_scores() -> None:
