@@ -604,8 +604,8 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
         exact = sorted(self.cheap_objectives)
         chosen: list[int] = []
         available = allowed.copy()
-        # the guided proposals are numbered by the cells seen so far, so that every process of a shared study,
-        # and a searcher restored from a state, takes the same turns
+        # the guided proposals are numbered by the cells seen so far, not by a counter, so a searcher rebuilt
+        # from a study or restored from a state keeps its turns
         turn = len(self.seen_keys()) - self.n_startup
         while len(chosen) < n and np.any(available):
             idx = np.flatnonzero(available)
@@ -613,13 +613,7 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
                 # the predictor's own first choice: a calibrated prediction never lies far above the best told
                 # value, so the hypervolume gain of a cell ranked above every told one looks small
                 pick = int(idx[int(np.argmax(points[idx, self.expensive[0]]))])
-                chosen.append(pick)
-                available[pick] = False
-                front = np.vstack([front, scaled[pick][None]])
-                front = front[nondominated_mask(front)]
-                continue
-            gains = _hv_gains(front, scaled[idx], reference)
-            if gains.max() > 1e-12:
+            elif (gains := _hv_gains(front, scaled[idx], reference)).max() > 1e-12:
                 pick = int(idx[int(np.argmax(gains))])
             else:
                 pick = int(idx[int(np.argmin(_epsilon_distance(front, scaled[idx], exact)))])
