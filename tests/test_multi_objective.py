@@ -14,6 +14,7 @@ from gates_sampler.multi_objective import (
     MultiObjectiveGatesSearcher,
     _epsilon_distance,
     _hv_gains,
+    fit_additive,
     hypervolume,
     nondominated_mask,
     nondominated_ranks,
@@ -166,6 +167,65 @@ def test_rank_calibration_is_monotone_and_extends_past_the_told_scores() -> None
 
 
 # ----- the core searcher -----------------------------------------------------------------------------
+def test_op_counts_count_each_operation_per_cell() -> None:
+    arch = SPACE.from_params({k: op for k, op in zip(SPACE.distributions(), ("b", "d", "b"))})
+    assert SPACE.op_counts([arch]).tolist() == [[0.0, 2.0, 0.0, 1.0]]
+    two = CellSpace(kind="edge", ops=("x", "y"), n_nodes=1, cell_names=("normal", "reduce"), none_op=None)
+    cell = two.from_params({k: v for k, v in zip(two.distributions(), ("y", "x"))})
+    assert two.op_counts([cell]).tolist() == [[0.0, 1.0, 1.0, 0.0]]  # normal: one y; reduce: one x
+    node = CellSpace(kind="node", ops=("p", "q"), max_vertices=4)
+    arch = node.parse("[0110,0001,0001,0000]:input,q,q,output")
+    assert node.op_counts([arch]).tolist() == [[0.0, 2.0, 4.0]]  # no p, two q, four edges
+
+
+def test_the_additive_model_recovers_a_cost_that_adds_up_over_operations() -> None:
+    rng = np.random.default_rng(0)
+    counts = SPACE.op_counts(ALL)
+    noisy = np.array([cost(a) for a in ALL]) + rng.normal(0, 0.05, len(ALL))
+    train = rng.choice(len(ALL), 12, replace=False)
+    predicted = fit_additive(counts[train], noisy[train])(counts)
+    assert np.max(np.abs(predicted - np.array([cost(a) for a in ALL]))) < 0.3
+    with pytest.raises(AssertionError):  # what the tolerance means: a constant model is far off
+        np.testing.assert_allclose(np.full(len(ALL), noisy[train].mean()), [cost(a) for a in ALL], atol=0.3)
+
+
+def test_a_learned_cost_that_adds_up_over_operations_gets_the_additive_model() -> None:
+    """The cost is learned (not declared cheap) and is a sum over the operations: the cross-validation picks
+    the additive model for it, and its predictions are that model's; the first objective keeps GATES."""
+    s = searcher()
+    while s.n_told < 16:
+        arch = s.ask()
+        s.tell(arch, [accuracy(arch), cost(arch)])
+    assert s.objective_models == {0: "gates", 1: "additive"}
+    archs, told = s.training_data()
+    pool = [a for a in ALL if SPACE.canonical_key(a) not in s.seen_keys()]
+    points, _ = s._predicted_points(pool)
+    expected = fit_additive(SPACE.op_counts(archs), told[:, 1])(SPACE.op_counts(pool))
+    np.testing.assert_allclose(points[:, 1], expected)
+    np.testing.assert_allclose(-points[:, 1], [cost(a) for a in pool], atol=0.05)  # the cost is exactly additive
+    # a function of the told cells: a searcher told the same cells in the same order chooses the same
+    again = searcher(seed=0)
+    for o in s.history:
+        again.tell(o.arch, o.values)
+    again._predicted_points(pool)
+    assert again._model_choices and again._model_choices.items() <= s._model_choices.items()
+
+
+def test_a_learned_objective_that_does_not_add_up_keeps_the_gates_predictor() -> None:
+    """A second objective that depends on how operations combine along the cell (the product of the first
+    and last edge's gains), not on their counts: the additive model cannot rank it."""
+
+    def interaction(arch: Any) -> float:
+        ops = list(SPACE.to_params(arch).values())
+        return (GAIN[ops[0]] - 1.5) * (GAIN[ops[-1]] - 1.5)
+
+    s = searcher()
+    while s.n_told < 16:
+        arch = s.ask()
+        s.tell(arch, [accuracy(arch), interaction(arch)])
+    assert s.objective_models == {0: "gates", 1: "gates"}
+
+
 def test_an_infeasible_cell_is_never_proposed_under_a_cheap_constraint() -> None:
     bound = 5.0  # about a third of the cells are feasible
 

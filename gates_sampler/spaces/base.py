@@ -299,6 +299,11 @@ class SearchSpace(abc.ABC):
                 offset += len(dists[k])
         return out
 
+    def op_counts(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Features for a model that adds a cost up over a cell's decisions (``n x features``): here the
+        one-hot encoding of the flat parameters; cell spaces count each operation per cell instead."""
+        return self.one_hot(archs).double().numpy()
+
     def coerce(self, arch: Any) -> Arch:
         """Accept an ``Arch``, its string notation or a flat param dict; return a validated ``Arch``."""
         if isinstance(arch, str):

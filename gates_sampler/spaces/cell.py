@@ -159,6 +159,22 @@ class EdgeCellSpace(CellSpace):
     def max_nodes(self) -> int:
         return self.n_inputs + self.n_nodes
 
+    def op_counts(self, archs: Sequence[Arch]) -> np.ndarray:
+        """How often each operation occurs in each cell: ``n x (cells * ops)``, cells in ``cell_names`` order.
+
+        A cost that adds up over the operations a network runs (latency, FLOPs, energy) is close to
+        linear in these counts.
+        """
+        n_ops = len(self.op_names)
+        out = np.zeros((len(archs), len(self.cell_names) * n_ops))
+        for b, arch in enumerate(archs):
+            assert isinstance(arch, EdgeArch)
+            for c, cell in enumerate(arch.cells):
+                for node in cell:
+                    for op, _ in node:
+                        out[b, c * n_ops + self._op_index[op]] += 1.0
+        return out
+
     @property
     def dense(self) -> bool:
         return self.inputs_per_node is None
@@ -551,6 +567,17 @@ class NodeCellSpace(CellSpace):
     @property
     def max_nodes(self) -> int:
         return self.max_vertices
+
+    def op_counts(self, archs: Sequence[Arch]) -> np.ndarray:
+        """How often each operation occurs in the cell, then its number of edges: ``n x (ops + 1)``."""
+        n_ops = len(self.cell_ops)
+        out = np.zeros((len(archs), n_ops + 1))
+        for b, arch in enumerate(archs):
+            assert isinstance(arch, NodeArch)
+            for op in arch.ops[1:-1]:
+                out[b, self._op_index[op]] += 1.0
+            out[b, n_ops] = len(arch.edges())
+        return out
 
     def _fingerprint_extra(self) -> dict[str, Any]:
         return {"max_vertices": self.max_vertices, "max_edges": self.max_edges}
