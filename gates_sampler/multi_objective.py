@@ -11,10 +11,10 @@ occurs in each cell (:meth:`~gates_sampler.spaces.base.SearchSpace.op_counts`), 
 searches model latency by summing per-operation costs. Which of the two predicts it is decided by a
 cross-validation on the told cells (Kendall's tau of the out-of-fold predictions), made when
 ``n_startup`` cells are told and again each time the told cells double. The first learned objective
-(put the accuracy first in ``directions``) always keeps its GATES predictor. Why: on NAS-Bench-201 a
-sum over operations ranks latency better from a few dozen cells than the GATES predictor does, and a
-better-ranked latency is what brings the search with a learned latency close to one given the
-latency exactly (README, "Multi-objective search").
+(put the accuracy first in ``directions``) always keeps its GATES predictor. Learned constraints are
+chosen for the same way. Why: on NAS-Bench-201 a sum over operations ranks a measured latency better
+from a few dozen cells than the GATES predictor does, and the search's loss against one given the
+latency exactly came mostly from that ranking (README, "Multi-objective search").
 
 The proposal rule. A predictor's score ranks cells but is not on the value scale, so each expensive
 objective's scores are mapped onto it by rank matching: the told cells' sorted scores are paired with
@@ -427,7 +427,18 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
         the module docstring). Before the first guided proposal every learned objective reads ``"gates"``."""
         out = {i: "gates" for i in self.expensive}
         for (j, _), kind in sorted(self._model_choices.items()):
-            out[self.expensive[j]] = kind
+            if j < len(self.expensive):
+                out[self.expensive[j]] = kind
+        return out
+
+    @property
+    def constraint_models(self) -> list[str]:
+        """What predicts each learned constraint (told with the results) in the latest proposal, as
+        :attr:`objective_models` says for the objectives; empty before the first constraint is told."""
+        out = ["gates"] * len(self._constraint_models)
+        for (j, _), kind in sorted(self._model_choices.items()):
+            if j >= len(self.expensive):
+                out[j - len(self.expensive)] = kind
         return out
 
     @property
@@ -619,12 +630,14 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
         return pool + self._cheap_feasible(children)
 
     def _model_kind(self, j: int, archs: list[Arch], values: np.ndarray) -> str:
-        """The model of the ``j``-th learned objective: the first is always the GATES predictor; any other is
-        chosen by a :data:`MODEL_CHOICE_FOLDS`-fold cross-validation (Kendall's tau of the out-of-fold
-        predictions) between the GATES predictor and :func:`fit_additive` on the cell's operation counts,
-        made on the first ``n_startup * 2**k`` told cells, so again each time the told cells double."""
+        """The model of the ``j``-th learned quantity (learned objectives first, then learned constraints).
+
+        The first learned objective always has the GATES predictor; any other is chosen by a
+        :data:`MODEL_CHOICE_FOLDS`-fold cross-validation (Kendall's tau of the out-of-fold predictions)
+        between the GATES predictor and :func:`fit_additive` on the cell's operation counts, made on the
+        first ``n_startup * 2**k`` told cells, so again each time the told cells double."""
         n = len(archs)
-        if j == 0 or n < 2 * MODEL_CHOICE_FOLDS:
+        if (j == 0 and self.expensive) or n < 2 * MODEL_CHOICE_FOLDS:
             return "gates"
         checkpoint = self.n_startup * 2 ** int(np.floor(np.log2(max(n / self.n_startup, 1.0))))
         checkpoint = min(checkpoint, n)
@@ -654,8 +667,8 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
         tau_gates, tau_additive = (float(np.nan_to_num(kendalltau(p, values)[0])) for p in (gates, additive))
         kind = "additive" if tau_additive > tau_gates else "gates"
         logger.info(
-            "objective %d: %s model (cross-validated Kendall tau on %d cells: GATES %.3f, additive %.3f)",
-            self.expensive[j],
+            "%s: %s model (cross-validated Kendall tau on %d cells: GATES %.3f, additive %.3f)",
+            f"objective {self.expensive[j]}" if j < len(self.expensive) else f"constraint {j - len(self.expensive)}",
             kind,
             checkpoint,
             tau_gates,
@@ -684,8 +697,12 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
             c_archs = [self._arch_of[k] for k in c_keys]
             c_told = np.array([np.mean(self._told_constraints[k], axis=0) for k in c_keys])
             for j, model in enumerate(self._constraint_models):
-                scores = model.score_candidates(c_archs, pool)
-                predicted = -rank_calibrate(scores[: len(c_archs)], -c_told[:, j], scores[len(c_archs) :])
+                if self._model_kind(len(self.expensive) + j, c_archs, -c_told[:, j]) == "additive":
+                    fit = fit_additive(self.space.op_counts(c_archs), c_told[:, j])
+                    predicted = fit(self.space.op_counts(pool))
+                else:
+                    scores = model.score_candidates(c_archs, pool)
+                    predicted = -rank_calibrate(scores[: len(c_archs)], -c_told[:, j], scores[len(c_archs) :])
                 violation = np.maximum(violation, predicted)
         return points, violation
 

@@ -226,6 +226,20 @@ def test_a_learned_objective_that_does_not_add_up_keeps_the_gates_predictor() ->
     assert s.objective_models == {0: "gates", 1: "gates"}
 
 
+def test_a_learned_constraint_that_adds_up_over_operations_gets_the_additive_model() -> None:
+    """A constrained single-objective search: the accuracy keeps GATES, the told cost bound (a sum over the
+    operations) is predicted by the additive model, exactly enough that no proposal breaks it."""
+    s = MultiObjectiveGatesSearcher(SPACE, directions=["maximize"], seed=0, **FAST)
+    assert s.constraint_models == []
+    proposals = []
+    while s.n_told < 20:
+        arch = s.ask()
+        proposals.append(arch)
+        s.tell(arch, accuracy(arch), constraints=[cost(arch) - 5.0])
+    assert s.objective_models == {0: "gates"} and s.constraint_models == ["additive"]
+    assert all(cost(a) <= 5.0 for a in proposals[FAST["n_startup"] + 1 :])
+
+
 def test_an_infeasible_cell_is_never_proposed_under_a_cheap_constraint() -> None:
     bound = 5.0  # about a third of the cells are feasible
 
