@@ -372,6 +372,21 @@ def test_optuna_two_objective_study_on_a_tiny_space_finds_the_exact_front() -> N
     assert sampler.searcher is not None and sampler.searcher.n_told == 36
 
 
+def test_optuna_a_cost_computed_in_the_objective_is_learned_with_the_additive_model() -> None:
+    """The cost is not declared cheap: the sampler learns it, and as it adds up over the operations the
+    cross-validation gives it the additive model, as it would in the core searcher."""
+    optuna = pytest.importorskip("optuna")
+    from gates_sampler.integrations.optuna import GatesSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = GatesSampler(SPACE, seed=0, **SAMPLER_FAST)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(lambda t: (accuracy(a := SPACE.suggest(t)), cost(a)), n_trials=16)
+    searcher = sampler.searcher
+    assert isinstance(searcher, MultiObjectiveGatesSearcher)
+    assert searcher.objective_models == {0: "gates", 1: "additive"}
+
+
 def test_optuna_cheap_constraint_is_never_violated_and_constraints_func_filters_best_trials() -> None:
     optuna = pytest.importorskip("optuna")
     from gates_sampler.integrations.optuna import GatesSampler
