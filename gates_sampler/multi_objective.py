@@ -11,8 +11,8 @@ occurs in each cell (:meth:`~gates_sampler.spaces.base.SearchSpace.op_counts`), 
 searches model latency by summing per-operation costs. Which of the two predicts it is decided by a
 cross-validation on the told cells (Kendall's tau of the out-of-fold predictions), made when
 ``n_startup`` cells are told and again each time the told cells double. The first learned objective
-(put the accuracy first in ``directions``) always keeps its GATES predictor. Learned constraints are
-chosen for the same way. Why: on NAS-Bench-201 a sum over operations ranks a measured latency better
+(put the accuracy first in ``directions``) always keeps its GATES predictor. The model of each learned
+constraint is chosen the same way. Why: on NAS-Bench-201 a sum over operations ranks a measured latency better
 from a few dozen cells than the GATES predictor does, and the search's loss against one given the
 latency exactly came mostly from that ranking (README, "Multi-objective search").
 
@@ -88,8 +88,6 @@ TOP_PICK_EVERY = 4
 RIDGE_STRENGTHS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 #: folds of the cross-validation that chooses the model of each learned objective after the first
 MODEL_CHOICE_FOLDS = 3
-#: what a learned objective after the first can be predicted with
-OBJECTIVE_MODELS = ("gates", "additive")
 
 
 # ----- Pareto utilities (every objective maximised) ------------------------------------------------
@@ -259,9 +257,7 @@ def rank_calibrate(told_scores: np.ndarray, told_values: np.ndarray, scores: np.
     return np.where(x < s[0], v[0] + (x - s[0]) * lo_slope, out)
 
 
-# ----- the searcher ----------------------------------------------------------------------------------
-
-
+# ----- the additive cost model -----------------------------------------------------------------------
 def fit_additive(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """A ridge regression of ``y`` on the features ``x`` (``n x f``) with an unpenalised intercept, the
     strength from :data:`RIDGE_STRENGTHS` by exact leave-one-out error; returns ``predict(x_new)``.
@@ -291,6 +287,7 @@ def fit_additive(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndar
     return predict
 
 
+# ----- the searcher ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MultiObservation(Observation):
     """One told result of a multi-objective search.
@@ -406,8 +403,8 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
         self._told_constraints: dict[str, list[np.ndarray]] = {}
         self._n_constraints: int | None = None
         self._mo_history: list[MultiObservation] = []
-        # (learned objective j, told cells it was chosen on) -> "gates" or "additive"; a function of the told
-        # cells, so a searcher rebuilt from a study chooses the same
+        # (learned quantity j: objectives, then constraints; told cells it was chosen on) -> "gates" or
+        # "additive"; a function of the told cells, so a searcher rebuilt from a study chooses the same
         self._model_choices: dict[tuple[int, int], str] = {}
         self.ask_seconds: list[float] = []
 
