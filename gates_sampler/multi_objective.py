@@ -12,9 +12,9 @@ searches model latency by summing per-operation costs. Which of the two predicts
 cross-validation on the told cells (Kendall's tau of the out-of-fold predictions), made when
 ``n_startup`` cells are told and again each time the told cells double. The first learned objective
 (put the accuracy first in ``directions``) always keeps its GATES predictor. The model of each learned
-constraint is chosen the same way. Why: on NAS-Bench-201 a sum over operations ranks a measured latency better
-from a few dozen cells than the GATES predictor does, and the search's loss against one given the
-latency exactly came mostly from that ranking (README, "Multi-objective search").
+constraint is chosen the same way. Why: on NAS-Bench-201 a sum over operations ranks a measured
+latency better from a few dozen cells than the GATES predictor does, and the search's loss against one
+given the latency exactly came mostly from that ranking (README, "Multi-objective search").
 
 The proposal rule. A predictor's score ranks cells but is not on the value scale, so each expensive
 objective's scores are mapped onto it by rank matching: the told cells' sorted scores are paired with
@@ -61,7 +61,7 @@ from gates_sampler.predictor import Predictor
 from gates_sampler.predictor.factory import ZeroShot
 from gates_sampler.searcher import GatesPredictorSearcher, SearchSettings
 from gates_sampler.spaces.base import Arch, SearchSpace, short_repr
-from gates_sampler.utils import check_rng_state
+from gates_sampler.utils import check_rng_state, kendall_tau
 
 logger = logging.getLogger("gates_sampler")
 
@@ -422,21 +422,19 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
     def objective_models(self) -> dict[int, str]:
         """What predicts each learned objective in the latest proposal: ``"gates"`` or ``"additive"`` (see
         the module docstring). Before the first guided proposal every learned objective reads ``"gates"``."""
-        out = {i: "gates" for i in self.expensive}
-        for (j, _), kind in sorted(self._model_choices.items()):
-            if j < len(self.expensive):
-                out[self.expensive[j]] = kind
-        return out
+        latest = self._latest_model_choices()
+        return {i: latest.get(j, "gates") for j, i in enumerate(self.expensive)}
 
     @property
     def constraint_models(self) -> list[str]:
         """What predicts each learned constraint (told with the results) in the latest proposal, as
         :attr:`objective_models` says for the objectives; empty before the first constraint is told."""
-        out = ["gates"] * len(self._constraint_models)
-        for (j, _), kind in sorted(self._model_choices.items()):
-            if j >= len(self.expensive):
-                out[j - len(self.expensive)] = kind
-        return out
+        latest = self._latest_model_choices()
+        return [latest.get(len(self.expensive) + c, "gates") for c in range(len(self._constraint_models))]
+
+    def _latest_model_choices(self) -> dict[int, str]:
+        """Learned quantity ``j`` -> the model chosen on the most told cells."""
+        return {j: kind for (j, _), kind in sorted(self._model_choices.items())}
 
     @property
     def history(self) -> list[MultiObservation]:  # type: ignore[override]
@@ -640,8 +638,6 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
         checkpoint = min(checkpoint, n)
         if (j, checkpoint) in self._model_choices:
             return self._model_choices[(j, checkpoint)]
-        from scipy.stats import kendalltau  # scipy is imported only when a cost model is chosen
-
         archs, values = archs[:checkpoint], values[:checkpoint]
         seq = [0 if self.seed is None else self.seed, j, checkpoint]
         fold = np.random.default_rng(np.random.SeedSequence(seq)).permutation(checkpoint) % MODEL_CHOICE_FOLDS
@@ -661,7 +657,7 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
                 model.tell(archs[i], float(values[i]))
             scores = model.score_candidates([archs[i] for i in train], [archs[i] for i in test])
             gates[test] = rank_calibrate(scores[: len(train)], values[train], scores[len(train) :])
-        tau_gates, tau_additive = (float(np.nan_to_num(kendalltau(p, values)[0])) for p in (gates, additive))
+        tau_gates, tau_additive = kendall_tau(values, gates), kendall_tau(values, additive)
         kind = "additive" if tau_additive > tau_gates else "gates"
         logger.info(
             "%s: %s model (cross-validated Kendall tau on %d cells: GATES %.3f, additive %.3f)",
@@ -674,6 +670,16 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
         self._model_choices[(j, checkpoint)] = kind
         return kind
 
+    def _learned_values(
+        self, j: int, model: GatesPredictorSearcher, archs: list[Arch], values: np.ndarray, pool: list[Arch]
+    ) -> np.ndarray:
+        """The ``j``-th learned quantity (maximised; ``values`` told for ``archs``) predicted for ``pool`` on
+        the value scale, by the model :meth:`_model_kind` chooses."""
+        if self._model_kind(j, archs, values) == "additive":
+            return fit_additive(self.space.op_counts(archs), values)(self.space.op_counts(pool))
+        scores = model.score_candidates(archs, pool)
+        return rank_calibrate(scores[: len(archs)], values, scores[len(archs) :])
+
     def _predicted_points(self, pool: list[Arch]) -> tuple[np.ndarray, np.ndarray]:
         """Predicted internal objective vectors of ``pool`` (exact for cheap objectives) and the predicted
         largest constraint value (``-inf`` without learned constraints)."""
@@ -683,23 +689,15 @@ class MultiObjectiveGatesSearcher(AskTellSearcher):
             points[:, i] = sign * np.array([float(fn(a)) for a in pool])
         archs, told = self.training_data()
         for j, (model, i) in enumerate(zip(self._models, self.expensive)):
-            if self._model_kind(j, archs, told[:, i]) == "additive":
-                points[:, i] = fit_additive(self.space.op_counts(archs), told[:, i])(self.space.op_counts(pool))
-            else:
-                scores = model.score_candidates(archs, pool)
-                points[:, i] = rank_calibrate(scores[: len(archs)], told[:, i], scores[len(archs) :])
+            points[:, i] = self._learned_values(j, model, archs, told[:, i], pool)
         violation = np.full(len(pool), -np.inf)
         if self._constraint_models:
             c_keys = list(self._told_constraints)
             c_archs = [self._arch_of[k] for k in c_keys]
             c_told = np.array([np.mean(self._told_constraints[k], axis=0) for k in c_keys])
             for j, model in enumerate(self._constraint_models):
-                if self._model_kind(len(self.expensive) + j, c_archs, -c_told[:, j]) == "additive":
-                    fit = fit_additive(self.space.op_counts(c_archs), c_told[:, j])
-                    predicted = fit(self.space.op_counts(pool))
-                else:
-                    scores = model.score_candidates(c_archs, pool)
-                    predicted = -rank_calibrate(scores[: len(c_archs)], -c_told[:, j], scores[len(c_archs) :])
+                # the constraint models learn -c (maximised: higher is more feasible)
+                predicted = -self._learned_values(len(self.expensive) + j, model, c_archs, -c_told[:, j], pool)
                 violation = np.maximum(violation, predicted)
         return points, violation
 

@@ -11,6 +11,7 @@ import pickle
 import re
 import tempfile
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -165,3 +166,29 @@ def check_rng_state(state: Any, what: str = "rng") -> dict[str, Any]:
     except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise ValueError(f"{what}: not a random generator state ({exc})") from None
     return state
+
+
+def check_ranking_pair(
+    true: Sequence[float] | np.ndarray, pred: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``true`` and ``pred`` as flat float arrays, or a ``ValueError`` when their lengths differ, there are
+    fewer than two, or a value is not finite: what a ranking metric needs."""
+    t = np.asarray(true, dtype=np.float64).ravel()
+    p = np.asarray(pred, dtype=np.float64).ravel()
+    if t.shape != p.shape:
+        raise ValueError(f"true and predicted values must have the same length, got {t.size} and {p.size}")
+    if t.size < 2:
+        raise ValueError(f"ranking metrics need at least 2 architectures, got {t.size}")
+    if not (np.isfinite(t).all() and np.isfinite(p).all()):
+        raise ValueError("true and predicted values must be finite")
+    return t, p
+
+
+def kendall_tau(true: Sequence[float] | np.ndarray, pred: Sequence[float] | np.ndarray) -> float:
+    """Kendall's tau-b between true values and predicted scores (both: higher is better); 0 when either
+    is constant."""
+    from scipy import stats  # imported when a ranking is measured, not with every module that needs utils
+
+    t, p = check_ranking_pair(true, pred)
+    tau = stats.kendalltau(t, p).statistic
+    return 0.0 if not np.isfinite(tau) else float(tau)

@@ -41,6 +41,7 @@ from scipy import stats
 from gates_sampler.predictor.model import Predictor
 from gates_sampler.spaces.base import Arch
 from gates_sampler.spaces.nb201 import NB201Space
+from gates_sampler.utils import check_ranking_pair, kendall_tau
 
 logger = logging.getLogger("gates_sampler")
 
@@ -161,31 +162,10 @@ ABLATION_VARIANTS: dict[str, tuple[bool, bool]] = {
 
 
 # ----- metrics ----------------------------------------------------------------------------------
-def _check_pair(
-    true: Sequence[float] | np.ndarray, pred: Sequence[float] | np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    t = np.asarray(true, dtype=np.float64).ravel()
-    p = np.asarray(pred, dtype=np.float64).ravel()
-    if t.shape != p.shape:
-        raise ValueError(f"true and predicted values must have the same length, got {t.size} and {p.size}")
-    if t.size < 2:
-        raise ValueError(f"ranking metrics need at least 2 architectures, got {t.size}")
-    if not (np.isfinite(t).all() and np.isfinite(p).all()):
-        raise ValueError("true and predicted values must be finite")
-    return t, p
-
-
 def _check_k(k: int, n: int) -> int:
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"K must be a positive int, got {k!r}")
     return min(int(k), n)
-
-
-def kendall_tau(true: Sequence[float] | np.ndarray, pred: Sequence[float] | np.ndarray) -> float:
-    """Kendall's tau-b between true values and predicted scores (both: higher is better)."""
-    t, p = _check_pair(true, pred)
-    tau = stats.kendalltau(t, p).statistic
-    return 0.0 if not np.isfinite(tau) else float(tau)
 
 
 def true_ranks(true: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -201,14 +181,14 @@ def _top_predicted(p: np.ndarray, k: int) -> np.ndarray:
 
 def n_at_k(true: Sequence[float] | np.ndarray, pred: Sequence[float] | np.ndarray, k: int) -> int:
     """N@K: the best true rank (1 = best) among the K architectures with the highest predicted score."""
-    t, p = _check_pair(true, pred)
+    t, p = check_ranking_pair(true, pred)
     k = _check_k(k, t.size)
     return int(true_ranks(t)[_top_predicted(p, k)].min())
 
 
 def precision_at_k(true: Sequence[float] | np.ndarray, pred: Sequence[float] | np.ndarray, k: int) -> float:
     """Precision@K: the fraction of the true top-K architectures among the predicted top-K."""
-    t, p = _check_pair(true, pred)
+    t, p = check_ranking_pair(true, pred)
     k = _check_k(k, t.size)
     true_top = set(np.argsort(-t, kind="stable")[:k].tolist())
     return len(true_top.intersection(_top_predicted(p, k).tolist())) / k
